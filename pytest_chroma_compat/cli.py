@@ -1,0 +1,154 @@
+"""The ``chroma-compat`` command.
+
+Imports stay inside the handlers so ``chroma-compat env ensure`` on a warm
+cache costs a process start and a few stats, not numpy and Hypothesis.
+Exit codes: 0 fine, 1 the upgrade is unsafe, 2 bad input or could not run,
+3 a bug in the harness (rerun with --debug for the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable, Sequence
+
+from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, CompatError
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _versions(raw: Sequence[str]) -> list[str]:
+    from . import releases
+
+    out: list[str] = []
+    for item in raw:
+        for part in item.split(","):
+            if part.strip():
+                out.append(releases.resolve(part))
+    return out
+
+
+# -- env ------------------------------------------------------------------------------------
+
+def cmd_env_ensure(args: argparse.Namespace) -> int:
+    import time
+
+    from . import envs
+
+    for version in _versions(args.versions):
+        started = time.monotonic()
+        env = envs.ensure(version, rebuild=args.rebuild, note=_say)
+        print(f"chromadb {env.version}\t{env.path}\t{time.monotonic() - started:.2f}s")
+    return EXIT_OK
+
+
+def cmd_env_list(args: argparse.Namespace) -> int:
+    from . import envs
+
+    found = envs.list_envs()
+    rows = [e.describe() if isinstance(e, envs.Environment) else {"error": str(e)} for e in found]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return EXIT_OK
+    if not rows:
+        print("no environments yet: `chroma-compat env ensure VERSION` builds one")
+    for row in rows:
+        if "error" in row:
+            print(f"corrupt\t{row['error']}")
+            continue
+        pins = ",".join(p["id"] for p in row["pins"]) or "-"
+        print(f"{row['version']}\tpy{row['python']}\t{row['size_bytes'] / 2**20:.0f} MiB\tpins:{pins}\t{row['path']}")
+    return EXIT_OK
+
+
+def cmd_env_prune(args: argparse.Namespace) -> int:
+    from . import envs
+
+    removed = envs.prune(args.older_than)
+    for path in removed:
+        print(f"removed {path}")
+    if not removed:
+        print("nothing to prune")
+    return EXIT_OK
+
+
+# -- releases -------------------------------------------------------------------------------
+
+def cmd_releases(args: argparse.Namespace) -> int:
+    from . import releases
+
+    if args.refresh:
+        n = releases.refresh()
+        _say(f"catalogue rewritten: {n} releases")
+    rows = releases.catalogue()
+    if args.json:
+        print(json.dumps([r.__dict__ for r in rows], indent=1))
+        return EXIT_OK
+    latest = set(releases.latest_per_minor())
+    for r in rows:
+        flags = " ".join(f for f, on in (("yanked", r.yanked), ("latest-of-minor", r.version in latest)) if on)
+        print(f"{r.version}\t{r.uploaded}\t{flags}".rstrip())
+    return EXIT_OK
+
+
+# -- wiring ---------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chroma-compat", description=__doc__.split("\n")[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    env = sub.add_parser("env", help="isolated environments, one per chromadb release")
+    env_sub = env.add_subparsers(dest="env_command", required=True)
+    ensure = env_sub.add_parser("ensure", help="install (or reuse) environments")
+    ensure.add_argument("versions", nargs="+", help="exact releases, a series like 0.5, or 'latest'")
+    ensure.add_argument("--rebuild", action="store_true", help="rebuild even if present")
+    ensure.set_defaults(handler=cmd_env_ensure)
+    lst = env_sub.add_parser("list", help="environments in the cache")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(handler=cmd_env_list)
+    prune = env_sub.add_parser("prune", help="remove outdated, corrupt or unused environments")
+    prune.add_argument("--older-than", type=float, metavar="DAYS", help="also remove those unused for DAYS")
+    prune.set_defaults(handler=cmd_env_prune)
+
+    rel = sub.add_parser("releases", help="the catalogue of chromadb releases")
+    rel.add_argument("--refresh", action="store_true", help="rewrite the catalogue from the package index")
+    rel.add_argument("--json", action="store_true")
+    rel.set_defaults(handler=cmd_releases)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except CompatError as exc:
+        if args.debug:
+            raise
+        _say(f"chroma-compat: error: {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _say("chroma-compat: interrupted")
+        return 130
+    except BrokenPipeError:  # `chroma-compat ... | head` closed the pipe: not an error
+        sys.stderr.close()
+        return EXIT_OK
+    except Exception as exc:  # a bug of ours: one line, the traceback on --debug
+        if args.debug:
+            raise
+        _say(f"chroma-compat: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,409 @@
+"""The host side of a release: its worker process and proxy client/collection objects.
+
+A ``Release`` owns at most one live worker (started lazily, restarted after a
+crash or timeout) so Hypothesis examples and pytest tests reuse one process
+per release. Proxies look like chromadb's objects but every call crosses the
+pipe; nothing of chromadb is imported in this process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+import weakref
+from pathlib import Path
+from queue import Empty, Queue
+from typing import Any, Iterator
+
+from . import envs, paths, releases
+from .errors import ChromaError, WorkerCrashed, WorkerTimeout
+from .worker import wire
+
+WORKER_MAIN = Path(__file__).with_name("worker") / "main.py"
+DEFAULT_TIMEOUT = 120.0
+START_TIMEOUT = 300.0  # the first import after a build compiles bytecode
+_LIVE: "weakref.WeakSet[Worker]" = weakref.WeakSet()
+
+
+class Worker:
+    """One process running one release; speaks the protocol in worker/wire.py."""
+
+    def __init__(self, env: envs.Environment, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.env = env
+        self.timeout = timeout
+        self.scratch = paths.scratch_dir() / f"{env.version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        (self.scratch / "cwd").mkdir(parents=True)
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=60)
+        self._replies: Queue = Queue()
+        self._next_id = 0
+        self._lock = threading.Lock()
+        self.dead: str | None = None
+        self.proc = subprocess.Popen(
+            [str(env.interpreter), "-u", str(WORKER_MAIN), "--adapter", env.family],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=self.scratch / "cwd", env=envs.hermetic_environ(self.scratch),
+            start_new_session=True,  # Ctrl-C on the host must not hit the release mid-write
+        )
+        self._threads = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        _LIVE.add(self)
+        self.info: dict = self.call("hello", timeout=START_TIMEOUT)
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._replies.put(line)
+        self._replies.put(None)
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        with open(self.scratch / "stderr.log", "ab") as log:
+            for line in self.proc.stderr:
+                log.write(line)
+                self._stderr_tail.append(line.decode("utf-8", "replace").rstrip())
+
+    def stderr_tail(self, lines: int = 20) -> str:
+        return "\n".join(list(self._stderr_tail)[-lines:])
+
+    def _fail(self, exc: Exception) -> Exception:
+        self.dead = str(exc)
+        self._kill()
+        return exc
+
+    def _kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.proc.kill()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def _describe_exit(self) -> tuple[str, int | None]:
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return "stopped answering", None
+        if code < 0:
+            try:
+                return f"was killed by {signal.Signals(-code).name}", code
+            except ValueError:
+                return f"was killed by signal {-code}", code
+        return f"exited with status {code}", code
+
+    def _send(self, op: str, args: dict) -> int:
+        if self.dead:
+            raise WorkerCrashed(f"chromadb {self.env.version} worker is gone: {self.dead}",
+                                returncode=self.proc.returncode, stderr_tail=self.stderr_tail())
+        self._next_id += 1
+        line = wire.dumps({"id": self._next_id, "op": op, "args": args}) + "\n"
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(line.encode("ascii"))
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self._raise_crash(op)
+        return self._next_id
+
+    def _raise_crash(self, op: str) -> None:
+        time.sleep(0.1)  # let the stderr reader catch the last words
+        how, code = self._describe_exit()
+        tail = self.stderr_tail()
+        raise self._fail(WorkerCrashed(
+            f"chromadb {self.env.version} worker {how} during {op!r}" + (f"; stderr: {tail.splitlines()[-1]}" if tail else ""),
+            returncode=code, stderr_tail=tail))
+
+    def _receive(self, rid: int, op: str, deadline: float) -> dict:
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                line = self._replies.get(timeout=max(remaining, 0.001))
+            except Empty:
+                seconds = self.timeout if deadline else 0
+                raise self._fail(WorkerTimeout(
+                    f"chromadb {self.env.version} worker did not answer {op!r} within {seconds:.0f} s; killed it",
+                    seconds=seconds, stderr_tail=self.stderr_tail())) from None
+            if line is None:
+                self._raise_crash(op)
+            msg = wire.loads(line)
+            if msg.get("id") == rid:
+                return msg
+
+    # -- calls ------------------------------------------------------------------------------
+    def call(self, op: str, timeout: float | None = None, **args: Any) -> Any:
+        """One request, one reply; a chromadb exception comes back as ChromaError."""
+        with self._lock:
+            limit = timeout or self.timeout
+            rid = self._send(op, args)
+            msg = self._receive(rid, op, time.monotonic() + limit)
+            while "chunk" in msg:
+                msg = self._receive(rid, op, time.monotonic() + limit)
+        if not msg.get("ok"):
+            raise ChromaError(op, msg.get("error") or {})
+        return _restore(msg.get("result"))
+
+    def stream(self, op: str, timeout: float | None = None, **args: Any) -> Iterator[Any]:
+        """A request answered by many chunks; yields each, then returns the final result."""
+        with self._lock:
+            limit = timeout or self.timeout
+            rid = self._send(op, args)
+            while True:
+                msg = self._receive(rid, op, time.monotonic() + limit)
+                if "chunk" in msg:
+                    yield _restore(msg["chunk"])
+                    continue
+                if not msg.get("ok"):
+                    raise ChromaError(op, msg.get("error") or {})
+                return _restore(msg.get("result"))
+
+    def close(self) -> None:
+        if self.proc.poll() is None and not self.dead:
+            try:
+                self.call("shutdown", timeout=30)
+            except Exception:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self._kill()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                stream and stream.close()
+            except OSError:
+                pass
+        self.dead = self.dead or "closed"
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        _LIVE.discard(self)
+
+
+def _restore(value: Any) -> Any:
+    """Turn packed arrays back into numpy arrays of the dtype the release returned."""
+    if isinstance(value, dict):
+        if wire.ND in value:
+            import numpy as np
+
+            return wire.unpack_ndarray(value, np)
+        return {k: _restore(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore(v) for v in value]
+    return value
+
+
+def _pack_vectors(values: Any) -> Any:
+    if values is None:
+        return None
+    import numpy as np
+
+    if isinstance(values, np.ndarray):
+        return wire.pack_ndarray(np.ascontiguousarray(values), "ndarray")
+    rows = list(values)
+    if rows and isinstance(rows[0], np.ndarray):
+        return wire.pack_ndarray(np.ascontiguousarray(np.stack(rows)), "ndarray")
+    return wire.pack_rows(rows, "float64", "list")
+
+
+@atexit.register
+def _close_all() -> None:
+    for worker in list(_LIVE):
+        worker.close()
+
+
+class Release:
+    """A chromadb release, installed in its own environment and driven through a worker.
+
+    >>> with Release("0.4.24").persistent(path) as client:
+    ...     client.create_collection("docs").add(ids=["a"], embeddings=[[0.1, 0.2]])
+    """
+
+    def __init__(self, version: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.version = releases.resolve(version)
+        self.timeout = timeout
+        self._env: envs.Environment | None = None
+        self._worker: Worker | None = None
+        self._finalizer = weakref.finalize(self, Release._stop, [None])
+
+    def __repr__(self) -> str:
+        return f"Release({self.version!r})"
+
+    @staticmethod
+    def _stop(box: list) -> None:
+        if box[0] is not None:
+            box[0].close()
+
+    @property
+    def env(self) -> envs.Environment:
+        if self._env is None:
+            self._env = envs.ensure(self.version)
+        return self._env
+
+    @property
+    def worker(self) -> Worker:
+        if self._worker is None or self._worker.dead:
+            self._worker = Worker(self.env, timeout=self.timeout)
+            self._finalizer.detach()
+            self._finalizer = weakref.finalize(self, Release._stop, [self._worker])
+        return self._worker
+
+    def info(self) -> dict:
+        return self.worker.info
+
+    def call(self, op: str, **args: Any) -> Any:
+        return self.worker.call(op, **args)
+
+    def persistent(self, path: str | os.PathLike, settings: dict | None = None) -> "Client":
+        return self._open("persistent", path=str(Path(path).resolve()), settings=settings)
+
+    def ephemeral(self, settings: dict | None = None) -> "Client":
+        return self._open("ephemeral", settings=settings)
+
+    def http(self, host: str = "127.0.0.1", port: int = 8000, headers: dict | None = None,
+             settings: dict | None = None) -> "Client":
+        return self._open("http", host=host, port=port, headers=headers, settings=settings)
+
+    def _open(self, kind: str, **args: Any) -> "Client":
+        worker = self.worker
+        handle = worker.call("open", kind=kind, **{k: v for k, v in args.items() if v is not None})["client"]
+        return Client(self, worker, handle, args.get("path"))
+
+    def run(self, target: str, client: "Client | None" = None, sys_path: list[str] | None = None,
+            **kwargs: Any) -> Any:
+        """Call ``module:function`` inside this release (with the client as first argument)."""
+        return self.worker.call("run", target=target, client=client.handle if client else None,
+                                sys_path=sys_path or [], kwargs=kwargs)
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    def __enter__(self) -> "Release":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Client:
+    """A client of one release, living in that release's worker."""
+
+    def __init__(self, release: Release, worker: Worker, handle: int, path: str | None) -> None:
+        self.release = release
+        self.worker = worker
+        self.handle = handle
+        self.path = path
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"<chromadb {self.release.version} client {self.path or ''}>"
+
+    def _call(self, op: str, **args: Any) -> Any:
+        return self.worker.call(op, client=self.handle, **args)
+
+    def create_collection(self, name: str, metadata: dict | None = None, get_or_create: bool = False) -> "Collection":
+        info = self._call("create_collection", name=name, metadata=metadata, get_or_create=get_or_create)
+        return Collection(self, info)
+
+    def get_or_create_collection(self, name: str, metadata: dict | None = None) -> "Collection":
+        return self.create_collection(name, metadata, get_or_create=True)
+
+    def get_collection(self, name: str) -> "Collection":
+        return Collection(self, self._call("get_collection", name=name))
+
+    def delete_collection(self, name: str) -> None:
+        self._call("delete_collection", name=name)
+
+    def list_collection_names(self) -> list[str]:
+        return self._call("list_collections")["names"]
+
+    def list_collections(self) -> dict:
+        """Names plus the type the release returned (``Collection`` or ``str``)."""
+        return self._call("list_collections")
+
+    def heartbeat(self) -> Any:
+        return self._call("heartbeat")
+
+    def reset(self) -> Any:
+        return self._call("reset")
+
+    def flush(self) -> None:
+        self._call("flush")
+
+    def close(self) -> None:
+        if not self.closed and not self.worker.dead:
+            self._call("close")
+        self.closed = True
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Collection:
+    def __init__(self, client: Client, info: dict) -> None:
+        self.client = client
+        self.name: str = info["name"]
+        self.id: str = info["id"]
+        self.metadata: dict | None = info.get("metadata")
+
+    def __repr__(self) -> str:
+        return f"<Collection {self.name!r} of chromadb {self.client.release.version}>"
+
+    def _call(self, op: str, **args: Any) -> Any:
+        return self.client._call(op, collection=self.name, **{k: v for k, v in args.items() if v is not None})
+
+    def add(self, ids: list[str], embeddings: Any = None, documents: list | None = None,
+            metadatas: list | None = None) -> None:
+        self._call("add", ids=ids, embeddings=_pack_vectors(embeddings), documents=documents, metadatas=metadatas)
+
+    def upsert(self, ids: list[str], embeddings: Any = None, documents: list | None = None,
+               metadatas: list | None = None) -> None:
+        self._call("upsert", ids=ids, embeddings=_pack_vectors(embeddings), documents=documents, metadatas=metadatas)
+
+    def update(self, ids: list[str], embeddings: Any = None, documents: list | None = None,
+               metadatas: list | None = None) -> None:
+        self._call("update", ids=ids, embeddings=_pack_vectors(embeddings), documents=documents, metadatas=metadatas)
+
+    def delete(self, ids: list[str] | None = None, where: dict | None = None, where_document: dict | None = None) -> Any:
+        return self._call("delete", ids=ids, where=where, where_document=where_document)
+
+    def get(self, ids: list[str] | None = None, where: dict | None = None, where_document: dict | None = None,
+            limit: int | None = None, offset: int | None = None, include: list[str] | None = None) -> dict:
+        return self._call("get", ids=ids, where=where, where_document=where_document, limit=limit,
+                          offset=offset, include=include)
+
+    def query(self, query_embeddings: Any, n_results: int = 10, where: dict | None = None,
+              where_document: dict | None = None, include: list[str] | None = None) -> dict:
+        return self._call("query", query_embeddings=_pack_vectors(query_embeddings), n_results=n_results,
+                          where=where, where_document=where_document, include=include)
+
+    def count(self) -> int:
+        return self._call("count")
+
+    def peek(self, limit: int = 10) -> dict:
+        return self._call("peek", limit=limit)
+
+    def modify(self, name: str | None = None, metadata: dict | None = None) -> None:
+        info = self._call("modify_collection", name=name, metadata=metadata)
+        self.name, self.metadata = info["name"], info.get("metadata")
+
+    def export(self, batch_size: int = 1000, include: list[str] | None = None) -> Iterator[dict]:
+        """Every record, streamed in pages: memory is bounded by one page, not the collection."""
+        return self.client.worker.stream("export", client=self.client.handle, collection=self.name,
+                                         batch_size=batch_size, include=include)

@@ -1,0 +1,322 @@
+"""Where releases are installed: one cached, locked, atomically built environment per release.
+
+Key: (chromadb version, Python X.Y, digest of the pin rules that apply), so a
+changed rule rebuilds only the releases it touches. An environment is built
+in a temporary directory and renamed into place under a cross-process lock:
+a reader sees either no environment or a complete one, and two concurrent
+``env ensure`` runs build it once. uv makes a reused environment cost a stat
+and a small JSON read; uv's cache keeps wheels built from source (0.3.29 and
+0.4.0 compile hnswlib), so a rebuild does not compile again. Without uv the
+stdlib ``venv`` and pip do the same job, slower.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import paths, pins, releases
+from .errors import CorruptEnvironment, InstallFailed
+
+MANIFEST = "chroma-compat-env.json"
+LAST_USED = "chroma-compat-last-used"
+BUILD_PREFIX = ".build-"
+
+
+def python_tag() -> str:
+    return "py" + ".".join(platform.python_version_tuple()[:2])
+
+
+@dataclass
+class Environment:
+    version: str
+    python: str
+    path: Path
+    key: str
+    pins: list[dict] = field(default_factory=list)
+    created: str = ""
+    installer: str = ""
+    build_seconds: float = 0.0
+    packages: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def interpreter(self) -> Path:
+        return self.path / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+    @property
+    def family(self) -> str:
+        return releases.family(self.version)
+
+    def size_bytes(self) -> int:
+        """Apparent size, each hard-linked file counted once (uv links from its cache)."""
+        seen: set[tuple[int, int]] = set()
+        total = 0
+        for root, _dirs, files in os.walk(self.path):
+            for name in files:
+                try:
+                    st = os.lstat(os.path.join(root, name))
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_size
+        return total
+
+    def last_used(self) -> float:
+        try:
+            return (self.path / LAST_USED).stat().st_mtime
+        except OSError:
+            return (self.path / MANIFEST).stat().st_mtime
+
+    def describe(self, with_size: bool = True) -> dict:
+        out = {
+            "version": self.version,
+            "python": self.python,
+            "path": str(self.path),
+            "key": self.key,
+            "pins": self.pins,
+            "created": self.created,
+            "installer": self.installer,
+            "build_seconds": round(self.build_seconds, 1),
+            "last_used": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.last_used())),
+        }
+        if with_size:
+            out["size_bytes"] = self.size_bytes()
+        return out
+
+
+def env_key(version: str, applied: list[pins.PinRule]) -> str:
+    return f"chromadb-{version}-{python_tag()}-{pins.digest(applied)}"
+
+
+def _read_manifest(path: Path) -> Environment:
+    manifest = path / MANIFEST
+    try:
+        data = json.loads(manifest.read_text())
+        data["path"] = Path(path)
+        env = Environment(**data)
+    except FileNotFoundError:
+        raise CorruptEnvironment(f"environment {path} has no {MANIFEST} (an interrupted build?)") from None
+    except (ValueError, TypeError) as exc:
+        raise CorruptEnvironment(f"environment {path} has an unreadable {MANIFEST}: {exc}") from None
+    if not env.interpreter.exists():
+        raise CorruptEnvironment(f"environment {path} has no interpreter at {env.interpreter}")
+    return env
+
+
+def _uv() -> str | None:
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except Exception:
+        return shutil.which("uv")
+
+
+def _run(cmd: list[str], what: str, env: dict | None = None) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise InstallFailed(f"{what}: {_last_error_line(proc.stderr or proc.stdout)}")
+    return proc.stdout
+
+
+def _last_error_line(text: str) -> str:
+    """The line of an installer's output that names the cause, not the stack."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    for marker in ("No solution found", "error:", "ERROR:", "Error:", "×", "╰─▶"):
+        hits = [ln for ln in lines if marker in ln]
+        if hits:
+            tail = [ln for ln in lines[lines.index(hits[0]):] if not ln.startswith("hint")]
+            return " ".join(tail)[:400]
+    return (lines[-1] if lines else "no output")[:400]
+
+
+def _install(target: Path, version: str, applied: list[pins.PinRule], note: Callable[[str], None]) -> tuple[str, dict]:
+    requirements = [f"chromadb=={version}"] + [req for r in applied for req in r.add]
+    constraints = [c for r in applied for c in r.constraints]
+    cfile = target.parent / f"{target.name}.constraints.txt"
+    cfile.write_text("\n".join(constraints) + "\n")
+    what = f"chromadb {version} cannot be installed on Python {platform.python_version()}"
+    try:
+        uv = _uv()
+        if uv:
+            _run([uv, "venv", "--quiet", "--relocatable", "--python", sys.executable, str(target)], what)
+            python = target / "bin" / "python"
+            _run([uv, "pip", "install", "--quiet", "--python", str(python), "-c", str(cfile), *requirements], what)
+            freeze = _run([uv, "pip", "freeze", "--python", str(python)], what)
+            installer = "uv " + _run([uv, "--version"], what).split()[1]
+        else:
+            note("uv is not available: building with venv + pip, which is several times slower")
+            _run([sys.executable, "-m", "venv", str(target)], what)
+            python = target / "bin" / "python"
+            _run([str(python), "-m", "pip", "install", "--quiet", "-c", str(cfile), *requirements], what)
+            freeze = _run([str(python), "-m", "pip", "freeze"], what)
+            installer = "pip"
+    finally:
+        cfile.unlink(missing_ok=True)
+    packages = dict(line.split("==", 1) for line in freeze.splitlines() if "==" in line)
+    return installer, packages
+
+
+def _check_import(python: Path, version: str) -> None:
+    """A release that installs but does not import is not an environment."""
+    with tempfile.TemporaryDirectory(prefix="import-check-", dir=paths.scratch_dir()) as scratch:
+        env = hermetic_environ(Path(scratch))
+        proc = subprocess.run([str(python), "-c", "import chromadb; print(chromadb.__version__)"],
+                              capture_output=True, text=True, cwd=scratch, env=env, timeout=300)
+    if proc.returncode != 0:
+        raise InstallFailed(f"chromadb {version} installed but does not import: {_last_error_line(proc.stderr)}")
+    got = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "?"
+    if got != version:
+        raise InstallFailed(f"chromadb {version} was requested but {got} was installed")
+
+
+def hermetic_environ(scratch: Path) -> dict[str, str]:
+    """An environment for release code that keeps it off the user's home and the network.
+
+    Paths are absolute: onnxruntime ignores a relative HOME and writes to the
+    account's real home. Telemetry is off by env var as well as by Settings.
+    """
+    home = scratch / "home"
+    for sub in ("", ".cache", ".config", ".local/share"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    keep = {k: v for k, v in os.environ.items()
+            if not k.startswith(("PYTHON", "VIRTUAL_ENV", "CHROMA_", "UV_", "CONDA", "PIP_"))
+            and k not in ("HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "__PYVENV_LAUNCHER__")}
+    keep.update({
+        "HOME": str(home.resolve()),
+        "XDG_CACHE_HOME": str((home / ".cache").resolve()),
+        "XDG_CONFIG_HOME": str((home / ".config").resolve()),
+        "XDG_DATA_HOME": str((home / ".local/share").resolve()),
+        "ANONYMIZED_TELEMETRY": "False",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    })
+    return keep
+
+
+def _lock(key: str):
+    from filelock import FileLock
+
+    return FileLock(str(paths.locks_dir() / f"{key}.lock"))
+
+
+def find(version: str) -> Environment | None:
+    """The ready environment for a release, or None; never builds."""
+    applied = pins.for_version(version)
+    path = paths.envs_dir() / env_key(version, applied)
+    if not path.exists():
+        return None
+    return _read_manifest(path)
+
+
+def ensure(version: str, *, rebuild: bool = False, note: Callable[[str], None] = lambda s: None) -> Environment:
+    """Return the environment for an exact release, building it once if needed."""
+    releases.lookup(version)  # unknown and yanked releases stop here
+    releases.family(version)
+    applied = pins.for_version(version)
+    key = env_key(version, applied)
+    final = paths.envs_dir() / key
+    if final.exists() and not rebuild:
+        env = _read_manifest(final)  # a corrupt env is an error, not a silent rebuild
+        _touch(env)
+        return env
+    with _lock(key):
+        if final.exists():
+            if not rebuild:
+                env = _read_manifest(final)  # built by a concurrent run while we waited
+                _touch(env)
+                return env
+            _discard(final)
+        note(f"building an environment for chromadb {version} ({', '.join(r.id for r in applied) or 'no pins'})")
+        started = time.monotonic()
+        build = final.parent / f"{BUILD_PREFIX}{key}-{uuid.uuid4().hex[:8]}"
+        try:
+            installer, packages = _install(build, version, applied, note)
+            _check_import(build / "bin" / "python", version)
+            env = Environment(
+                version=version,
+                python=platform.python_version(),
+                path=final,
+                key=key,
+                pins=[{"id": r.id, "constraints": list(r.constraints), "add": list(r.add)} for r in applied],
+                created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                installer=installer,
+                build_seconds=time.monotonic() - started,
+                packages=packages,
+            )
+            data = asdict(env)
+            data.pop("path")
+            (build / MANIFEST).write_text(json.dumps(data, indent=1))
+            os.rename(build, final)
+        finally:
+            if build.exists():
+                shutil.rmtree(build, ignore_errors=True)
+        _touch(env)
+        return env
+
+
+def _touch(env: Environment) -> None:
+    try:
+        (env.path / LAST_USED).touch()
+    except OSError:
+        pass
+
+
+def _discard(path: Path) -> None:
+    """Rename first so no reader ever sees a half-deleted environment."""
+    trash = path.parent / f"{BUILD_PREFIX}trash-{path.name}-{uuid.uuid4().hex[:8]}"
+    os.rename(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def list_envs() -> list[Environment | CorruptEnvironment]:
+    out: list[Environment | CorruptEnvironment] = []
+    for path in sorted(paths.envs_dir().iterdir()):
+        if path.name.startswith(BUILD_PREFIX) or not path.is_dir():
+            continue
+        try:
+            out.append(_read_manifest(path))
+        except CorruptEnvironment as exc:
+            out.append(exc)
+    return out
+
+
+def prune(older_than_days: float | None = None) -> list[str]:
+    """Remove leftovers of interrupted builds, corrupt and outdated environments,
+    and, with ``older_than_days``, environments not used for that long."""
+    removed: list[str] = []
+    now = time.time()
+    for path in sorted(paths.envs_dir().iterdir()):
+        if path.name.startswith(BUILD_PREFIX):
+            if now - path.stat().st_mtime > 3600:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(str(path))
+            continue
+        with _lock(path.name):
+            if not path.exists():
+                continue
+            try:
+                env = _read_manifest(path)
+                outdated = env.key != env_key(env.version, pins.for_version(env.version))
+                stale = older_than_days is not None and now - env.last_used() > older_than_days * 86400
+                if not (outdated or stale):
+                    continue
+            except CorruptEnvironment:
+                pass
+            _discard(path)
+            removed.append(str(path))
+    return removed

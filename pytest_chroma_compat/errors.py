@@ -1,0 +1,76 @@
+"""One family of errors, each knowing the exit code the CLI gives it.
+
+Exit codes (documented in the README): 0 fine, 1 the upgrade is unsafe,
+2 the harness could not do what was asked (bad input, install failure),
+3 a bug in the harness itself.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_UNSAFE = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+
+
+class CompatError(Exception):
+    """Anything the user can fix or must know; printed as one line."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class UnknownRelease(CompatError):
+    pass
+
+
+class YankedRelease(CompatError):
+    pass
+
+
+class InstallFailed(CompatError):
+    pass
+
+
+class CorruptEnvironment(CompatError):
+    pass
+
+
+class WorkerError(CompatError):
+    """The worker process itself failed (not chromadb inside it)."""
+
+    def __init__(self, message: str, *, stderr_tail: str = "") -> None:
+        super().__init__(message)
+        self.stderr_tail = stderr_tail
+
+
+class WorkerCrashed(WorkerError):
+    def __init__(self, message: str, *, returncode: int | None, stderr_tail: str = "") -> None:
+        super().__init__(message, stderr_tail=stderr_tail)
+        self.returncode = returncode
+
+
+class WorkerTimeout(WorkerError):
+    def __init__(self, message: str, *, seconds: float, stderr_tail: str = "") -> None:
+        super().__init__(message, stderr_tail=stderr_tail)
+        self.seconds = seconds
+
+
+class ChromaError(Exception):
+    """An exception raised by chromadb inside a worker, carried across the pipe.
+
+    ``base_exception`` is true for BaseExceptions such as the 1.x Rust core's
+    ``pyo3_runtime.PanicException``: a panic, not an ordinary error.
+    """
+
+    def __init__(self, op: str, error: dict) -> None:
+        self.op = op
+        self.type: str = error.get("type", "Exception")
+        self.module: str = error.get("module", "")
+        self.message: str = error.get("message", "")
+        self.traceback: str = error.get("traceback", "")
+        self.base_exception: bool = bool(error.get("base_exception"))
+        super().__init__(f"{self.qualified_type}: {self.message}")
+
+    @property
+    def qualified_type(self) -> str:
+        return f"{self.module}.{self.type}" if self.module and self.module != "builtins" else self.type

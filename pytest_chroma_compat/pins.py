@@ -1,0 +1,64 @@
+"""Pin rules: what a release needs beside ``chromadb==X`` to install and work on this Python.
+
+The rules are data (pins.toml), one per problem, each keyed by a version
+specifier and carrying the error it prevents, so a reader can check why a pin
+exists and a sweep (``nox -s sweep``) can show it is still needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from .releases import _load_toml
+
+TABLE = Path(__file__).with_name("pins.toml")
+
+
+@dataclass(frozen=True)
+class PinRule:
+    id: str
+    versions: str
+    constraints: tuple[str, ...]
+    prevents: str
+    python: str = ""
+    add: tuple[str, ...] = field(default_factory=tuple)
+
+    def applies(self, version: str, python: str | None = None) -> bool:
+        from packaging.specifiers import SpecifierSet
+
+        if version not in SpecifierSet(self.versions):
+            return False
+        if self.python:
+            return (python or platform.python_version()) in SpecifierSet(self.python)
+        return True
+
+
+@lru_cache(maxsize=1)
+def rules() -> tuple[PinRule, ...]:
+    table = _load_toml(TABLE).get("rule", [])
+    return tuple(
+        PinRule(
+            id=row["id"],
+            versions=row["versions"],
+            constraints=tuple(row.get("constraints", ())),
+            add=tuple(row.get("add", ())),
+            prevents=row["prevents"],
+            python=row.get("python", ""),
+        )
+        for row in table
+    )
+
+
+def for_version(version: str, python: str | None = None) -> list[PinRule]:
+    return [r for r in rules() if r.applies(version, python)]
+
+
+def digest(applied: list[PinRule]) -> str:
+    """Part of an environment's cache key: a change to a rule that applies rebuilds the env."""
+    payload = json.dumps([[r.id, r.versions, r.constraints, r.add, r.python] for r in applied])
+    return hashlib.sha256(payload.encode()).hexdigest()[:10]

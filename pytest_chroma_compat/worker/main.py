@@ -1,0 +1,389 @@
+"""The worker: runs inside one release's environment and serves the host over stdin/stdout.
+
+Run as ``<env>/bin/python main.py --adapter NAME``. Stdlib only (plus what the
+release itself brings), because nothing of ours is installed in the env.
+
+Why it is built this way:
+- chromadb and native code print to stdout; the protocol gets a private
+  duplicate of fd 1 and fd 1 itself is pointed at stderr, so no stray print
+  can corrupt a reply.
+- Every failure inside a call, ``BaseException`` included (the 1.x Rust core
+  raises ``pyo3_runtime.PanicException``), becomes a structured error reply and
+  the loop keeps serving. Timeouts and crashes are the host's job: it kills
+  the process group and reports the exit status and the tail of stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, _HERE)
+import adapters  # noqa: E402
+import wire  # noqa: E402
+
+sys.path.remove(_HERE)  # our file names must not shadow the release's modules
+del sys.modules["adapters"], sys.modules["wire"]
+
+OPS: dict[str, Callable[..., Any]] = {}
+STREAM_OPS: set[str] = set()
+
+
+def op(name: str, stream: bool = False) -> Callable:
+    def register(fn: Callable) -> Callable:
+        OPS[name] = fn
+        if stream:
+            STREAM_OPS.add(name)
+        return fn
+
+    return register
+
+
+def _drop_none(**kwargs: Any) -> dict:
+    """Releases differ in their defaults; only pass what the caller set."""
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def _vectors(value: Any) -> Any:
+    if isinstance(value, dict) and wire.ND in value:
+        return wire.unpack_rows(value)
+    return value
+
+
+class State:
+    def __init__(self, adapter_name: str) -> None:
+        self.adapter_name = adapter_name
+        self._adapter: Any = None
+        self.clients: dict[int, Any] = {}
+        self.collections: dict[tuple[int, str], Any] = {}
+        self.next_client = 1
+
+    @property
+    def adapter(self) -> Any:
+        if self._adapter is None:
+            self._adapter = adapters.load(self.adapter_name)
+        return self._adapter
+
+    def client(self, handle: int) -> Any:
+        try:
+            return self.clients[handle]
+        except KeyError:
+            raise LookupError(f"no open client with handle {handle}") from None
+
+    def collection(self, handle: int, name: str) -> Any:
+        key = (handle, name)
+        if key not in self.collections:
+            self.collections[key] = self.adapter.get_collection(self.client(handle), name)
+        return self.collections[key]
+
+    def forget(self, handle: int, name: str | None = None) -> None:
+        for key in [k for k in self.collections if k[0] == handle and (name is None or k[1] == name)]:
+            del self.collections[key]
+
+
+def _info(col: Any) -> dict:
+    return {"name": col.name, "id": str(col.id), "metadata": wire.to_jsonable(col.metadata)}
+
+
+def _result(res: Any, nested: bool) -> dict:
+    out = {}
+    for key, value in dict(res).items():
+        if key == "embeddings" and value is not None:
+            out[key] = [wire.pack_embeddings(v) for v in value] if nested else wire.pack_embeddings(value)
+        elif key in ("data", "uris") and value is None:
+            out[key] = None
+        else:
+            out[key] = wire.to_jsonable(value)
+    out["_types"] = {k: type(v).__name__ for k, v in dict(res).items()}
+    return out
+
+
+# -- process and release info ---------------------------------------------------------
+
+@op("hello")
+def hello(state: State) -> dict:
+    started = time.perf_counter()
+    import chromadb  # type: ignore
+
+    info = {
+        "protocol": wire.PROTOCOL_VERSION,
+        "chromadb": getattr(chromadb, "__version__", "unknown"),
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "pid": os.getpid(),
+        "adapter": state.adapter_name,
+        "import_seconds": time.perf_counter() - started,
+    }
+    for module in ("numpy", "sqlite3", "pydantic", "hnswlib", "duckdb"):
+        try:
+            mod = importlib.import_module(module)
+            info[module] = getattr(mod, "sqlite_version", None) or getattr(mod, "__version__", "?")
+        except Exception:
+            info[module] = None
+    return info
+
+
+@op("ping")
+def ping(state: State) -> str:
+    return "pong"
+
+
+# -- clients ----------------------------------------------------------------------------
+
+@op("open")
+def open_client(state: State, kind: str, path: str | None = None, host: str = "127.0.0.1",
+                port: int = 8000, settings: dict | None = None, headers: dict | None = None) -> dict:
+    if kind == "persistent":
+        client = state.adapter.persistent(path, settings)
+    elif kind == "ephemeral":
+        client = state.adapter.ephemeral(settings)
+    elif kind == "http":
+        client = state.adapter.http(host, port, settings, headers)
+    else:
+        raise ValueError(f"unknown client kind {kind!r}")
+    handle = state.next_client
+    state.next_client += 1
+    state.clients[handle] = client
+    return {"client": handle}
+
+
+@op("close")
+def close_client(state: State, client: int) -> None:
+    obj = state.clients.pop(client, None)
+    state.forget(client)
+    if obj is not None:
+        state.adapter.close(obj)
+
+
+@op("flush")
+def flush(state: State, client: int) -> None:
+    state.adapter.flush(state.client(client))
+
+
+@op("reset")
+def reset(state: State, client: int) -> Any:
+    state.forget(client)
+    return wire.to_jsonable(state.client(client).reset())
+
+
+@op("heartbeat")
+def heartbeat(state: State, client: int) -> Any:
+    return wire.to_jsonable(state.client(client).heartbeat())
+
+
+@op("list_collections")
+def list_collections(state: State, client: int) -> dict:
+    names, returned = state.adapter.collection_names(state.client(client))
+    return {"names": names, "returned": returned}
+
+
+@op("create_collection")
+def create_collection(state: State, client: int, name: str, metadata: dict | None = None,
+                      get_or_create: bool = False) -> dict:
+    col = state.adapter.create_collection(state.client(client), name, metadata, get_or_create)
+    state.collections[(client, name)] = col
+    return _info(col)
+
+
+@op("get_collection")
+def get_collection(state: State, client: int, name: str) -> dict:
+    state.forget(client, name)
+    return _info(state.collection(client, name))
+
+
+@op("delete_collection")
+def delete_collection(state: State, client: int, name: str) -> None:
+    state.forget(client, name)
+    state.client(client).delete_collection(name=name)
+
+
+@op("modify_collection")
+def modify_collection(state: State, client: int, collection: str, name: str | None = None,
+                      metadata: dict | None = None) -> dict:
+    col = state.collection(client, collection)
+    col.modify(**_drop_none(name=name, metadata=metadata))
+    state.forget(client, collection)
+    return _info(col)
+
+
+# -- records ----------------------------------------------------------------------------
+
+def _write(method: str) -> Callable:
+    def write(state: State, client: int, collection: str, ids: list, embeddings: Any = None,
+              documents: list | None = None, metadatas: list | None = None) -> None:
+        col = state.collection(client, collection)
+        getattr(col, method)(**_drop_none(ids=ids, embeddings=_vectors(embeddings),
+                                          documents=documents, metadatas=metadatas))
+
+    return write
+
+
+for _name in ("add", "upsert", "update"):
+    op(_name)(_write(_name))
+
+
+@op("delete")
+def delete(state: State, client: int, collection: str, ids: list | None = None,
+           where: dict | None = None, where_document: dict | None = None) -> Any:
+    col = state.collection(client, collection)
+    return wire.to_jsonable(col.delete(**_drop_none(ids=ids, where=where, where_document=where_document)))
+
+
+@op("get")
+def get(state: State, client: int, collection: str, ids: list | None = None, where: dict | None = None,
+        where_document: dict | None = None, limit: int | None = None, offset: int | None = None,
+        include: list | None = None) -> dict:
+    col = state.collection(client, collection)
+    res = col.get(**_drop_none(ids=ids, where=where, where_document=where_document, limit=limit,
+                               offset=offset, include=include))
+    return _result(res, nested=False)
+
+
+@op("query")
+def query(state: State, client: int, collection: str, query_embeddings: Any, n_results: int = 10,
+          where: dict | None = None, where_document: dict | None = None, include: list | None = None) -> dict:
+    col = state.collection(client, collection)
+    res = col.query(**_drop_none(query_embeddings=_vectors(query_embeddings), n_results=n_results,
+                                 where=where, where_document=where_document, include=include))
+    return _result(res, nested=True)
+
+
+@op("count")
+def count(state: State, client: int, collection: str) -> int:
+    return state.collection(client, collection).count()
+
+
+@op("peek")
+def peek(state: State, client: int, collection: str, limit: int = 10) -> dict:
+    return _result(state.collection(client, collection).peek(limit=limit), nested=False)
+
+
+@op("export", stream=True)
+def export(state: State, emit: Callable, client: int, collection: str, batch_size: int = 1000,
+           include: list | None = None) -> dict:
+    """Stream a whole collection in pages of ``batch_size``; memory stays bounded by one page."""
+    col = state.collection(client, collection)
+    include = include or ["embeddings", "documents", "metadatas"]
+    total = col.count()
+    offset = batches = 0
+    while offset < total:
+        res = col.get(limit=batch_size, offset=offset, include=include)
+        if not res["ids"]:
+            break
+        emit(_result(res, nested=False))
+        offset += len(res["ids"])
+        batches += 1
+    return {"records": offset, "batches": batches, "count": total, "info": _info(col)}
+
+
+# -- user code, probes, test hooks ---------------------------------------------------------
+
+@op("run")
+def run(state: State, target: str, client: int | None = None, sys_path: list | None = None,
+        kwargs: dict | None = None) -> Any:
+    """Call ``module:function`` inside this release, e.g. a user's seed function."""
+    for entry in reversed(sys_path or []):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    module_name, _, attr = target.partition(":")
+    fn: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        fn = getattr(fn, part)
+    args = (state.client(client),) if client is not None else ()
+    return wire.to_jsonable(fn(*args, **(kwargs or {})))
+
+
+@op("debug")
+def debug(state: State, action: str, seconds: float = 0.0, message: str = "") -> Any:
+    """Failure modes the host must survive, reproduced on demand for its tests."""
+    if action == "sleep":
+        time.sleep(seconds)
+        return "slept"
+    if action == "abort":
+        os.abort()
+    if action == "exit":
+        os._exit(int(seconds))
+    if action == "print":
+        print(message)  # goes to stderr: the protocol channel is private
+        os.write(1, (message + "\n").encode())
+        return "printed"
+    if action == "raise_base":
+        panic = type("PanicException", (BaseException,), {"__module__": "pyo3_runtime"})
+        raise panic(message or "explicit panic")
+    if action == "raise":
+        raise ValueError(message or "explicit error")
+    raise ValueError(f"unknown debug action {action!r}")
+
+
+# -- the loop -----------------------------------------------------------------------------
+
+def _error(exc: BaseException) -> dict:
+    tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return {
+        "type": type(exc).__name__,
+        "module": type(exc).__module__,
+        "message": str(exc),
+        "traceback": "".join(tb)[-4000:],
+        "base_exception": not isinstance(exc, Exception),
+    }
+
+
+def serve(adapter_name: str) -> int:
+    channel = os.fdopen(os.dup(1), "w", encoding="ascii", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    state = State(adapter_name)
+
+    def send(message: dict) -> None:
+        channel.write(wire.dumps(message) + "\n")
+        channel.flush()
+
+    for raw in sys.stdin.buffer:
+        if not raw.strip():
+            continue
+        try:
+            request = wire.loads(raw.decode("utf-8"))
+        except ValueError as exc:
+            send({"id": None, "ok": False, "error": _error(exc)})
+            continue
+        rid, name, args = request.get("id"), request.get("op"), request.get("args") or {}
+        if name == "shutdown":
+            for handle in list(state.clients):
+                try:
+                    close_client(state, handle)
+                except BaseException:
+                    pass
+            send({"id": rid, "ok": True, "result": None})
+            return 0
+        try:
+            fn = OPS[name]
+        except KeyError:
+            send({"id": rid, "ok": False, "error": _error(LookupError(f"unknown op {name!r}"))})
+            continue
+        try:
+            if name in STREAM_OPS:
+                result = fn(state, lambda chunk: send({"id": rid, "chunk": chunk}), **args)
+            else:
+                result = fn(state, **args)
+            send({"id": rid, "ok": True, "result": result})
+        except SystemExit:
+            raise
+        except BaseException as exc:  # PanicException is a BaseException
+            send({"id": rid, "ok": False, "error": _error(exc)})
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--adapter", required=True, choices=sorted(adapters.FAMILIES))
+    return serve(parser.parse_args().adapter)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
