@@ -94,6 +94,29 @@ def cmd_releases(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- sweep --------------------------------------------------------------------------------
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from . import releases, sweep
+
+    versions = releases.select(args.versions)
+    if not versions:
+        raise CompatError(f"no release in the catalogue matches {args.versions!r}")
+
+    def show(res: "sweep.SweepResult") -> None:
+        status = "ok" if res.ok else f"FAIL at {res.stage}: {res.error}"
+        print(f"{res.version}\t{','.join(res.pins) or '-'}\t{res.seconds}s\t{status}", flush=True)
+
+    results = sweep.sweep(versions, ignore_pins=args.without_pins, progress=show)
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps([sweep.as_dict(r) for r in results], indent=1) + "\n")
+    failed = [r.version for r in results if not r.ok]
+    _say(f"{len(results) - len(failed)} of {len(results)} releases work" + (f"; failing: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else EXIT_OK
+
+
 # -- wiring ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     rel.add_argument("--refresh", action="store_true", help="rewrite the catalogue from the package index")
     rel.add_argument("--json", action="store_true")
     rel.set_defaults(handler=cmd_releases)
+
+    sw = sub.add_parser("sweep", help="install every release in a range and drive each through a worker")
+    sw.add_argument("--versions", default=">=0.4.0", help="PEP 440 range over releases (default: >=0.4.0)")
+    sw.add_argument("--without-pins", action="store_true", help="ignore pins.toml, to see what each rule prevents")
+    sw.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    sw.set_defaults(handler=cmd_sweep)
 
     for register in _EXTRA_COMMANDS:
         register(sub)

@@ -214,20 +214,29 @@ def _lock(key: str):
     return FileLock(str(paths.locks_dir() / f"{key}.lock"))
 
 
-def find(version: str) -> Environment | None:
+def _applied(version: str, ignore_pins: bool) -> list[pins.PinRule]:
+    return [] if ignore_pins else pins.for_version(version)
+
+
+def find(version: str, ignore_pins: bool = False) -> Environment | None:
     """The ready environment for a release, or None; never builds."""
-    applied = pins.for_version(version)
+    applied = _applied(version, ignore_pins)
     path = paths.envs_dir() / env_key(version, applied)
     if not path.exists():
         return None
     return _read_manifest(path)
 
 
-def ensure(version: str, *, rebuild: bool = False, note: Callable[[str], None] = lambda s: None) -> Environment:
-    """Return the environment for an exact release, building it once if needed."""
+def ensure(version: str, *, rebuild: bool = False, ignore_pins: bool = False,
+           note: Callable[[str], None] = lambda s: None) -> Environment:
+    """Return the environment for an exact release, building it once if needed.
+
+    ``ignore_pins`` builds the release as a plain resolver would (its own
+    cache key): the sweep uses it to show that each pin rule is still needed.
+    """
     releases.lookup(version)  # unknown and yanked releases stop here
     releases.family(version)
-    applied = pins.for_version(version)
+    applied = _applied(version, ignore_pins)
     key = env_key(version, applied)
     final = paths.envs_dir() / key
     if final.exists() and not rebuild:
@@ -311,7 +320,8 @@ def prune(older_than_days: float | None = None) -> list[str]:
                 continue
             try:
                 env = _read_manifest(path)
-                outdated = env.key != env_key(env.version, pins.for_version(env.version))
+                outdated = env.key not in (env_key(env.version, pins.for_version(env.version)),
+                                           env_key(env.version, []))
                 stale = older_than_days is not None and now - env.last_used() > older_than_days * 86400
                 if not (outdated or stale):
                     continue
