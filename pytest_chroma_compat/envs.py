@@ -240,7 +240,10 @@ def ensure(version: str, *, rebuild: bool = False, ignore_pins: bool = False,
     key = env_key(version, applied)
     final = paths.envs_dir() / key
     if final.exists() and not rebuild:
-        env = _read_manifest(final)  # a corrupt env is an error, not a silent rebuild
+        try:
+            env = _read_manifest(final)  # a corrupt env is an error, not a silent rebuild
+        except CorruptEnvironment as exc:
+            raise CorruptEnvironment(f"{exc}; run `chroma-compat env ensure --rebuild {version}`") from None
         _touch(env)
         return env
     with _lock(key):

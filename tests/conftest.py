@@ -1,0 +1,28 @@
+"""Shared fixtures: real releases only. Environments live in the normal cache
+(so CI reuses them between runs); tests that break environments on purpose
+get a private CHROMA_COMPAT_HOME."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# The releases the default run exercises: one 0.4.x that needs a pin, one 0.6, one 1.x.
+OLD, MID, NEW = "0.4.24", "0.6.3", "1.5.9"
+
+
+@pytest.fixture
+def private_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "compat-home"
+    monkeypatch.setenv("CHROMA_COMPAT_HOME", str(home))
+    return home
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """The real command, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "pytest_chroma_compat", *args], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=timeout)

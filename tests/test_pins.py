@@ -1,0 +1,14 @@
+from pytest_chroma_compat import pins
+
+
+def test_every_rule_says_what_it_prevents():
+    assert pins.rules()
+    for rule in pins.rules():
+        assert rule.prevents and (rule.constraints or rule.add), rule.id
+
+
+def test_rules_apply_by_range_and_change_the_cache_key():
+    old = pins.for_version("0.4.24")
+    assert "numpy-1" in {r.id for r in old}
+    assert pins.for_version("1.5.9") == []
+    assert pins.digest(old) != pins.digest([])
