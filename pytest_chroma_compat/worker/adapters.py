@@ -8,7 +8,6 @@ never by parsing version strings. Stdlib only: this runs inside a release's env.
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 HERMETIC_SETTINGS = {"anonymized_telemetry": False, "allow_reset": True}
@@ -63,7 +62,6 @@ class SqliteFamily:
             if isinstance(cache, dict):
                 for key in [k for k, v in cache.items() if v is system]:
                     del cache[key]
-        gc.collect()
 
     def embedding_function(self) -> Any:
         return None
@@ -116,12 +114,13 @@ class DuckdbParquetFamily(SqliteFamily):
         return self.Settings(**values)
 
     def flush(self, client: Any) -> None:
-        if hasattr(client, "persist"):
-            client.persist()
+        settings = getattr(client, "_settings", None) or getattr(client, "settings", None)
+        if hasattr(client, "persist") and getattr(settings, "persist_directory", None) and \
+                getattr(settings, "chroma_db_impl", "") == "duckdb+parquet":
+            client.persist()  # an in-memory 0.3 client refuses persist()
 
     def close(self, client: Any) -> None:
         self.flush(client)
-        gc.collect()
 
     def embedding_function(self) -> Any:
         # 0.3 replaces None with a sentence-transformers model: hand it one that refuses

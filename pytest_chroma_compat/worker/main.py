@@ -282,6 +282,99 @@ def export(state: State, emit: Callable, client: int, collection: str, batch_siz
     return {"records": offset, "batches": batches, "count": total, "info": _info(col)}
 
 
+# -- capabilities: measured on the live release, never assumed ----------------------------
+
+METADATA_CANDIDATES = {
+    "str": "s", "empty_str": "", "int": 7, "float": 1.5, "bool": True, "none": None,
+    "list_str": ["a", "b"], "list_int": [1, 2], "list_float": [1.5], "list_bool": [True], "empty_list": [],
+}
+
+
+def _classify(sent: Any, got: Any) -> str:
+    if isinstance(got, dict) and "k" in got:
+        got = got["k"]
+    elif isinstance(got, dict) or got is None:
+        return "dropped"
+    if type(got) is type(sent) and got == sent:
+        return "kept"
+    return f"changed:{type(got).__name__}"
+
+
+@op("capabilities")
+def capabilities(state: State, collection_settings: dict | None = None) -> dict:
+    """Which metadata value types, filters and collection settings this release accepts.
+
+    Each probe runs on a fresh collection of an in-memory client; the answer
+    is what the release did, whatever its documentation says.
+    """
+    import tempfile
+
+    # persistent, in the worker's scratch cwd: some settings (hnsw:batch_size) exist only there
+    store = tempfile.mkdtemp(prefix="capability-probe-", dir=os.getcwd())
+    client = state.adapter.persistent(store, None)
+    out: dict = {"metadata": {}, "operators": {}, "collection_metadata": {}}
+    counter = [0]
+
+    def fresh(metadata: dict | None = None) -> Any:
+        counter[0] += 1
+        return state.adapter.create_collection(client, f"capability-probe-{counter[0]}", metadata, False)
+
+    def attempt(fn: Callable[[], Any]) -> tuple[bool, Any]:
+        try:
+            return True, fn()
+        except BaseException as exc:  # a panic is an answer too
+            return False, f"rejected:{type(exc).__name__}"
+
+    for label, value in METADATA_CANDIDATES.items():
+        col = fresh()
+        ok, res = attempt(lambda: col.add(ids=["x"], embeddings=[[1.0, 0.0]], metadatas=[{"k": value}]))
+        if ok:
+            ok, res = attempt(lambda: col.get(ids=["x"], include=["metadatas"])["metadatas"][0])
+            res = _classify(value, res) if ok else res
+        out["metadata"][label] = res
+    col = fresh()
+    col.add(ids=["bare"], embeddings=[[1.0, 0.0]])
+    ok, empty = attempt(lambda: col.add(ids=["empty"], embeddings=[[0.0, 1.0]], metadatas=[{}]))
+    got = col.get(include=["metadatas", "documents"])
+    by_id = dict(zip(got["ids"], got["metadatas"]))
+    out["missing_metadata_reads_as"] = repr(by_id.get("bare"))
+    out["empty_metadata"] = repr(by_id.get("empty")) if ok else empty
+    out["missing_document_reads_as"] = repr(got["documents"][0])
+    col = fresh()
+    col.add(ids=["a", "b"], embeddings=[[1.0, 0.0], [0.0, 1.0]], metadatas=[{"k": 1}, {"j": 1}],
+            documents=["hello", "world"])
+    probes = {
+        "$eq": {"where": {"k": {"$eq": 1}}}, "$ne": {"where": {"k": {"$ne": 1}}},
+        "$gt": {"where": {"k": {"$gt": 0}}}, "$in": {"where": {"k": {"$in": [1]}}},
+        "$nin": {"where": {"k": {"$nin": [1]}}}, "$and": {"where": {"$and": [{"k": 1}, {"k": {"$gte": 1}}]}},
+        "$or": {"where": {"$or": [{"k": 1}, {"j": 1}]}},
+        "$contains": {"where_document": {"$contains": "ell"}},
+        "$not_contains": {"where_document": {"$not_contains": "ell"}},
+    }
+    for name, kwargs in probes.items():
+        ok, res = attempt(lambda: sorted(col.get(**kwargs)["ids"]))
+        out["operators"][name] = res if ok else res
+    col = fresh()
+    col.add(ids=["u"], embeddings=[[1.0, 0.0]], metadatas=[{"a": 1, "b": 2}])
+    ok, res = attempt(lambda: (col.update(ids=["u"], metadatas=[{"a": 3}]),
+                               col.get(ids=["u"], include=["metadatas"])["metadatas"][0])[1])
+    out["update_metadata"] = ("merge" if res == {"a": 3, "b": 2} else "replace" if res == {"a": 3}
+                              else repr(res)) if ok else res
+    settings = collection_settings or {"hnsw:space": "cosine"}
+    for key, value in settings.items():
+        ok, res = attempt(lambda: fresh({**settings, key: value}).metadata)
+        out["collection_metadata"][key] = ("kept" if isinstance(res, dict) and res.get(key) == value
+                                           else ("dropped" if ok else res))
+    try:
+        state.adapter.close(client)
+    except BaseException:
+        pass
+    import shutil
+
+    shutil.rmtree(store, ignore_errors=True)
+    return out
+
+
 # -- user code, probes, test hooks ---------------------------------------------------------
 
 @op("run")

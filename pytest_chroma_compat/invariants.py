@@ -1,0 +1,301 @@
+"""Named checks comparing what a release shows of a store with the model.
+
+Each invariant is computed twice: on the old release reading its own store
+(before the upgrade) and on the new release after migration. A check fails
+the upgrade when the new release is wrong where the old one was right, or
+when the two releases disagree; when both are wrong in the same way the
+result is ``pre-existing``: reported, but not caused by the upgrade.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .client import Client, Collection
+from .errors import ChromaError, WorkerError
+from .model import StoreModel
+
+# Stated tolerance for embeddings, as float32 ULPs. Measured: cosine collections come back
+# up to 2.4e-7 (1-2 ULPs of values near 1) off their input, even within one release,
+# and 1.x re-rounds 0.x cosine data. That is rounding, not loss.
+MAX_ULPS = 4
+RECALL = 0.9
+DISTANCE_RTOL = 1e-3
+DISTANCE_ATOL = 1e-4
+WRITE_CHECK_ID = "chroma-compat-write-check"
+
+INVARIANTS = ("open", "collections", "count", "ids", "documents", "metadata", "embeddings",
+              "filters", "query", "writable")
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str  # pass | fail | pre-existing | error
+    detail: str = ""
+    evidence: dict = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("fail", "error")
+
+
+@dataclass
+class View:
+    """Everything one release reports about a store, read once, compared many times."""
+
+    release: str
+    error: str | None = None
+    collections: dict[str, dict] = field(default_factory=dict)  # name -> metadata, count, records
+    filters: list[Any] = field(default_factory=list)  # set of ids, or an error string
+    queries: list[Any] = field(default_factory=list)  # (ids, distances), or an error string
+
+
+def _err(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+
+
+def observe(client: Client, probes: Any, batch_size: int = 500) -> View:
+    view = View(client.release.version)
+    try:
+        for name in client.list_collection_names():
+            col = client.get_collection(name)
+            records: dict[str, tuple] = {}
+            for batch in col.export(batch_size=batch_size):
+                embs = np.asarray(batch["embeddings"], dtype=np.float32) if batch.get("embeddings") is not None else None
+                for i, rid in enumerate(batch["ids"]):
+                    records[rid] = (None if embs is None else embs[i], batch["documents"][i], batch["metadatas"][i])
+            view.collections[name] = {"metadata": col.metadata, "count": col.count(), "records": records}
+    except (ChromaError, WorkerError) as exc:
+        view.error = _err(exc)
+        return view
+    for f in probes.filters:
+        try:
+            got = Collection(client, {"name": f["collection"], "id": ""}).get(
+                where=f["where"], where_document=f["where_document"], include=[])
+            view.filters.append(set(got["ids"]))
+        except (ChromaError, WorkerError) as exc:
+            view.filters.append(f"error: {_err(exc)}")
+    for q in probes.queries:
+        try:
+            got = Collection(client, {"name": q["collection"], "id": ""}).query(
+                query_embeddings=q["vector"][None, :], n_results=q["k"], include=["distances"])
+            view.queries.append((got["ids"][0], list(got["distances"][0])))
+        except (ChromaError, WorkerError) as exc:
+            view.queries.append(f"error: {_err(exc)}")
+    return view
+
+
+# -- the invariants: each returns (ok, detail, evidence) for one view --------------------------------
+
+def _ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance in float32 units in the last place (0 for equal values, signed zeros included)."""
+    def ordered(x: np.ndarray) -> np.ndarray:
+        i = x.astype(np.float32).view(np.int32).astype(np.int64)
+        return np.where(i < 0, -(i & 0x7FFFFFFF), i)
+
+    return np.abs(ordered(a) - ordered(b))
+
+
+def _expected_collections(model: StoreModel) -> dict[str, Any]:
+    return {name: col.metadata for name, col in model.collections.items()}
+
+
+def check_collections(model: StoreModel, view: View) -> tuple[bool, str, dict]:
+    want = _expected_collections(model)
+    got = {name: c["metadata"] for name, c in view.collections.items()}
+    if set(want) != set(got):
+        return False, "collection names differ", {"missing": sorted(set(want) - set(got)),
+                                                   "unexpected": sorted(set(got) - set(want))}
+    changed = {n: {"expected": want[n], "got": got[n]} for n in want if (want[n] or {}) != (got[n] or {})}
+    if changed:
+        return False, f"collection metadata changed in {len(changed)} collection(s)", {"changed": changed}
+    return True, f"{len(want)} collection(s) with their metadata", {}
+
+
+def _per_collection(model: StoreModel, view: View, compare: Callable) -> tuple[bool, str, dict]:
+    bad: dict[str, Any] = {}
+    notes = []
+    for name, col in model.collections.items():
+        if name not in view.collections:
+            continue  # reported by check_collections
+        ok, note, evidence = compare(col, view.collections[name])
+        if note:
+            notes.append(note)
+        if not ok:
+            bad[name] = evidence
+    return not bad, "; ".join(notes), bad
+
+
+def check_count(model: StoreModel, view: View) -> tuple[bool, str, dict]:
+    def compare(col, seen):
+        ok = seen["count"] == len(col.records) == len(seen["records"])
+        return ok, "", {"expected": len(col.records), "count()": seen["count"], "records read": len(seen["records"])}
+    return _per_collection(model, view, compare)
+
+
+def check_ids(model: StoreModel, view: View) -> tuple[bool, str, dict]:
+    def compare(col, seen):
+        want, got = set(col.records), set(seen["records"])
+        return want == got, "", {"missing": sorted(want - got)[:5], "unexpected": sorted(got - want)[:5]}
+    return _per_collection(model, view, compare)
+
+
+def _field_check(index: int, normalise: Callable[[Any], Any], label: str):
+    def check(model: StoreModel, view: View) -> tuple[bool, str, dict]:
+        def compare(col, seen):
+            diffs = []
+            for rid, rec in col.records.items():
+                if rid not in seen["records"]:
+                    continue
+                want = normalise((rec.embedding, rec.document, rec.metadata)[index])
+                got = normalise(seen["records"][rid][index])
+                if want != got or _types(want) != _types(got):
+                    diffs.append({"id": rid, "expected": want, "got": got})
+            return not diffs, "", {f"{label} differ": diffs[:5], "records affected": len(diffs)}
+        return _per_collection(model, view, compare)
+    return check
+
+
+def _types(value: Any) -> Any:
+    """The type shape of a value: a bool that came back as 1 differs here."""
+    if isinstance(value, dict):
+        return {k: _types(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_types(v) for v in value]
+    return type(value).__name__
+
+
+check_documents = _field_check(1, lambda d: d, "documents")
+# no metadata and {} both mean "no metadata"; a release may return either
+check_metadata = _field_check(2, lambda m: m or None, "metadata")
+
+
+def check_embeddings(model: StoreModel, view: View) -> tuple[bool, str, dict]:
+    worst = {"max_abs": 0.0, "max_ulps": 0}
+
+    def compare(col, seen):
+        bad = []
+        for rid, rec in col.records.items():
+            got = seen["records"].get(rid)
+            if got is None:
+                continue
+            if got[0] is None or got[0].shape != rec.embedding.shape:
+                bad.append({"id": rid, "expected_shape": list(rec.embedding.shape),
+                            "got_shape": None if got[0] is None else list(got[0].shape)})
+                continue
+            ulps = int(_ulps(rec.embedding, got[0]).max(initial=0))
+            worst["max_abs"] = max(worst["max_abs"], float(np.abs(rec.embedding - got[0]).max(initial=0)))
+            worst["max_ulps"] = max(worst["max_ulps"], ulps)
+            if ulps > MAX_ULPS:
+                bad.append({"id": rid, "ulps": ulps, "expected": rec.embedding.tolist(), "got": got[0].tolist()})
+        return not bad, "", {"beyond tolerance": bad[:3], "records affected": len(bad)}
+
+    ok, _, evidence = _per_collection(model, view, compare)
+    note = f"largest difference {worst['max_abs']:.3g} ({worst['max_ulps']} ULP; tolerance {MAX_ULPS} ULP)"
+    return ok, note, {**evidence, "largest": worst} if not ok else {"largest": worst}
+
+
+def check_filters(model: StoreModel, view: View, probes: Any) -> tuple[bool, str, dict]:
+    bad = []
+    for f, got in zip(probes.filters, view.filters):
+        if f["collection"] not in model.collections:
+            continue
+        want = model.where(f["collection"], f["where"], f["where_document"])
+        if got != want:
+            bad.append({"collection": f["collection"], "where": f["where"], "where_document": f["where_document"],
+                        "expected": sorted(want)[:10], "got": got if isinstance(got, str) else sorted(got)[:10]})
+    return not bad, f"{len(probes.filters)} filter(s)", {"mismatches": bad[:5]} if bad else {}
+
+
+def check_query(model: StoreModel, view: View, probes: Any) -> tuple[bool, str, dict]:
+    bad, recalls = [], []
+    for q, got in zip(probes.queries, view.queries):
+        name = q["collection"]
+        if name not in model.collections:
+            continue
+        if isinstance(got, str):
+            bad.append({"collection": name, "k": q["k"], "error": got})
+            continue
+        ids, dists = got
+        exact_ids, exact_d = model.nearest(name, q["vector"], q["k"])
+        kth = exact_d[-1] if len(exact_d) else 0.0
+        known = [i for i in ids if i in model.collections[name].records]
+        mine = model.distances_to(name, q["vector"], known) if known else np.zeros(0)
+        # an id counts as correct when it is as close as the k-th true neighbour (ties are fine)
+        tol = DISTANCE_ATOL + DISTANCE_RTOL * abs(kth)
+        hits = sum(1 for d in mine if d <= kth + tol)
+        recall = hits / max(len(exact_ids), 1)
+        recalls.append(recall)
+        off = [(i, float(d), float(m)) for i, d, m in zip(known, dists, mine)
+               if abs(d - m) > DISTANCE_ATOL + DISTANCE_RTOL * abs(m)]
+        if len(ids) != len(exact_ids) or recall < RECALL or off or len(known) != len(ids):
+            bad.append({"collection": name, "k": q["k"], "expected": exact_ids, "got": ids, "recall": recall,
+                        "distance mismatches (id, got, exact)": off[:3]})
+    mean = float(np.mean(recalls)) if recalls else 1.0
+    return not bad, f"{len(probes.queries)} quer(ies), mean recall {mean:.2f}", {"mismatches": bad[:5]} if bad else {}
+
+
+CHECKS: dict[str, Callable[..., tuple[bool, str, dict]]] = {
+    "collections": check_collections,
+    "count": check_count,
+    "ids": check_ids,
+    "documents": check_documents,
+    "metadata": check_metadata,
+    "embeddings": check_embeddings,
+    "filters": check_filters,
+    "query": check_query,
+}
+
+
+def evaluate(model: StoreModel, old: View | None, new: View, probes: Any) -> list[Outcome]:
+    """Every read invariant for the new view, attributed against the old view."""
+    if new.error:
+        return [Outcome("open", "error", f"chromadb {new.release} could not read the migrated store: {new.error}")]
+    out = [Outcome("open", "pass", f"chromadb {new.release} opened the store")]
+    for name, check in CHECKS.items():
+        args = (model, new, probes) if name in ("filters", "query") else (model, new)
+        ok, detail, evidence = check(*args)
+        if ok:
+            out.append(Outcome(name, "pass", detail))
+            continue
+        status = "fail"
+        if old is not None and not old.error:
+            old_args = (model, old, probes) if name in ("filters", "query") else (model, old)
+            old_ok, _, old_evidence = check(*old_args)
+            if not old_ok and _same(old_evidence, evidence):
+                status = "pre-existing"
+                detail = f"{detail}; chromadb {old.release} answered the same before the upgrade".lstrip("; ")
+        out.append(Outcome(name, status, detail, evidence))
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    return repr(a) == repr(b)
+
+
+def check_writable(client: Client, model: StoreModel) -> Outcome:
+    """The new release must accept writes to the migrated store and read them back."""
+    try:
+        for name, col in model.collections.items():
+            if not col.records:
+                continue
+            dim = next(iter(col.records.values())).embedding.shape[0]
+            vec = np.full((1, dim), 0.5, dtype=np.float32)
+            proxy = Collection(client, {"name": name, "id": ""})
+            proxy.add(ids=[WRITE_CHECK_ID], embeddings=vec, documents=["written after the upgrade"],
+                      metadatas=[{"chroma_compat": True}])
+            got = proxy.get(ids=[WRITE_CHECK_ID], include=["documents", "metadatas", "embeddings"])
+            if got["ids"] != [WRITE_CHECK_ID] or got["documents"] != ["written after the upgrade"]:
+                return Outcome("writable", "fail", f"a record written to {name!r} did not read back", {"got": got["ids"]})
+            if proxy.count() != len(col.records) + 1:
+                return Outcome("writable", "fail", f"count of {name!r} after one write is {proxy.count()}",
+                               {"expected": len(col.records) + 1})
+        client.create_collection("chroma-compat-new-collection").add(
+            ids=["x"], embeddings=np.ones((1, 2), dtype=np.float32))
+        return Outcome("writable", "pass", "wrote and read back a record in every collection and a new one")
+    except (ChromaError, WorkerError) as exc:
+        return Outcome("writable", "error", f"writing to the migrated store failed: {_err(exc)}")

@@ -1,0 +1,124 @@
+"""Migration paths: how a store written by one release reaches another.
+
+- in-place: the new release opens a copy of the old release's directory
+  (what ``pip install -U chromadb`` does to a persistent store);
+- export-import: the old release streams every collection out in batches,
+  the new release writes them into a fresh store;
+- legacy: 0.3 wrote DuckDB + Parquet, which 0.4 and later open *without
+  error* and show as empty, so such stores are detected and exported;
+- unflushed-wal: the old release is stopped before it flushes its vector
+  index (tiny ``hnsw:batch_size``/``hnsw:sync_threshold``, process killed),
+  so the new release must replay the old write-ahead log.
+
+The source directory is never opened by the new release: paths copy first.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+from .client import Client, Collection, Release
+from .errors import WorkerCrashed
+from .model import Op
+
+PATHS = ("in-place", "export-import", "unflushed-wal")
+# the smallest batch every release with these settings accepts (0.4-0.6 refuse 2)
+UNFLUSHED_SETTINGS = {"hnsw:batch_size": 3, "hnsw:sync_threshold": 6}
+LEGACY_MARKERS = ("chroma-collections.parquet", "chroma-embeddings.parquet")
+
+
+def detect_format(path: Path) -> str:
+    """``duckdb+parquet`` (0.3), ``sqlite`` (0.4 on), ``empty``, or ``unknown``; by file names only."""
+    path = Path(path)
+    if (path / "chroma.sqlite3").exists():
+        return "sqlite"
+    if any((path / m).exists() for m in LEGACY_MARKERS) or (path / "index").is_dir():
+        return "duckdb+parquet"
+    if not path.exists() or not any(path.iterdir()):
+        return "empty"
+    return "unknown"
+
+
+def _collection(client: Client, name: str) -> Collection:
+    # the worker finds collections by name; no round trip needed to make a proxy
+    return Collection(client, {"name": name, "id": "", "metadata": None})
+
+
+def apply(client: Client, op: Op) -> None:
+    if op.kind == "create":
+        client.create_collection(op.collection, metadata=op.metadata)
+    elif op.kind == "delete_collection":
+        client.delete_collection(op.collection)
+    elif op.kind == "delete":
+        _collection(client, op.collection).delete(ids=op.ids)
+    else:
+        getattr(_collection(client, op.collection), op.kind)(
+            ids=op.ids, embeddings=op.embeddings, documents=op.documents, metadatas=op.metadatas)
+
+
+def write(release: Release, path: Path, ops: list[Op], *, abandon: bool = False,
+          before_close: Callable[[Client], Any] | None = None) -> Any:
+    """Apply ops with a persistent client, then close it, or with ``abandon`` kill the
+    worker first so nothing buffered in memory reaches the disk. ``before_close``
+    reads the store through the writing client (saving a reopen) and its result is returned."""
+    client = release.persistent(path)
+    for op in ops:
+        apply(client, op)
+    seen = before_close(client) if before_close else None
+    if not abandon:
+        client.close()
+        return seen
+    try:
+        release.call("debug", action="exit", seconds=0)
+    except WorkerCrashed:
+        pass  # expected: the worker is gone, the next call starts a fresh one
+    return seen
+
+
+def copy_store(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+def _groups(batch: dict) -> list[dict[str, Any]]:
+    """Split an exported page by which fields each record has: releases reject a
+    batch mixing ``None`` and values in ``documents`` or ``metadatas``."""
+    import numpy as np
+
+    groups: dict[tuple[bool, bool], list[int]] = {}
+    docs, metas = batch.get("documents"), batch.get("metadatas")
+    for i in range(len(batch["ids"])):
+        key = (docs is not None and docs[i] is not None, metas is not None and metas[i] is not None)
+        groups.setdefault(key, []).append(i)
+    out = []
+    for (has_doc, has_meta), idx in groups.items():
+        out.append({
+            "ids": [batch["ids"][i] for i in idx],
+            "embeddings": np.asarray(batch["embeddings"])[idx],
+            "documents": [docs[i] for i in idx] if has_doc else None,
+            "metadatas": [metas[i] for i in idx] if has_meta else None,
+        })
+    return out
+
+
+def export_import(old: Release, src: Path, new: Release, dst: Path, batch_size: int = 500) -> dict:
+    """Copy every collection through both releases' public APIs; returns counts per collection."""
+    counts: dict[str, int] = {}
+    scratch = dst.parent / f"{dst.name}-source-copy"
+    copy_store(src, scratch)  # even the old release reads a copy: opening can migrate a store
+    try:
+        with old.persistent(scratch) as source, new.persistent(dst) as target:
+            for name in source.list_collection_names():
+                info = source.get_collection(name)
+                target.create_collection(name, metadata=info.metadata)
+                dest = _collection(target, name)
+                counts[name] = 0
+                for batch in info.export(batch_size=batch_size):
+                    for group in _groups(batch):
+                        dest.add(**group)
+                    counts[name] += len(batch["ids"])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return counts

@@ -1,0 +1,295 @@
+"""Written old, read new: one pair of releases, Hypothesis-generated stores, every path.
+
+One old and one new worker serve every example of a pair (a fresh directory
+per example), so the cost of an example is the chromadb work, not process
+starts and imports. A failing example is shrunk by Hypothesis, then saved as
+a case file (JSON + .npy) that ``chroma-compat replay`` reruns exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import capabilities, migrate, paths, profiles
+from .client import Release
+from .errors import ChromaError, CompatError, WorkerError
+from .invariants import Outcome, check_writable, evaluate, observe
+from .model import StoreModel, load_arrays, ops_from_json, ops_to_json, save_arrays
+from .strategies import Probes, Program, probes as probes_strategy, programs
+
+
+@dataclass
+class Case:
+    old: str
+    new: str
+    path: str
+    program: Program
+    probes: Probes
+
+
+@dataclass
+class PathReport:
+    old: str
+    new: str
+    path: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    examples: int = 0
+    seconds: float = 0.0
+    case_file: str | None = None
+    falsifying: str | None = None
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.failed]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def first_failure(self) -> str:
+        f = self.failed
+        return f"{f[0].name}: {f[0].detail}" if f else ""
+
+    def to_dict(self) -> dict:
+        return {
+            "old": self.old, "new": self.new, "path": self.path, "ok": self.ok, "examples": self.examples,
+            "seconds": round(self.seconds, 1), "notes": self.notes, "case_file": self.case_file,
+            "falsifying_example": self.falsifying,
+            "invariants": [{"name": o.name, "status": o.status, "detail": o.detail, "evidence": _jsonable(o.evidence)}
+                           for o in self.outcomes],
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else repr(o)))
+
+
+class UnsafeUpgrade(AssertionError):
+    """Raised inside the Hypothesis test so the example shrinks."""
+
+    def __init__(self, report: PathReport) -> None:
+        super().__init__(f"{report.old} -> {report.new} via {report.path}: {report.first_failure()}")
+        self.report = report
+
+
+class PairRunner:
+    """Both releases of a pair, alive across examples."""
+
+    def __init__(self, old: str, new: str, *, batch_size: int = 500) -> None:
+        self.old = Release(old)
+        self.new = Release(new)
+        self.batch_size = batch_size
+        self.old_caps = capabilities.measure(self.old)
+        self.new_caps = capabilities.measure(self.new)
+        self.work = Path(tempfile.mkdtemp(prefix=f"pair-{self.old.version}-{self.new.version}-",
+                                          dir=paths.scratch_dir()))
+        self._n = 0
+
+    def close(self) -> None:
+        self.old.close()
+        self.new.close()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def __enter__(self) -> "PairRunner":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def legacy(self) -> bool:
+        return self.old.env.family == "duckdb-parquet" and self.new.env.family != "duckdb-parquet"
+
+    def applicable_paths(self) -> list[str]:
+        out = ["in-place", "export-import"]
+        if self.old.env.family != "duckdb-parquet" and all(
+                self.old_caps.collection_setting(k) for k in migrate.UNFLUSHED_SETTINGS):
+            out.append("unflushed-wal")
+        return out
+
+    # -- hypothesis strategies for this pair --------------------------------------------------------
+    def program_strategy(self, path: str, **limits: Any):
+        extra = migrate.UNFLUSHED_SETTINGS if path == "unflushed-wal" else None
+        return programs(self.old_caps, extra_collection_metadata=extra, **limits)
+
+    def probe_strategy(self, model: StoreModel):
+        return probes_strategy(model, self.old_caps.intersect(self.new_caps))
+
+    # -- one example --------------------------------------------------------------------------------
+    def run_case(self, case: Case) -> PathReport:
+        self._n += 1
+        ex = self.work / f"example-{self._n}"
+        ex.mkdir()
+        report = PathReport(self.old.version, self.new.version, case.path)
+        model = case.program.model
+        try:
+            self._run(case, model, ex, report)
+        finally:
+            shutil.rmtree(ex, ignore_errors=True)
+        return report
+
+    def _run(self, case: Case, model: StoreModel, ex: Path, report: PathReport) -> None:
+        written = ex / "written"
+        try:
+            old_view = migrate.write(self.old, written, case.program.ops, abandon=case.path == "unflushed-wal",
+                                     before_close=lambda c: observe(c, case.probes, self.batch_size))
+        except (ChromaError, WorkerError) as exc:
+            report.outcomes.append(Outcome("write", "error", f"chromadb {self.old.version} rejected the data: {exc}"))
+            return
+        fmt = migrate.detect_format(written)
+        target = ex / "migrated"
+        route = case.path
+        if case.path == "in-place" and fmt == "duckdb+parquet" and self.legacy:
+            seen = self._legacy_in_place_view(written, ex / "legacy-open")
+            report.notes.append(f"legacy {fmt} store: chromadb {self.new.version} opens it in place and shows "
+                                f"{seen}; routed through export/import as chroma-migrate does")
+            route = "export-import"
+        try:
+            if route == "export-import":
+                migrate.export_import(self.old, written, self.new, target, self.batch_size)
+            else:
+                migrate.copy_store(written, target)
+        except (ChromaError, WorkerError) as exc:
+            report.outcomes.append(Outcome("migrate", "error", f"{route} failed: {exc}"))
+            return
+        try:
+            client = self.new.persistent(target)
+        except (ChromaError, WorkerError) as exc:
+            report.outcomes.append(Outcome("open", "error", f"chromadb {self.new.version} could not open the store: {exc}"))
+            return
+        with client:
+            new_view = observe(client, case.probes, self.batch_size)
+            report.outcomes.extend(evaluate(model, old_view, new_view, case.probes))
+            if not new_view.error:
+                report.outcomes.append(check_writable(client, model))
+
+    def _legacy_in_place_view(self, written: Path, where: Path) -> str:
+        try:
+            with self.new.persistent(migrate.copy_store(written, where)) as client:
+                names = client.list_collection_names()
+            return f"{len(names)} collection(s) and no error" if not names else f"collections {names}"
+        except (ChromaError, WorkerError) as exc:
+            return f"an error ({exc})"
+
+
+# -- driving Hypothesis ---------------------------------------------------------------------------
+
+def check_path(runner: PairRunner, path: str, *, examples: int | None = None, seed: int | None = None,
+               profile: str | None = None, failures_dir: Path | None = None) -> PathReport:
+    """Run Hypothesis examples for one path; the report of the (shrunk) failure, or a pass."""
+    from hypothesis import given, settings
+    from hypothesis import seed as hypothesis_seed
+    from hypothesis import strategies as st
+
+    last: dict[str, Any] = {}
+    failed: dict[str, PathReport] = {}
+    started = time.monotonic()
+    count = [0]
+    budget = profiles.shrink_seconds(profile)
+
+    @settings(profiles.settings(profile, examples))
+    @given(st.data())
+    def example(data: Any) -> None:
+        program = data.draw(runner.program_strategy(path), label="program")
+        probes = data.draw(runner.probe_strategy(program.model), label="probes")
+        case = Case(runner.old.version, runner.new.version, path, program, probes)
+        key = repr(program) + repr(probes)
+        if key in failed:
+            report = failed[key]
+        elif "since" in last and time.monotonic() - last["since"] > budget:
+            # shrink budget spent: nothing new is run, so Hypothesis settles on
+            # the smallest failure found so far
+            return
+        else:
+            count[0] += 1
+            report = runner.run_case(case)
+        if not report.ok:
+            failed[key] = report
+            last.setdefault("since", time.monotonic())
+            last["case"], last["report"] = case, report
+            raise UnsafeUpgrade(report)
+
+    if seed is not None:
+        example = hypothesis_seed(seed)(example)
+    try:
+        example()
+    except UnsafeUpgrade as exc:
+        report = last.get("report", exc.report)
+        report.falsifying = repr(last["case"].program) if "case" in last else None
+        if "case" in last:
+            report.case_file = str(save_case(last["case"], failures_dir))
+        report.examples = count[0]
+        report.seconds = time.monotonic() - started
+        return report
+    report = PathReport(runner.old.version, runner.new.version, path, examples=count[0],
+                        seconds=time.monotonic() - started)
+    report.outcomes.append(Outcome("all", "pass", f"{count[0]} example(s), every invariant held"))
+    return report
+
+
+def check_pair(old: str, new: str, path_names: list[str] | None = None, **kwargs: Any) -> list[PathReport]:
+    with PairRunner(old, new) as runner:
+        wanted = path_names or runner.applicable_paths()
+        reports = []
+        for name in wanted:
+            if name not in runner.applicable_paths():
+                reports.append(PathReport(runner.old.version, runner.new.version, name,
+                                          notes=[f"not applicable to chromadb {runner.old.version}"]))
+                continue
+            reports.append(check_path(runner, name, **kwargs))
+        return reports
+
+
+# -- case files -------------------------------------------------------------------------------------
+
+def save_case(case: Case, failures_dir: Path | None = None) -> Path:
+    directory = Path(failures_dir) if failures_dir else paths.home() / "failures"
+    directory.mkdir(parents=True, exist_ok=True)
+    arrays: list[np.ndarray] = []
+    ops = ops_to_json(case.program.ops, arrays)
+    queries = []
+    for q in case.probes.queries:
+        queries.append({"collection": q["collection"], "k": q["k"], "vector": len(arrays)})
+        arrays.append(q["vector"])
+    body = {"old": case.old, "new": case.new, "path": case.path, "ops": ops,
+            "merge_updates": case.program.merge_updates,
+            "filters": case.probes.filters, "queries": queries}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    stem = f"case-{case.old}-to-{case.new}-{case.path}-{digest}"
+    body["arrays"] = save_arrays(directory / f"{stem}.npy", arrays)
+    body["npy"] = f"{stem}.npy"
+    out = directory / f"{stem}.json"
+    out.write_text(json.dumps(body, indent=1, default=str))
+    return out
+
+
+def load_case(path: Path) -> Case:
+    path = Path(path)
+    try:
+        body = json.loads(path.read_text())
+        arrays = load_arrays(path.with_name(body["npy"]), body["arrays"])
+        ops = ops_from_json(body["ops"], arrays)
+        queries = [{"collection": q["collection"], "k": q["k"], "vector": arrays[q["vector"]]} for q in body["queries"]]
+        program = Program(ops, body.get("merge_updates", True))
+        return Case(body["old"], body["new"], body["path"], program, Probes(body["filters"], queries))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CompatError(f"{path} is not a readable case file: {exc}") from None
+
+
+def replay(path: Path) -> PathReport:
+    case = load_case(path)
+    with PairRunner(case.old, case.new) as runner:
+        report = runner.run_case(case)
+    report.examples = 1
+    report.case_file = str(path)
+    return report
