@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Callable, Sequence
 
-from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, CompatError
+from .errors import EXIT_INTERNAL, EXIT_OK, EXIT_UNSAFE, CompatError
 
 
 def _say(message: str) -> None:
@@ -117,6 +117,79 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if failed else EXIT_OK
 
 
+# -- round trip ------------------------------------------------------------------------------
+
+def _paths(value: str) -> list[str] | None:
+    from .migrate import PATHS
+
+    if value == "all":
+        return None
+    chosen = [p.strip() for p in value.split(",") if p.strip()]
+    unknown = [p for p in chosen if p not in PATHS]
+    if unknown:
+        raise CompatError(f"unknown path {unknown[0]!r}; choose from {', '.join(PATHS)} or all")
+    return chosen
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from . import report, roundtrip
+
+    old, new = _versions([args.old])[0], _versions([args.new])[0]
+    reports = roundtrip.check_pair(old, new, _paths(args.path), examples=args.examples, seed=args.seed,
+                                   profile=args.profile, failures_dir=args.failures_dir)
+    if args.json:
+        print(json.dumps(report.pair_json(reports), indent=1, default=repr))
+    else:
+        for rep in reports:
+            print(report.path_text(rep, verbose=args.verbose))
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_UNSAFE
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import report, roundtrip
+
+    versions = _versions(args.versions)
+    if len(versions) < 2:
+        raise CompatError("a matrix needs at least two releases")
+    cells = {}
+    for old in versions:
+        for new in versions:
+            if old == new:
+                continue
+            reps = roundtrip.check_pair(old, new, _paths(args.path), examples=args.examples, seed=args.seed,
+                                        profile=args.profile, failures_dir=args.failures_dir)
+            cells[(old, new)] = reps
+            for rep in reps:
+                status = "pass" if rep.ok else f"FAIL {rep.first_failure()[:100]}"
+                print(f"{old} -> {new} [{rep.path}] {status}", flush=True)
+    if args.markdown:
+        Path(args.markdown).write_text(report.matrix_markdown(versions, cells))
+    if args.json:
+        doc = {"versions": versions, "cells": [{"old": o, "new": n, **report.pair_json(r)} for (o, n), r in cells.items()]}
+        Path(args.json).write_text(json.dumps(doc, indent=1, default=repr) + "\n")
+    return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import report, roundtrip
+
+    rep = roundtrip.replay(Path(args.file))
+    print(report.path_text(rep, verbose=True))
+    return EXIT_OK if rep.ok else EXIT_UNSAFE
+
+
+def _round_trip_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--path", default="all", help="in-place, export-import, unflushed-wal, a comma list, or all")
+    p.add_argument("--examples", type=int, help="Hypothesis examples per path (default: from the profile)")
+    p.add_argument("--seed", type=int, help="Hypothesis seed, for a reproducible run")
+    p.add_argument("--profile", choices=("ci", "dev", "thorough"), help="Hypothesis profile (env: CHROMA_COMPAT_PROFILE)")
+    p.add_argument("--failures-dir", help="where failing cases are saved (default: the cache's failures/)")
+
+
 # -- wiring ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +220,25 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--without-pins", action="store_true", help="ignore pins.toml, to see what each rule prevents")
     sw.add_argument("--json", metavar="FILE", help="write the results as JSON")
     sw.set_defaults(handler=cmd_sweep)
+
+    chk = sub.add_parser("check", help="write generated stores with one release, read them with another")
+    chk.add_argument("--from", dest="old", required=True, help="the release you run today")
+    chk.add_argument("--to", dest="new", required=True, help="the release you want to upgrade to")
+    _round_trip_options(chk)
+    chk.add_argument("--json", action="store_true", help="print the report as JSON")
+    chk.add_argument("--verbose", action="store_true", help="also list the invariants that held")
+    chk.set_defaults(handler=cmd_check)
+
+    mx = sub.add_parser("matrix", help="check every ordered pair of some releases (downgrades included)")
+    mx.add_argument("--versions", required=True, nargs="+", help="comma- or space-separated releases")
+    _round_trip_options(mx)
+    mx.add_argument("--markdown", metavar="FILE", help="write the matrix as Markdown")
+    mx.add_argument("--json", metavar="FILE", help="write the matrix as JSON")
+    mx.set_defaults(handler=cmd_matrix)
+
+    rp = sub.add_parser("replay", help="rerun exactly one saved failing case")
+    rp.add_argument("file", help="a case-*.json file printed by a failed check")
+    rp.set_defaults(handler=cmd_replay)
 
     for register in _EXTRA_COMMANDS:
         register(sub)

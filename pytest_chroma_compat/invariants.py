@@ -22,6 +22,10 @@ from .model import StoreModel
 # up to 2.4e-7 (1-2 ULPs of values near 1) off their input, even within one release,
 # and 1.x re-rounds 0.x cosine data. That is rounding, not loss.
 MAX_ULPS = 4
+# Float metadata: measured, 1.x writes some float64 values 1 ULP off (-103.11500475927103
+# reads back as -103.11500475927105), through any write, migrated or not. Re-rounding is
+# reported with its size; a filter on such a value is checked by the filters invariant.
+MAX_METADATA_ULPS = 2
 RECALL = 0.9
 DISTANCE_RTOL = 1e-3
 DISTANCE_ATOL = 1e-4
@@ -144,8 +148,49 @@ def check_ids(model: StoreModel, view: View) -> tuple[bool, str, dict]:
     return _per_collection(model, view, compare)
 
 
+def describe_change(want: Any, got: Any) -> str:
+    """Say how a value changed, in the words a user needs ("float changed by 1 ULP")."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        parts = [f"key {k!r} missing" for k in want if k not in got]
+        parts += [f"unexpected key {k!r}" for k in got if k not in want]
+        parts += [f"{k!r}: {describe_change(want[k], got[k])}" for k in want if k in got and
+                  (want[k] != got[k] or type(want[k]) is not type(got[k]))]
+        return "; ".join(parts)
+    if type(want) is not type(got):
+        return f"{type(want).__name__} {want!r} came back as {type(got).__name__} {got!r}"
+    if isinstance(want, float):
+        ulps = abs(int(np.array(want).view(np.int64)) - int(np.array(got).view(np.int64)))
+        return f"float {want!r} came back as {got!r} ({ulps} ULP of float64)"
+    return f"{want!r} came back as {got!r}"
+
+
+def _float_ulps(a: float, b: float) -> int:
+    def ordered(x: float) -> int:
+        i = int(np.array(x, dtype=np.float64).view(np.int64))
+        return i if i >= 0 else -(i & 0x7FFFFFFFFFFFFFFF)
+    return abs(ordered(a) - ordered(b))
+
+
+def _close(want: Any, got: Any, worst: list[int]) -> bool:
+    """Equal, types included, but for float re-rounding within MAX_METADATA_ULPS."""
+    if type(want) is not type(got):
+        return False
+    if isinstance(want, dict):
+        return want.keys() == got.keys() and all(_close(want[k], got[k], worst) for k in want)
+    if isinstance(want, list):
+        return len(want) == len(got) and all(_close(a, b, worst) for a, b in zip(want, got))
+    if isinstance(want, float) and want != got:
+        ulps = _float_ulps(want, got)
+        worst[0] = max(worst[0], ulps)
+        return ulps <= MAX_METADATA_ULPS
+    return want == got
+
+
 def _field_check(index: int, normalise: Callable[[Any], Any], label: str):
     def check(model: StoreModel, view: View) -> tuple[bool, str, dict]:
+        changes: list[str] = []
+        worst = [0]
+
         def compare(col, seen):
             diffs = []
             for rid, rec in col.records.items():
@@ -153,10 +198,18 @@ def _field_check(index: int, normalise: Callable[[Any], Any], label: str):
                     continue
                 want = normalise((rec.embedding, rec.document, rec.metadata)[index])
                 got = normalise(seen["records"][rid][index])
-                if want != got or _types(want) != _types(got):
+                if not _close(want, got, worst):
                     diffs.append({"id": rid, "expected": want, "got": got})
+                    changes.append(describe_change(want, got))
             return not diffs, "", {f"{label} differ": diffs[:5], "records affected": len(diffs)}
-        return _per_collection(model, view, compare)
+
+        ok, _, evidence = _per_collection(model, view, compare)
+        detail = f"{len(changes)} record(s): {changes[0]}" if changes else ""
+        if worst[0]:
+            detail = (detail + "; " if detail else "") + (
+                f"float values re-rounded by up to {worst[0]} ULP of float64 (tolerance {MAX_METADATA_ULPS})")
+            evidence = {**evidence, "max_float_ulps": worst[0]}
+        return ok, detail, evidence
     return check
 
 
@@ -260,7 +313,7 @@ def evaluate(model: StoreModel, old: View | None, new: View, probes: Any) -> lis
         args = (model, new, probes) if name in ("filters", "query") else (model, new)
         ok, detail, evidence = check(*args)
         if ok:
-            out.append(Outcome(name, "pass", detail))
+            out.append(Outcome(name, "pass", detail, evidence))
             continue
         status = "fail"
         if old is not None and not old.error:

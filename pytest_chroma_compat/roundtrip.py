@@ -47,6 +47,27 @@ class PathReport:
     seconds: float = 0.0
     case_file: str | None = None
     falsifying: str | None = None
+    largest: dict = field(default_factory=lambda: {"embedding_abs": 0.0, "embedding_ulps": 0, "metadata_float_ulps": 0})
+
+    def absorb(self, other: "PathReport") -> None:
+        """Keep the largest rounding seen across examples: the report must state it."""
+        for o in other.outcomes:
+            big = o.evidence.get("largest") if o.name == "embeddings" else None
+            if big:
+                self.largest["embedding_abs"] = max(self.largest["embedding_abs"], big["max_abs"])
+                self.largest["embedding_ulps"] = max(self.largest["embedding_ulps"], big["max_ulps"])
+            if o.name == "metadata" and o.evidence.get("max_float_ulps"):
+                self.largest["metadata_float_ulps"] = max(self.largest["metadata_float_ulps"], o.evidence["max_float_ulps"])
+        for note in other.notes:
+            if note not in self.notes:
+                self.notes.append(note)
+
+    def rounding_note(self) -> str:
+        l = self.largest
+        note = f"largest embedding difference {l['embedding_abs']:.3g} ({l['embedding_ulps']} ULP of float32)"
+        if l["metadata_float_ulps"]:
+            note += f"; float metadata re-rounded by up to {l['metadata_float_ulps']} ULP of float64"
+        return note
 
     @property
     def failed(self) -> list[Outcome]:
@@ -64,6 +85,7 @@ class PathReport:
         return {
             "old": self.old, "new": self.new, "path": self.path, "ok": self.ok, "examples": self.examples,
             "seconds": round(self.seconds, 1), "notes": self.notes, "case_file": self.case_file,
+            "largest_difference": self.largest,
             "falsifying_example": self.falsifying,
             "invariants": [{"name": o.name, "status": o.status, "detail": o.detail, "evidence": _jsonable(o.evidence)}
                            for o in self.outcomes],
@@ -193,6 +215,7 @@ def check_path(runner: PairRunner, path: str, *, examples: int | None = None, se
 
     last: dict[str, Any] = {}
     failed: dict[str, PathReport] = {}
+    total = PathReport(runner.old.version, runner.new.version, path)
     started = time.monotonic()
     count = [0]
     budget = profiles.shrink_seconds(profile)
@@ -203,7 +226,7 @@ def check_path(runner: PairRunner, path: str, *, examples: int | None = None, se
         program = data.draw(runner.program_strategy(path), label="program")
         probes = data.draw(runner.probe_strategy(program.model), label="probes")
         case = Case(runner.old.version, runner.new.version, path, program, probes)
-        key = repr(program) + repr(probes)
+        key = program.fingerprint() + probes.fingerprint()
         if key in failed:
             report = failed[key]
         elif "since" in last and time.monotonic() - last["since"] > budget:
@@ -213,6 +236,7 @@ def check_path(runner: PairRunner, path: str, *, examples: int | None = None, se
         else:
             count[0] += 1
             report = runner.run_case(case)
+            total.absorb(report)
         if not report.ok:
             failed[key] = report
             last.setdefault("since", time.monotonic())
@@ -231,10 +255,9 @@ def check_path(runner: PairRunner, path: str, *, examples: int | None = None, se
         report.examples = count[0]
         report.seconds = time.monotonic() - started
         return report
-    report = PathReport(runner.old.version, runner.new.version, path, examples=count[0],
-                        seconds=time.monotonic() - started)
-    report.outcomes.append(Outcome("all", "pass", f"{count[0]} example(s), every invariant held"))
-    return report
+    total.examples, total.seconds = count[0], time.monotonic() - started
+    total.outcomes.append(Outcome("all", "pass", f"{count[0]} example(s), every invariant held; {total.rounding_note()}"))
+    return total
 
 
 def check_pair(old: str, new: str, path_names: list[str] | None = None, **kwargs: Any) -> list[PathReport]:

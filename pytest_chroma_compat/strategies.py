@@ -17,7 +17,9 @@ they hit real records.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import string
 from dataclasses import dataclass
 from typing import Any
@@ -143,6 +145,17 @@ class Program:
     def model(self) -> StoreModel:
         return StoreModel.from_ops(self.ops, self.merge_updates)
 
+    def fingerprint(self) -> str:
+        """Identity of the whole program, values and vectors included."""
+        h = hashlib.sha256()
+        for op in self.ops:
+            h.update(json.dumps([op.kind, op.collection, op.ids, op.documents, op.metadatas, op.metadata],
+                                default=repr).encode())
+            if op.embeddings is not None:
+                h.update(np.ascontiguousarray(op.embeddings, dtype=np.float32).tobytes())
+        h.update(str(self.merge_updates).encode())
+        return h.hexdigest()
+
     def __repr__(self) -> str:  # what Hypothesis prints for a falsifying example
         return "Program([\n" + "".join(f"  {op.describe()},\n" for op in self.ops) + "])"
 
@@ -222,6 +235,13 @@ def programs(draw: st.DrawFn, caps: Capabilities, max_collections: int = 3, max_
 class Probes:
     filters: list[dict]  # {"collection", "where"?, "where_document"?}
     queries: list[dict]  # {"collection", "vector": np.ndarray, "k"}
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(json.dumps(self.filters, default=repr).encode())
+        for q in self.queries:
+            h.update(json.dumps([q["collection"], q["k"]]).encode())
+            h.update(np.asarray(q["vector"], dtype=np.float32).tobytes())
+        return h.hexdigest()
 
 
 def _typed_keys(model: StoreModel, name: str) -> dict[str, tuple[str, list, bool]]:
