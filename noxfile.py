@@ -1,13 +1,71 @@
-"""Sessions: the project's tests, the release sweep, and (with the round-trip
-harness) one compat-X-to-Y session per release pair. `nox --list` says which
-releases each session runs."""
+"""Sessions: the project's tests, the release sweep, one compat-X-to-Y session
+per release pair, any pair, and the compatibility matrix. `nox --list` says
+which exact releases each session runs (resolved from the committed catalogue)."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import nox
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pytest_chroma_compat.releases import resolve  # noqa: E402  (reads releases.json only)
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests"]
+
+# session name -> (from series, to series); each side is the latest patch of its series
+PAIRS = {
+    "compat-0.3-to-0.4": ("0.3", "0.4"),
+    "compat-0.4-to-0.5": ("0.4", "0.5"),
+    "compat-0.5-to-0.6": ("0.5", "0.6"),
+    "compat-0.6-to-1.0": ("0.6", "1.0"),
+    "compat-0.4-to-1.0": ("0.4", "1.0"),
+    "compat-1.0-to-latest": ("1.0", "latest"),
+}
+MATRIX = ["0.4", "0.5", "0.6", "1.0", "latest"]
+
+
+def _scenarios(session: nox.Session, old: str, new: str, *extra: str) -> None:
+    session.install("-e", ".")
+    session.run("pytest", "scenarios", "-p", "no:cacheprovider", f"--chroma-from={old}", f"--chroma-to={new}",
+                "-rs", *extra)
+
+
+def _pair_session(name: str, old: str, new: str) -> None:
+    def run(session: nox.Session) -> None:
+        _scenarios(session, old, new, *session.posargs)
+
+    run.__doc__ = f"Round trip chromadb {old} -> {new} (in place, export/import, unflushed log)."
+    nox.session(name=name)(run)
+
+
+for _name, (_old, _new) in PAIRS.items():
+    _pair_session(_name, resolve(_old), resolve(_new))
+
+
+@nox.session
+def compat(session: nox.Session) -> None:
+    """Any pair: nox -s compat -- --from 0.5.3 --to 1.3.4 [pytest options]."""
+    args = list(session.posargs)
+    pair = {}
+    for flag in ("--from", "--to"):
+        if flag not in args or args.index(flag) + 1 >= len(args):
+            session.error("usage: nox -s compat -- --from VERSION --to VERSION")
+        i = args.index(flag)
+        pair[flag] = args[i + 1]
+        del args[i:i + 2]
+    _scenarios(session, pair["--from"], pair["--to"], *args)
+
+
+@nox.session
+def matrix(session: nox.Session) -> None:
+    """Every ordered pair of the latest 0.4, 0.5, 0.6, 1.0 and newest releases; writes docs/matrix.md."""
+    session.install("-e", ".")
+    versions = ",".join(resolve(v) for v in MATRIX)
+    session.run("chroma-compat", "matrix", "--versions", versions, "--markdown", "docs/matrix.md",
+                "--json", "docs/matrix.json", *session.posargs)
 
 
 @nox.session
@@ -21,8 +79,15 @@ def tests(session: nox.Session) -> None:
 def sweep(session: nox.Session) -> None:
     """Install every release from 0.4.0 up and drive each through a worker; writes docs/sweep.json.
 
-    `nox -s sweep -- --without-pins` shows the error each pin rule prevents.
+    `nox -s sweep -- --without-pins --versions '>=0.4.0'` shows the error each pin rule prevents.
     """
     session.install("-e", ".")
     args = session.posargs or ["--versions", ">=0.4.0", "--json", "docs/sweep.json"]
     session.run("chroma-compat", "sweep", *args)
+
+
+@nox.session
+def benchmarks(session: nox.Session) -> None:
+    """Ratio benchmarks (harness vs. baseline, side by side in one run)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/run.py", *session.posargs)

@@ -243,6 +243,9 @@ def check_path(runner: PairRunner, path: str, *, examples: int | None = None, se
             last["case"], last["report"] = case, report
             raise UnsafeUpgrade(report)
 
+    # one example database entry per pair and path, not one for every pair
+    example.hypothesis.inner_test._hypothesis_internal_add_digest = (
+        f"{runner.old.version}->{runner.new.version}:{path}".encode())
     if seed is not None:
         example = hypothesis_seed(seed)(example)
     try:

@@ -114,7 +114,7 @@ class DuckdbParquetFamily(SqliteFamily):
         return self.Settings(**values)
 
     def flush(self, client: Any) -> None:
-        settings = getattr(client, "_settings", None) or getattr(client, "settings", None)
+        settings = getattr(getattr(client, "_system", None), "settings", None)
         if hasattr(client, "persist") and getattr(settings, "persist_directory", None) and \
                 getattr(settings, "chroma_db_impl", "") == "duckdb+parquet":
             client.persist()  # an in-memory 0.3 client refuses persist()

@@ -1,0 +1,78 @@
+"""Round trips on real releases: a compatible pair passes, an incompatible one fails with evidence,
+the legacy 0.3 store is routed through export/import, and a saved case replays exactly."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pytest_chroma_compat import roundtrip
+from pytest_chroma_compat.model import Op
+from pytest_chroma_compat.strategies import Probes, Program
+
+from .conftest import MID, NEW, OLD, run_cli
+
+LEGACY = "0.3.29"
+
+
+@pytest.fixture(scope="module")
+def runner():
+    with roundtrip.PairRunner(OLD, NEW) as r:
+        yield r
+
+
+def test_in_place_round_trip_holds_for_a_compatible_pair(runner):
+    report = roundtrip.check_path(runner, "in-place", examples=4, seed=3)
+    assert report.ok, report.first_failure()
+    assert report.examples == 4
+    assert "largest embedding difference" in report.outcomes[0].detail
+
+
+def _case(old, new, path, metadatas):
+    vectors = np.asarray([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    ops = [Op("create", "docs", metadata={"hnsw:space": "l2"}),
+           Op("add", "docs", ["a", "b"], vectors, ["one", "two"], metadatas)]
+    queries = [{"collection": "docs", "vector": vectors[0], "k": 1}]
+    return roundtrip.Case(old, new, path, Program(ops), Probes([], queries))
+
+
+def test_a_saved_case_replays_exactly(runner, tmp_path):
+    case = _case(OLD, NEW, "in-place", [{"n": 1.5}, {"flag": True}])
+    saved = roundtrip.save_case(case, tmp_path)
+    loaded = roundtrip.load_case(saved)
+    assert loaded.program.fingerprint() == case.program.fingerprint()
+    assert loaded.probes.fingerprint() == case.probes.fingerprint()
+    report = roundtrip.replay(saved)
+    assert report.ok and {o.name for o in report.outcomes} >= {"ids", "metadata", "embeddings", "query", "writable"}
+
+
+def test_downgrade_that_cannot_hold_list_metadata_fails_with_evidence(tmp_path):
+    case = _case(NEW, MID, "export-import", [{"tags": ["a", "b"]}, {"tags": ["c"]}])
+    with roundtrip.PairRunner(NEW, MID) as r:
+        report = r.run_case(case)
+    assert not report.ok
+    failure = report.failed[0]
+    assert failure.name == "migrate" and "Expected metadata value" in failure.detail
+
+
+def test_legacy_store_is_detected_and_exported(tmp_path):
+    with roundtrip.PairRunner(LEGACY, OLD) as r:
+        report = r.run_case(_case(LEGACY, OLD, "in-place", [{"n": 1}, {"n": 2}]))
+    assert report.ok, report.first_failure()
+    assert any("legacy duckdb+parquet store" in n and "0 collection(s)" in n for n in report.notes), report.notes
+
+
+def test_check_command_exit_codes():
+    bad = run_cli("check", "--from", "0.4.24", "--to", "9.9.9")
+    assert bad.returncode == 2 and "unknown chromadb release" in bad.stderr
+    bad_path = run_cli("check", "--from", OLD, "--to", NEW, "--path", "sideways")
+    assert bad_path.returncode == 2 and "unknown path" in bad_path.stderr
+    ok = run_cli("check", "--from", MID, "--to", NEW, "--path", "in-place", "--examples", "3", "--json")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    doc = json.loads(ok.stdout)
+    assert doc["safe"] and doc["paths"][0]["path"] == "in-place"
+
+
+def test_replay_of_a_missing_file_is_one_line():
+    proc = run_cli("replay", "/nonexistent/case.json")
+    assert proc.returncode == 2 and "not a readable case file" in proc.stderr and "Traceback" not in proc.stderr
