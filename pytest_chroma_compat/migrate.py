@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .client import Client, Collection, Release
 from .errors import WorkerCrashed
@@ -58,23 +58,19 @@ def apply(client: Client, op: Op) -> None:
             ids=op.ids, embeddings=op.embeddings, documents=op.documents, metadatas=op.metadatas)
 
 
-def write(release: Release, path: Path, ops: list[Op], *, abandon: bool = False,
-          before_close: Callable[[Client], Any] | None = None) -> Any:
+def write(release: Release, path: Path, ops: list[Op], *, abandon: bool = False) -> None:
     """Apply ops with a persistent client, then close it, or with ``abandon`` kill the
-    worker first so nothing buffered in memory reaches the disk. ``before_close``
-    reads the store through the writing client (saving a reopen) and its result is returned."""
+    worker first so nothing buffered in memory reaches the disk."""
     client = release.persistent(path)
     for op in ops:
         apply(client, op)
-    seen = before_close(client) if before_close else None
     if not abandon:
         client.close()
-        return seen
+        return
     try:
         release.call("debug", action="exit", seconds=0)
     except WorkerCrashed:
         pass  # expected: the worker is gone, the next call starts a fresh one
-    return seen
 
 
 def copy_store(src: Path, dst: Path) -> Path:

@@ -163,8 +163,7 @@ class PairRunner:
     def _run(self, case: Case, model: StoreModel, ex: Path, report: PathReport) -> None:
         written = ex / "written"
         try:
-            old_view = migrate.write(self.old, written, case.program.ops, abandon=case.path == "unflushed-wal",
-                                     before_close=lambda c: observe(c, case.probes, self.batch_size))
+            migrate.write(self.old, written, case.program.ops, abandon=case.path == "unflushed-wal")
         except (ChromaError, WorkerError) as exc:
             report.outcomes.append(Outcome("write", "error", f"chromadb {self.old.version} rejected the data: {exc}"))
             return
@@ -189,6 +188,18 @@ class PairRunner:
         except (ChromaError, WorkerError) as exc:
             report.outcomes.append(Outcome("open", "error", f"chromadb {self.new.version} could not open the store: {exc}"))
             return
+        seen: list = []
+
+        def old_view() -> Any:
+            """The old release reading its own store (a copy), for attribution; once."""
+            if not seen:
+                try:
+                    with self.old.persistent(migrate.copy_store(written, ex / "before")) as old_client:
+                        seen.append(observe(old_client, case.probes, self.batch_size))
+                except (ChromaError, WorkerError):
+                    seen.append(None)
+            return seen[0]
+
         with client:
             new_view = observe(client, case.probes, self.batch_size)
             report.outcomes.extend(evaluate(model, old_view, new_view, case.probes))
