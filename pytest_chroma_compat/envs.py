@@ -172,10 +172,13 @@ def _check_import(python: Path, version: str) -> None:
     """A release that installs but does not import is not an environment."""
     with tempfile.TemporaryDirectory(prefix="import-check-", dir=paths.scratch_dir()) as scratch:
         env = hermetic_environ(Path(scratch))
-        proc = subprocess.run([str(python), "-c", "import chromadb; print(chromadb.__version__)"],
+        code = ("import chromadb, importlib.metadata as m; "
+                "print(chromadb.__version__); print(m.version('chromadb'))")
+        proc = subprocess.run([str(python), "-c", code],
                               capture_output=True, text=True, cwd=scratch, env=env, timeout=300)
     if proc.returncode != 0:
         raise InstallFailed(f"chromadb {version} installed but does not import: {_last_error_line(proc.stderr)}")
+    # the distribution's version is the truth: 1.3.3 reports __version__ "1.3.2"
     got = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "?"
     if got != version:
         raise InstallFailed(f"chromadb {version} was requested but {got} was installed")
@@ -236,6 +239,9 @@ def ensure(version: str, *, rebuild: bool = False, ignore_pins: bool = False,
     """
     releases.lookup(version)  # unknown and yanked releases stop here
     releases.family(version)
+    why = pins.unavailable(version)
+    if why:
+        raise InstallFailed(f"chromadb {version} cannot be installed on Python {platform.python_version()}: {why}")
     applied = _applied(version, ignore_pins)
     key = env_key(version, applied)
     final = paths.envs_dir() / key

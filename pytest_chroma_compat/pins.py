@@ -54,6 +54,17 @@ def rules() -> tuple[PinRule, ...]:
     )
 
 
+def unavailable(version: str, python: str | None = None) -> str | None:
+    """Why a release cannot work on this Python whatever the pins, if it cannot."""
+    from packaging.specifiers import SpecifierSet
+
+    python = python or platform.python_version()
+    for row in _load_toml(TABLE).get("unavailable", []):
+        if version in SpecifierSet(row["versions"]) and python in SpecifierSet(row.get("python", "")):
+            return row["reason"]
+    return None
+
+
 def for_version(version: str, python: str | None = None) -> list[PinRule]:
     return [r for r in rules() if r.applies(version, python)]
 
