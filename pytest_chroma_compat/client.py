@@ -41,6 +41,7 @@ class Worker:
         self.scratch = paths.scratch_dir() / f"{env.version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         (self.scratch / "cwd").mkdir(parents=True)
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=60)
+        self._stderr_lines = 0
         self._replies: Queue = Queue()
         self._next_id = 0
         self._lock = threading.Lock()
@@ -73,6 +74,7 @@ class Worker:
             for line in self.proc.stderr:
                 log.write(line)
                 self._stderr_tail.append(line.decode("utf-8", "replace").rstrip())
+                self._stderr_lines += 1
 
     def stderr_tail(self, lines: int = 20) -> str:
         return "\n".join(list(self._stderr_tail)[-lines:])
@@ -148,13 +150,25 @@ class Worker:
         """One request, one reply; a chromadb exception comes back as ChromaError."""
         with self._lock:
             limit = timeout or self.timeout
+            mark = self._stderr_lines
             rid = self._send(op, args)
             msg = self._receive(rid, op, time.monotonic() + limit)
             while "chunk" in msg:
                 msg = self._receive(rid, op, time.monotonic() + limit)
         if not msg.get("ok"):
-            raise ChromaError(op, msg.get("error") or {})
+            raise self._error(op, msg.get("error") or {}, mark)
         return _restore(msg.get("result"))
+
+    def _error(self, op: str, error: dict, mark: int) -> ChromaError:
+        """A Rust panic on a background thread surfaces as an ordinary error (1.0.21:
+        "Error sending message to compactor"); stderr says "panicked at". Say so."""
+        time.sleep(0.02)
+        new = list(self._stderr_tail)[-(self._stderr_lines - mark):] if self._stderr_lines > mark else []
+        panics = [ln for ln in new if "panicked at" in ln]
+        if panics:
+            error = {**error, "message": f"{error.get('message', '')} [Rust panic on a background thread: {panics[0].strip()}]",
+                     "base_exception": True}
+        return ChromaError(op, error)
 
     def stream(self, op: str, timeout: float | None = None, **args: Any) -> Iterator[Any]:
         """A request answered by many chunks; yields each, then returns the final result."""
@@ -167,7 +181,7 @@ class Worker:
                     yield _restore(msg["chunk"])
                     continue
                 if not msg.get("ok"):
-                    raise ChromaError(op, msg.get("error") or {})
+                    raise self._error(op, msg.get("error") or {}, 0)
                 return _restore(msg.get("result"))
 
     def close(self) -> None:

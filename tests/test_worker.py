@@ -139,3 +139,26 @@ def test_no_worker_outlives_its_release():
     assert proc.poll() is not None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_a_real_rust_panic_is_reported_and_the_worker_survives(chroma_releases):
+    """Measured: 1.5.9 panics on a list value in collection metadata."""
+    release = chroma_releases.get(NEW)
+    with release.ephemeral() as client:
+        with pytest.raises(ChromaError) as info:
+            client.create_collection("panics", metadata={"tags": ["a"]})
+        assert info.value.base_exception and info.value.qualified_type == "pyo3_runtime.PanicException"
+        assert client.create_collection("survives").count() == 0
+
+
+def test_a_real_segfault_is_reported_with_its_signal(tmp_path):
+    """Measured: 1.5.9 segfaults adding to a collection with hnsw:M = 0."""
+    release = Release(NEW)
+    try:
+        client = release.persistent(tmp_path)
+        col = client.create_collection("segfaults", metadata={"hnsw:M": 0})
+        with pytest.raises(WorkerCrashed, match="SIGSEGV during 'add'"):
+            col.add(ids=["a", "b"], embeddings=[[1.0, 2.0], [2.0, 1.0]])
+        assert release.call("ping") == "pong"
+    finally:
+        release.close()
