@@ -336,13 +336,14 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def check_writable(client: Client, model: StoreModel) -> Outcome:
-    """The new release must accept writes to the migrated store and read them back."""
+    """The new release must accept writes to the migrated store and read them back:
+    a record with a document and metadata in every collection (emptied ones too),
+    and a new collection."""
     try:
         for name, col in model.collections.items():
-            if not col.records:
-                continue
-            dim = next(iter(col.records.values())).embedding.shape[0]
-            vec = np.full((1, dim), 0.5, dtype=np.float32)
+            if col.dim is None:
+                continue  # never written: no dimension to match
+            vec = np.full((1, col.dim), 0.5, dtype=np.float32)
             proxy = Collection(client, {"name": name, "id": ""})
             proxy.add(ids=[WRITE_CHECK_ID], embeddings=vec, documents=["written after the upgrade"],
                       metadatas=[{"chroma_compat": True}])
@@ -353,7 +354,7 @@ def check_writable(client: Client, model: StoreModel) -> Outcome:
                 return Outcome("writable", "fail", f"count of {name!r} after one write is {proxy.count()}",
                                {"expected": len(col.records) + 1})
         client.create_collection("chroma-compat-new-collection").add(
-            ids=["x"], embeddings=np.ones((1, 2), dtype=np.float32))
+            ids=["x"], embeddings=np.ones((1, 2), dtype=np.float32), documents=["a new collection"])
         return Outcome("writable", "pass", "wrote and read back a record in every collection and a new one")
     except (ChromaError, WorkerError) as exc:
         return Outcome("writable", "error", f"writing to the migrated store failed: {_err(exc)}")

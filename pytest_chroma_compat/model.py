@@ -49,6 +49,7 @@ class CollectionModel:
     name: str
     metadata: dict | None
     records: dict[str, Record] = field(default_factory=dict)
+    dim: int | None = None  # fixed by the first add, kept after every record is deleted
 
     @property
     def space(self) -> str:
@@ -76,7 +77,10 @@ class StoreModel:
         if op.kind == "delete_collection":
             del self.collections[op.collection]
             return
-        records = self.collections[op.collection].records
+        col = self.collections[op.collection]
+        records = col.records
+        if op.embeddings is not None and col.dim is None and len(op.ids):
+            col.dim = int(np.asarray(op.embeddings).shape[1])
         for i, rid in enumerate(op.ids):
             emb = None if op.embeddings is None else np.asarray(op.embeddings[i], dtype=np.float32)
             doc = None if op.documents is None else op.documents[i]

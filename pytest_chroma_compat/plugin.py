@@ -21,6 +21,7 @@ OPTIONS = {
     "--chroma-to": ("chroma_compat_to", "the chromadb release to upgrade to"),
     "--chroma-profile": ("chroma_compat_profile", "Hypothesis profile for round trips: ci, dev or thorough"),
     "--chroma-examples": ("chroma_compat_examples", "Hypothesis examples per round-trip path"),
+    "--chroma-seed": ("chroma_compat_seed", "Hypothesis seed for round trips (a fixed seed gives a fixed verdict)"),
 }
 
 
@@ -97,5 +98,7 @@ def chroma_pair_runner(chroma_pair: tuple[str, str]) -> Iterator["PairRunner"]:
 @pytest.fixture(scope="session")
 def chroma_round_trip_settings(pytestconfig: pytest.Config) -> dict:
     examples = option(pytestconfig, "chroma_compat_examples")
+    seed = option(pytestconfig, "chroma_compat_seed")
     return {"profile": option(pytestconfig, "chroma_compat_profile"),
-            "examples": int(examples) if examples else None}
+            "examples": int(examples) if examples else None,
+            "seed": int(seed) if seed not in (None, "", "random") else None}

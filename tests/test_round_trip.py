@@ -76,3 +76,15 @@ def test_check_command_exit_codes():
 def test_replay_of_a_missing_file_is_one_line():
     proc = run_cli("replay", "/nonexistent/case.json")
     assert proc.returncode == 2 and "not a readable case file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_finds_the_orphaned_full_text_row_that_breaks_writes_after_0_4_to_1_x():
+    """Measured on real releases: 0.4.6-0.4.24 keep a full-text row for a deleted record;
+    1.x then fails every write with a document that reuses its row id."""
+    ops = [Op("create", "abc"), Op("add", "abc", ["a"], np.zeros((1, 2), np.float32), ["x"]),
+           Op("delete", "abc", ["a"])]
+    with roundtrip.PairRunner(OLD, NEW) as r:
+        report = r.run_case(roundtrip.Case(OLD, NEW, "in-place", Program(ops), Probes([], [])))
+    failed = {o.name: o for o in report.failed}
+    assert set(failed) == {"writable"}, report.first_failure()
+    assert "Failed to apply logs to the metadata segment" in failed["writable"].detail
