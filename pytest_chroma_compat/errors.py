@@ -74,3 +74,26 @@ class ChromaError(Exception):
     @property
     def qualified_type(self) -> str:
         return f"{self.module}.{self.type}" if self.module and self.module != "builtins" else self.type
+
+
+class ChromaCompatFailure(AssertionError):
+    """The one failure type of the plugin's checks: an upgrade that does not hold.
+
+    Its message has sections, like pytest-alembic's: the pair, the migration
+    path, the invariant or contract, the evidence, and how to reproduce it.
+    """
+
+    def __init__(self, *, pair: tuple[str, str], path: str, check: str, evidence: str = "",
+                 reproduce: str = "") -> None:
+        self.pair, self.path, self.check = pair, path, check
+        self.evidence, self.reproduce = evidence, reproduce
+        sections = [
+            f"pair: chromadb {pair[0]} -> {pair[1]}",
+            f"path: {path}",
+            f"check: {check}",
+        ]
+        if evidence:
+            sections.append("evidence:\n" + "\n".join("  " + ln for ln in evidence.splitlines()))
+        if reproduce:
+            sections.append(f"reproduce: {reproduce}")
+        super().__init__("\n".join(sections))

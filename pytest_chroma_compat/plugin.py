@@ -2,12 +2,16 @@
 
 It must cost nothing in a suite that never uses it: no chromadb, no numpy, no
 environment is touched until a fixture asks for a release. Options have ini
-twins so a project can pin its upgrade pair in its config.
+twins so a project can pin its upgrade pair in its config. Configuration
+errors stop the run with one line (``pytest.UsageError``), never a traceback
+from inside a worker.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
 
@@ -18,18 +22,23 @@ if TYPE_CHECKING:
 OPTIONS = {
     # option: (ini name, help)
     "--chroma-from": ("chroma_compat_from", "the chromadb release the data was written with"),
-    "--chroma-to": ("chroma_compat_to", "the chromadb release to upgrade to"),
+    "--chroma-to": ("chroma_compat_to", "the release to upgrade to (default: the chromadb installed here)"),
+    "--chroma-versions": ("chroma_compat_versions", "releases for @pytest.mark.chroma_versions() with no arguments"),
     "--chroma-profile": ("chroma_compat_profile", "Hypothesis profile for round trips: ci, dev or thorough"),
     "--chroma-examples": ("chroma_compat_examples", "Hypothesis examples per round-trip path"),
     "--chroma-seed": ("chroma_compat_seed", "Hypothesis seed for round trips (a fixed seed gives a fixed verdict)"),
 }
+CHECKS_MODULE = Path(__file__).with_name("checks.py")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("chroma-compat", "chromadb upgrade compatibility")
-    for option, (ini, help_text) in OPTIONS.items():
-        group.addoption(option, dest=ini, default=None, help=help_text)
+    for flag, (ini, help_text) in OPTIONS.items():
+        group.addoption(flag, dest=ini, default=None, help=help_text)
         parser.addini(ini, help_text, default=None)
+    group.addoption("--chroma-compat", dest="chroma_compat", action="store_true", default=None,
+                    help="collect the built-in round-trip checks for the from/to pair")
+    parser.addini("chroma_compat", "collect the built-in checks (true/false)", type="bool", default=False)
 
 
 def option(config: pytest.Config, name: str) -> Any:
@@ -38,11 +47,75 @@ def option(config: pytest.Config, name: str) -> Any:
     return value if value not in (None, "") else (config.getini(name) or None)
 
 
+def installed_chromadb() -> str | None:
+    """The chromadb of the test environment, read from its metadata: never imported here."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("chromadb")
+    except PackageNotFoundError:
+        return None
+
+
+def _resolve(version: str, what: str) -> str:
+    from .errors import CompatError
+    from .releases import resolve
+
+    try:
+        return resolve(version)
+    except CompatError as exc:
+        raise pytest.UsageError(f"chroma-compat: {what}: {exc}") from None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "chroma_versions(*versions): run the test once per chromadb release "
+                                       "(no arguments: --chroma-versions / chroma_compat_versions)")
+    config.stash[_USED] = {}
+    if option(config, "chroma_compat"):
+        pair_from_config(config)  # fail now, in one line, if the pair is not usable
+        config.args.append(str(CHECKS_MODULE))
+
+
+def pair_from_config(config: pytest.Config) -> tuple[str, str]:
+    old = option(config, "chroma_compat_from")
+    new = option(config, "chroma_compat_to") or installed_chromadb()
+    if not old:
+        raise pytest.UsageError("chroma-compat: --chroma-from (or chroma_compat_from) is required for this")
+    if not new:
+        raise pytest.UsageError("chroma-compat: --chroma-to is not given and no chromadb is installed here")
+    return _resolve(old, "--chroma-from"), _resolve(new, "--chroma-to")
+
+
+def _listed(raw: Any) -> list[str]:
+    items = raw if isinstance(raw, (list, tuple)) else str(raw or "").replace(",", " ").split()
+    return [v for v in items if v]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("chroma_versions")
+    if marker is None:
+        return
+    raw = list(marker.args) or _listed(option(metafunc.config, "chroma_compat_versions"))
+    if not raw:
+        pytest.fail(f"chroma-compat: {metafunc.definition.name} is marked chroma_versions() with no releases "
+                    "and --chroma-versions is not set", pytrace=False)
+    try:
+        versions = [_resolve(v, f"chroma_versions on {metafunc.definition.name}") for v in raw]
+    except pytest.UsageError as exc:  # a collection error of this module, in one line
+        pytest.fail(str(exc), pytrace=False)
+    if "chroma_version" not in metafunc.fixturenames:
+        metafunc.fixturenames.append("chroma_version")
+    metafunc.parametrize("chroma_version", versions, ids=[f"chromadb-{v}" for v in versions], indirect=True)
+
+
+# -- fixtures ---------------------------------------------------------------------------------------
+
 class ReleasePool:
     """One ``Release`` (and so one worker) per version for the whole session."""
 
-    def __init__(self) -> None:
+    def __init__(self, used: dict | None = None) -> None:
         self._releases: dict[str, "Release"] = {}
+        self._used = used if used is not None else {}
 
     def get(self, version: str) -> "Release":
         from .client import Release
@@ -51,6 +124,7 @@ class ReleasePool:
         exact = resolve(version)
         if exact not in self._releases:
             self._releases[exact] = Release(exact)
+            self._used[exact] = "worker"
         return self._releases[exact]
 
     def versions(self) -> list[str]:
@@ -62,27 +136,68 @@ class ReleasePool:
         self._releases.clear()
 
 
+_USED = pytest.StashKey[dict]()
+
+
 @pytest.fixture(scope="session")
-def chroma_releases() -> Iterator[ReleasePool]:
+def chroma_releases(pytestconfig: pytest.Config) -> Iterator[ReleasePool]:
     """Session-wide pool of releases running in their workers: ``chroma_releases.get("0.6.3")``."""
-    pool = ReleasePool()
+    pool = ReleasePool(pytestconfig.stash.get(_USED, {}))
     yield pool
     pool.close()
 
 
 @pytest.fixture(scope="session")
+def chroma_version(request: pytest.FixtureRequest) -> str:
+    """The release under test: the chroma_versions parameter, else --chroma-from."""
+    if hasattr(request, "param"):
+        return request.param
+    old = option(request.config, "chroma_compat_from")
+    if not old:
+        pytest.fail("chroma_version needs @pytest.mark.chroma_versions(...) or --chroma-from", pytrace=False)
+    return _resolve(old, "--chroma-from")
+
+
+@pytest.fixture(scope="session")
+def chroma_release(chroma_releases: ReleasePool, chroma_version: str) -> "Release":
+    """That release, running in its worker (the same object as ``Release(version)``)."""
+    return chroma_releases.get(chroma_version)
+
+
+@pytest.fixture(scope="session")
+def _chroma_store_cache(tmp_path_factory: pytest.TempPathFactory):
+    from .stores import StoreCache
+
+    # per pytest(-xdist) worker: no two workers ever write the same store
+    return StoreCache(tmp_path_factory.mktemp("chroma-compat-stores"))
+
+
+@pytest.fixture
+def chroma_store_from(chroma_releases: ReleasePool, _chroma_store_cache: Any, tmp_path_factory: pytest.TempPathFactory,
+                      pytestconfig: pytest.Config) -> Callable[..., Path]:
+    """``chroma_store_from("0.5.23", data=..., seed="pkg.mod:fn")`` -> a private copy of a persistent
+    directory written by that release. Open it with the chromadb installed in your test environment."""
+    from .errors import CompatError
+
+    def factory(version: str, data: Any = None, seed: str | None = None) -> Path:
+        release = chroma_releases.get(_resolve(version, "chroma_store_from"))
+        search = [str(pytestconfig.rootpath), str(Path.cwd())] + [
+            p for p in sys.path if p and Path(p).resolve().is_relative_to(pytestconfig.rootpath)]
+        try:
+            written = _chroma_store_cache.get(release, data, seed, sys_path=list(dict.fromkeys(search)))
+        except CompatError as exc:
+            pytest.fail(f"chroma-compat: {exc}", pytrace=False)
+        return _chroma_store_cache.copy(written, tmp_path_factory.mktemp(f"chroma-{release.version}") / "store")
+
+    return factory
+
+
+@pytest.fixture(scope="session")
 def chroma_pair(pytestconfig: pytest.Config) -> tuple[str, str]:
     """The (from, to) releases under test, resolved to exact versions."""
-    from .errors import CompatError
-    from .releases import resolve
-
-    old, new = option(pytestconfig, "chroma_compat_from"), option(pytestconfig, "chroma_compat_to")
-    if not old or not new:
-        pytest.fail("this test needs --chroma-from and --chroma-to (or their ini keys)", pytrace=False)
-    try:
-        return resolve(old), resolve(new)
-    except CompatError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    pair = pair_from_config(pytestconfig)
+    pytestconfig.stash[_USED].setdefault("pair", pair)
+    return pair
 
 
 @pytest.fixture(scope="session")
@@ -102,3 +217,33 @@ def chroma_round_trip_settings(pytestconfig: pytest.Config) -> dict:
     return {"profile": option(pytestconfig, "chroma_compat_profile"),
             "examples": int(examples) if examples else None,
             "seed": int(seed) if seed not in (None, "", "random") else None}
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    used = config.stash.get(_USED, {})
+    versions = sorted(v for v in used if v != "pair")
+    if not versions and "pair" not in used:
+        return
+    terminalreporter.section("chroma-compat")
+    if versions:
+        terminalreporter.write_line("releases used: " + ", ".join(f"chromadb {v}" for v in versions))
+    if "pair" in used:
+        old, new = used["pair"]
+        terminalreporter.write_line(f"pair under test: chromadb {old} -> {new}")
+        crossed = _crossed_contracts(old, new)
+        if crossed:
+            terminalreporter.write_line(f"contracts this upgrade crosses ({len(crossed)}):")
+            for line in crossed:
+                terminalreporter.write_line(f"  {line}")
+
+
+def _crossed_contracts(old: str, new: str) -> list[str]:
+    """Contracts already measured for both releases (from the cache: no release is started here)."""
+    try:
+        from .contracts import measure
+    except ImportError:
+        return []
+    try:
+        return [f"{c['id']}: {c['consequence']}" for c in measure.crossed_cached(old, new)]
+    except Exception:
+        return []

@@ -377,6 +377,10 @@ def capabilities(state: State, collection_settings: dict | None = None) -> dict:
 
 # -- user code, probes, test hooks ---------------------------------------------------------
 
+class TargetNotFound(Exception):
+    pass
+
+
 @op("run")
 def run(state: State, target: str, client: int | None = None, sys_path: list | None = None,
         kwargs: dict | None = None) -> Any:
@@ -385,9 +389,12 @@ def run(state: State, target: str, client: int | None = None, sys_path: list | N
         if entry not in sys.path:
             sys.path.insert(0, entry)
     module_name, _, attr = target.partition(":")
-    fn: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        fn = getattr(fn, part)
+    try:
+        fn: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            fn = getattr(fn, part)
+    except Exception as exc:  # told apart from errors raised by the function itself
+        raise TargetNotFound(f"cannot import {target}: {type(exc).__name__}: {exc}") from exc
     args = (state.client(client),) if client is not None else ()
     return wire.to_jsonable(fn(*args, **(kwargs or {})))
 

@@ -1,0 +1,1 @@
+"""Receipts as words and lines in Chroma (an example application)."""

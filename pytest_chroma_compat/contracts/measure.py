@@ -1,0 +1,341 @@
+"""Host side of the contracts: run probes on releases, cache what they saw, find where it changes.
+
+Why it is built this way:
+- The contract table (table.toml) holds what the *log* says; probes.py says how
+  to *look*. Nothing here knows an answer: every observed value comes from a
+  release's own worker, and a change is wherever two consecutive measured
+  releases answer differently (possibly several times, possibly back again).
+- Observations are cached per (environment key, probes.py hash) under
+  ``paths.home()/"contracts"``: editing a probe re-measures, a new pin rule
+  (a different environment) re-measures, nothing else does.
+- A probe that cannot run (worker crash, timeout, an install that fails) is a
+  failure, never a value, and is never cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from .. import envs, paths, pins, releases
+from ..errors import ChromaError, CompatError, WorkerError
+
+if TYPE_CHECKING:
+    from ..client import Release
+
+HERE = Path(__file__).parent
+PROBES = HERE / "probes.py"
+TABLE = HERE / "table.toml"
+
+
+@dataclass(frozen=True)
+class Contract:
+    id: str
+    title: str
+    documented: str
+    section: str
+    quote: str
+    probe: str
+    consequence: str
+    unmeasured: str = ""
+
+
+@lru_cache(maxsize=1)
+def load_table() -> tuple[Contract, ...]:
+    rows = releases._load_toml(TABLE)["contract"]
+    table = tuple(Contract(**row) for row in rows)
+    ids = [c.id for c in table]
+    if len(set(ids)) != len(ids):
+        raise CompatError(f"duplicate contract id in {TABLE}")
+    return table
+
+
+def contract(contract_id: str) -> Contract:
+    for c in load_table():
+        if c.id == contract_id:
+            return c
+    raise CompatError(f"unknown contract {contract_id!r}; known: {', '.join(c.id for c in load_table())}")
+
+
+def probe_names(contracts: Iterable[Contract] | None = None) -> list[str]:
+    return sorted({c.probe for c in (contracts or load_table()) if c.probe})
+
+
+def probe_hash() -> str:
+    return hashlib.sha256(PROBES.read_bytes()).hexdigest()[:12]
+
+
+def default_cache() -> Path:
+    return paths.home() / "contracts"
+
+
+# -- observing one release ---------------------------------------------------------------------
+
+@dataclass
+class Observation:
+    """What one release answered to each probe (values), and which probes could not run (failures)."""
+
+    version: str
+    values: dict[str, Any] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    cached: bool = False
+
+
+def _cache_file(version: str, cache: Path) -> Path:
+    key = envs.env_key(version, pins.for_version(version))
+    return cache / f"{key}-probes-{probe_hash()}.json"
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())["values"]
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def observe(release: "Release | str", probes: Iterable[str] | None = None, *, cache: Path | None = None,
+            fresh: bool = False) -> Observation:
+    """Run the probes on one release (reusing cached answers unless ``fresh``)."""
+    from ..client import Release
+
+    version = release.version if isinstance(release, Release) else releases.resolve(release)
+    wanted = list(probes) if probes is not None else probe_names()
+    cache = cache or default_cache()
+    path = _cache_file(version, cache)
+    known = {} if fresh else _read(path)
+    obs = Observation(version, {p: known[p] for p in wanted if p in known})
+    missing = [p for p in wanted if p not in obs.values]
+    obs.cached = not missing
+    if not missing:
+        return obs
+    owned = not isinstance(release, Release)
+    rel = Release(version) if owned else release
+    try:
+        for probe in missing:
+            try:
+                obs.values[probe] = rel.run(f"probes:{probe}", sys_path=[str(HERE)])
+            except (ChromaError, WorkerError) as exc:  # the probe did not run: no value
+                obs.failures[probe] = f"{type(exc).__name__}: {exc}"
+            except CompatError as exc:  # install failure, refused release: nothing will run
+                obs.failures.update({p: f"{type(exc).__name__}: {exc}" for p in missing if p not in obs.values})
+                break
+    finally:
+        if owned:
+            rel.close()
+    _write(path, {p: v for p, v in obs.values.items() if p in missing})
+    return obs
+
+
+def _write(path: Path, new: dict) -> None:
+    if not new:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    merged = {**_read(path), **new}
+    tmp = path.with_suffix(f".{id(new)}.tmp")
+    tmp.write_text(json.dumps({"probes_sha256": probe_hash(), "values": merged}, indent=1))
+    tmp.replace(path)
+
+
+def observe_many(versions: list[str], probes: Iterable[str] | None = None, *, jobs: int = 4,
+                 cache: Path | None = None, fresh: bool = False,
+                 progress: Callable[[Observation], None] | None = None) -> dict[str, Observation]:
+    """Observe several releases in parallel (each in its own worker process)."""
+    probes = list(probes) if probes is not None else probe_names()
+
+    def one(version: str) -> Observation:
+        try:
+            obs = observe(version, probes, cache=cache, fresh=fresh)
+        except CompatError as exc:
+            obs = Observation(version, failures={p: f"{type(exc).__name__}: {exc}" for p in probes})
+        if progress:
+            progress(obs)
+        return obs
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return dict(zip(versions, pool.map(one, versions)))
+
+
+# -- comparing two releases ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Crossing:
+    contract: Contract
+    before: Any
+    after: Any
+    failure: str = ""
+
+    @property
+    def crossed(self) -> bool:
+        return not self.failure and self.before != self.after
+
+
+def compare(old: "Release | str", new: "Release | str", contracts: Iterable[Contract] | None = None,
+            **kwargs: Any) -> list[Crossing]:
+    """Every measured contract with its value under ``old`` and ``new``."""
+    chosen = [c for c in (contracts or load_table()) if c.probe]
+    probes = probe_names(chosen)
+    a, b = observe(old, probes, **kwargs), observe(new, probes, **kwargs)
+    out = []
+    for c in chosen:
+        failure = "; ".join(f"{o.version}: {o.failures[c.probe]}" for o in (a, b) if c.probe in o.failures)
+        out.append(Crossing(c, a.values.get(c.probe), b.values.get(c.probe), failure))
+    return out
+
+
+def crossed(old: "Release | str", new: "Release | str", **kwargs: Any) -> list[Crossing]:
+    """The contracts whose observed value differs between ``old`` and ``new``."""
+    return [x for x in compare(old, new, **kwargs) if x.crossed]
+
+
+def describe_change(before: Any, after: Any) -> str:
+    """A short account of what differs: changed keys of a dict, added/removed items of a list of names."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = [k for k in {**before, **after} if before.get(k) != after.get(k)]
+        return "; ".join(f"{k}: {compact(before.get(k))} -> {compact(after.get(k))}" for k in keys)
+    if isinstance(before, list) and isinstance(after, list) and all(isinstance(x, str) for x in before + after) \
+            and len(set(before)) == len(before) and len(before + after) > 4:
+        gone, new = [x for x in before if x not in after], [x for x in after if x not in before]
+        if gone or new:
+            return " ".join([f"-{x}" for x in gone] + [f"+{x}" for x in new])
+    return f"{compact(before)} -> {compact(after)}"
+
+
+def compact(value: Any) -> str:
+    if isinstance(value, dict) and set(value) == {"error"}:
+        return f"error:{value['error']}"
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# -- where the log says it changes ----------------------------------------------------------------
+
+_VERSION = re.compile(r"v?(\d+\.\d+\.\d+)")
+
+
+def documented_release(text: str) -> tuple[str | None, str]:
+    """The first catalogue release the log's heading can mean, and how it was found.
+
+    "v0.5.6" (not on the index) means the next release that exists; "April 20,
+    2024" means the first release uploaded on or after that day.
+    """
+    from packaging.version import Version
+
+    if not text:
+        return None, "not in the log"
+    catalogue = [r for r in releases.catalogue() if not r.yanked]
+    m = _VERSION.fullmatch(text.strip())
+    if m:
+        wanted = Version(m.group(1))
+        later = [r.version for r in catalogue if Version(r.version) >= wanted]
+        if not later:
+            return None, f"{text}: no such release or later in the catalogue"
+        if Version(later[0]) == wanted:
+            return later[0], text
+        return later[0], f"{text} is not on the index; first release after it: {later[0]}"
+    try:
+        day = datetime.strptime(text.strip(), "%B %d, %Y").date()
+    except ValueError:
+        return None, f"cannot read {text!r} as a version or a date"
+    after = [r for r in catalogue if r.uploaded and date.fromisoformat(r.uploaded) >= day]
+    if not after:
+        return None, f"no release uploaded on or after {day}"
+    first = min(after, key=lambda r: (r.uploaded, Version(r.version))).version
+    return first, f"dated {text}; first release uploaded on or after it: {first} ({releases.lookup(first).uploaded})"
+
+
+# -- histories: where each contract's observed value changes ----------------------------------------
+
+@dataclass
+class History:
+    """One contract over a list of releases: runs of equal values, the changes, and the verdict."""
+
+    contract: Contract
+    runs: list[dict] = field(default_factory=list)      # {"first", "last", "value", "releases"}
+    changes: list[dict] = field(default_factory=list)   # {"after", "at", "before", "value"}
+    unmeasured: dict[str, str] = field(default_factory=dict)
+    documented_at: str | None = None
+    documented_note: str = ""
+    verdict: str = ""
+    disagrees: bool = False
+
+    def as_dict(self) -> dict:
+        c = self.contract
+        return {"id": c.id, "title": c.title, "documented": c.documented, "section": c.section, "quote": c.quote,
+                "probe": c.probe, "consequence": c.consequence, "documented_at": self.documented_at,
+                "documented_note": self.documented_note, "changes": self.changes, "runs": self.runs,
+                "unmeasured": self.unmeasured, "verdict": self.verdict, "disagrees": self.disagrees}
+
+
+def histories(versions: list[str], observations: dict[str, Observation],
+              contracts: Iterable[Contract] | None = None) -> list[History]:
+    """For each contract: its value per measured release, where it changes, and whether the log agrees."""
+    table = list(contracts or load_table())
+    out = []
+    for c in table:
+        h = History(c)
+        h.documented_at, h.documented_note = documented_release(c.documented)
+        if not c.probe:
+            h.verdict = f"not measured: {c.unmeasured}"
+            out.append(h)
+            continue
+        previous: str | None = None
+        for v in versions:
+            obs = observations.get(v)
+            if obs is None or c.probe not in obs.values:
+                h.unmeasured[v] = (obs.failures.get(c.probe, "no observation") if obs else "not observed")
+                continue
+            value = obs.values[c.probe]
+            if h.runs and h.runs[-1]["value"] == value:
+                h.runs[-1]["last"] = v
+                h.runs[-1]["releases"] += 1
+            else:
+                if h.runs:
+                    h.changes.append({"after": previous, "at": v, "before": h.runs[-1]["value"], "value": value})
+                h.runs.append({"first": v, "last": v, "value": value, "releases": 1})
+            previous = v
+        h.verdict, h.disagrees = _verdict(h, versions, table)
+        out.append(h)
+    return out
+
+
+def _verdict(h: History, versions: list[str], table: list[Contract]) -> tuple[str, bool]:
+    """Does a measured change fall on the documented release (or on a gap containing it)?"""
+    from packaging.version import Version
+
+    if not h.runs:
+        return "not measured: the probe ran on no release", False
+    doc = h.documented_at
+
+    def covers(ch: dict) -> bool:  # the change happened somewhere in (after, at]
+        return doc is not None and Version(ch["after"]) < Version(doc) <= Version(ch["at"])
+
+    siblings = {documented_release(c.documented)[0]: c.id for c in table
+                if c.probe == h.contract.probe and c.id != h.contract.id and c.documented}
+
+    def where(ch: dict) -> str:
+        gap = [v for v in releases.versions() if Version(ch["after"]) < Version(v) < Version(ch["at"])]
+        text = ch["at"] if not gap else f"{ch['at']} (after {ch['after']}; {len(gap)} release(s) between not measured)"
+        owner = next((cid for rel, cid in siblings.items() if rel and Version(ch["after"]) < Version(rel) <= Version(ch["at"])), None)
+        return f"{text} [documented by {owner}]" if owner else text
+
+    matched = [ch for ch in h.changes if covers(ch)]
+    others = [where(ch) for ch in h.changes if ch not in matched]
+    also = f"; also changes at {', '.join(others)}" if others else ""
+    if doc is None:
+        found = f"changes at {', '.join(where(ch) for ch in h.changes)}" if h.changes else "no change in the measured range"
+        return f"not in the log; {found}", False
+    first, last = h.runs[0]["first"], h.runs[-1]["last"]
+    if not Version(first) < Version(doc) <= Version(last):
+        return f"documented release {doc} is outside the measured range ({first}..{last}){also}", False
+    if matched:
+        return f"agrees: changes at {', '.join(where(ch) for ch in matched)}{also}", False
+    if doc in h.unmeasured:
+        return f"cannot tell: {doc} was not measured{also}", False
+    found = f"measured changes at {', '.join(others)}" if others else "no change in the measured range"
+    return f"DISAGREES: no change at {doc}; {found}", True

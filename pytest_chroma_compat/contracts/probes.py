@@ -1,0 +1,419 @@
+"""Probes: each one measures one documented behaviour on the release it runs in.
+
+This file runs INSIDE a release's environment (the worker's ``run`` op imports
+it as the top-level module ``probes``), so it is stdlib + chromadb only.
+
+Why it is built this way:
+- Every probe builds its own client on a fresh persistent store in a new
+  temporary directory and lets it go afterwards: the worker's own clients use
+  the harness's settings (``allow_reset=True``), which would hide defaults, and
+  releases cache one System per path, so stores are never shared.
+- A probe returns a small JSON-able value describing what the release *did*.
+  Exceptions, ``BaseException`` included (the 1.x Rust core panics), are part
+  of that value as ``{"error": "TypeName"}``: type names only, because
+  messages change between releases and would make every release look different.
+- Nothing here embeds text: every write passes explicit embeddings, and every
+  embedding function handed to a release raises if it is ever called.
+- Versions are never compared here; differences are found with ``hasattr``
+  and by trying things.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import tempfile
+from typing import Any, Callable, Iterator
+
+E2 = [[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]]
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+def _err(exc: BaseException) -> dict:
+    return {"error": type(exc).__name__}
+
+
+def _attempt(fn: Callable[[], Any]) -> Any:
+    """The value of ``fn()``, or ``{"error": TypeName}`` for anything it raises."""
+    try:
+        return fn()
+    except BaseException as exc:  # a Rust panic is an answer too
+        return _err(exc)
+
+
+def _never_embed(*_args: Any, **_kwargs: Any) -> Any:
+    raise RuntimeError("a contract probe never embeds text")
+
+
+def _chromadb() -> Any:
+    import chromadb  # type: ignore
+
+    return chromadb
+
+
+def _new_client(path: str, settings: dict | None) -> Any:
+    chromadb = _chromadb()
+    from chromadb.config import Settings  # type: ignore
+
+    values = {"anonymized_telemetry": False, **(settings or {})}
+    if hasattr(chromadb, "PersistentClient"):
+        return chromadb.PersistentClient(path=path, settings=Settings(**values))
+    values.update(chroma_db_impl="duckdb+parquet", persist_directory=path)  # 0.3
+    return chromadb.Client(Settings(**values))
+
+
+def _release(client: Any) -> None:
+    """Stop the client's system and drop it from the per-path cache (as the worker adapter does).
+
+    Idempotent: a second call finds the system gone (1.x raises KeyError for it) and does nothing.
+    """
+    try:
+        system = getattr(client, "_system", None)
+    except BaseException:
+        return
+    with contextlib.suppress(BaseException):
+        if system is not None and hasattr(system, "stop"):
+            system.stop()
+    for klass in type(client).__mro__:
+        cache = vars(klass).get("_identifer_to_system") or vars(klass).get("_identifier_to_system")
+        if isinstance(cache, dict):
+            for key in [k for k, v in cache.items() if v is system]:
+                del cache[key]
+
+
+@contextlib.contextmanager
+def _store(settings: dict | None = None) -> Iterator[tuple[Any, str]]:
+    """A fresh client on a fresh persistent store, removed afterwards."""
+    path = tempfile.mkdtemp(prefix="contract-probe-", dir=os.getcwd())
+    client = None
+    try:
+        client = _new_client(path, settings)
+        yield client, path
+    finally:
+        if client is not None:
+            _release(client)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _ef_none() -> Any:
+    """0.4+ accept ``embedding_function=None``; 0.3 swaps None for a model, so give it one that refuses."""
+    return None if hasattr(_chromadb(), "PersistentClient") else _never_embed
+
+
+def _collection(client: Any, name: str = "probe", metadata: dict | None = None, **kwargs: Any) -> Any:
+    args = {"name": name, "embedding_function": kwargs.pop("embedding_function", _ef_none()), **kwargs}
+    if metadata is not None:
+        args["metadata"] = metadata
+    return client.create_collection(**args)
+
+
+def _kind(value: Any) -> str:
+    """A type description: ``ndarray``, ``list[ndarray]``, ``list[CollectionName(str)]``..."""
+    name = type(value).__name__
+    if isinstance(value, (list, tuple)) and value:
+        item = type(value[0])
+        bases = "(str)" if issubclass(item, str) and item is not str else ""
+        return f"{name}[{item.__name__}{bases}]"
+    return name
+
+
+def _guarded(probe: Callable[[], Any]) -> Callable[[], Any]:
+    """Whatever a probe's set-up raises becomes its observed value, never a worker error."""
+    def run() -> Any:
+        return _attempt(probe)
+
+    run.__name__ = probe.__name__
+    run.__doc__ = probe.__doc__
+    return run
+
+
+# -- 0.4.0 ----------------------------------------------------------------------------------
+
+@_guarded
+def persist_method() -> Any:
+    """Does a persistent client still have ``.persist()``?"""
+    with _store() as (client, _):
+        return {"persist": "present" if hasattr(client, "persist") else "absent"}
+
+
+@_guarded
+def reset_default() -> Any:
+    """``client.reset()`` under default settings, allow_reset=False and allow_reset=True."""
+    out = {}
+    for label, settings in (("default", {}), ("allow_reset=False", {"allow_reset": False}),
+                            ("allow_reset=True", {"allow_reset": True})):
+        def attempt() -> Any:
+            with _store(settings) as (client, _):
+                col = _collection(client)
+                col.add(ids=["a"], embeddings=[E2[0]])
+                client.reset()
+                names = [getattr(c, "name", c) for c in client.list_collections()]
+                return "reset" if not names else "kept"
+        out[label] = _attempt(attempt)
+    return out
+
+
+@_guarded
+def client_constructors() -> Any:
+    """Which client constructors ``import chromadb`` offers."""
+    chromadb = _chromadb()
+    return sorted(n for n in ("Client", "EphemeralClient", "PersistentClient", "HttpClient") if hasattr(chromadb, n))
+
+
+# -- 0.4.16 ---------------------------------------------------------------------------------
+
+@_guarded
+def embedding_function_signature() -> Any:
+    """Is a custom embedding function with ``__call__(self, texts)`` / ``(self, input)`` accepted?"""
+    variants: dict[str, Any] = {}
+
+    class Texts:
+        def __call__(self, texts):  # noqa: ANN001 - the old protocol, on purpose
+            return _never_embed(texts)
+
+    class Input:
+        def __call__(self, input):  # noqa: A002,ANN001 - the new protocol
+            return _never_embed(input)
+
+    variants["texts"], variants["input"] = Texts, Input
+    base = getattr(_attempt(lambda: __import__("chromadb.api.types", fromlist=["x"])), "EmbeddingFunction", None)
+    if base is not None:
+        variants["texts_subclass"] = type("TextsEF", (base,), {"__call__": Texts.__call__})
+        variants["input_subclass"] = type("InputEF", (base,), {"__call__": Input.__call__})
+    out = {}
+    for label, klass in variants.items():
+        def attempt() -> Any:
+            with _store() as (client, _):
+                _collection(client, embedding_function=klass())
+                return "accepted"
+        out[label] = _attempt(attempt)
+    return out
+
+
+# -- auth overhaul (April 2024), 0.5.1, 0.5.6 -------------------------------------------------
+
+AUTH_SETTINGS = (
+    "chroma_client_auth_provider", "chroma_client_auth_credentials", "chroma_client_auth_credentials_provider",
+    "chroma_client_auth_protocol_adapter", "chroma_client_auth_credentials_file",
+    "chroma_client_auth_token_transport_header", "chroma_server_auth_token_transport_header",
+    "chroma_auth_token_transport_header", "chroma_server_auth_provider", "chroma_server_authn_provider",
+    "chroma_server_auth_configuration_provider", "chroma_server_auth_credentials_provider",
+    "chroma_server_auth_credentials", "chroma_server_authn_credentials", "chroma_server_auth_credentials_file",
+    "chroma_server_authn_credentials_file", "chroma_server_auth_configuration_file",
+    "chroma_server_authn_configuration_file", "chroma_server_authz_provider", "chroma_server_authz_config",
+    "chroma_server_authz_config_file", "chroma_server_authz_ignore_paths", "chroma_server_auth_ignore_paths",
+)
+
+
+@_guarded
+def auth_settings() -> Any:
+    """Which of the old and new auth setting names ``chromadb.config.Settings`` declares."""
+    from chromadb.config import Settings  # type: ignore
+
+    fields = getattr(Settings, "model_fields", None) or getattr(Settings, "__fields__", {})
+    return sorted(name for name in AUTH_SETTINGS if name in fields)
+
+
+@_guarded
+def max_batch_size() -> Any:
+    """``client.max_batch_size`` (property) and ``client.get_max_batch_size()`` (method)."""
+    with _store() as (client, _):
+        return {"max_batch_size": _attempt(lambda: type(client.max_batch_size).__name__),
+                "get_max_batch_size()": _attempt(lambda: type(client.get_max_batch_size()).__name__)}
+
+
+@_guarded
+def wal_pruning() -> Any:
+    """The write-ahead-log config a NEW store is created with (read from chroma.sqlite3)."""
+    with _store() as (client, path):
+        _collection(client).add(ids=["a", "b"], embeddings=E2[:2])
+        _release(client)
+        db = os.path.join(path, "chroma.sqlite3")
+        if not os.path.exists(db):
+            return {"store": "no chroma.sqlite3"}
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if "embeddings_queue_config" not in tables:
+                return {"embeddings_queue_config": "absent"}
+            import json
+
+            rows = con.execute("SELECT config_json_str FROM embeddings_queue_config").fetchall()
+            configs = [json.loads(r[0]) for r in rows]
+            return {"automatically_purge": [c.get("automatically_purge") for c in configs]}
+        finally:
+            con.close()
+
+
+# -- 0.5.11 ---------------------------------------------------------------------------------
+
+@_guarded
+def get_order() -> Any:
+    """Ids "3","2","1","0" added in that order: what get() and get(limit=2, offset=2) return."""
+    with _store() as (client, _):
+        col = _collection(client)
+        col.add(ids=["3", "2", "1", "0"], embeddings=E2)
+        return {"get()": _attempt(lambda: col.get()["ids"]),
+                "get(limit=2,offset=2)": _attempt(lambda: col.get(limit=2, offset=2)["ids"])}
+
+
+@_guarded
+def get_or_create_metadata() -> Any:
+    """get_or_create_collection(metadata=...) on an existing collection: overwritten or ignored?"""
+    with _store() as (client, _):
+        _collection(client, metadata={"owner": "first"})
+        client.get_or_create_collection(name="probe", metadata={"owner": "second"}, embedding_function=_ef_none())
+        got = (client.get_collection(name="probe", embedding_function=_ef_none()).metadata or {}).get("owner")
+        return {"first": "ignored", "second": "overwritten"}.get(got, repr(got))
+
+
+@_guarded
+def embeddings_type() -> Any:
+    """The Python type of ``embeddings`` in get(), query() and peek() results."""
+    with _store() as (client, _):
+        col = _collection(client)
+        col.add(ids=["a", "b"], embeddings=E2[:2])
+        return {
+            "get": _attempt(lambda: _kind(col.get(include=["embeddings"])["embeddings"])),
+            "query": _attempt(lambda: _kind(col.query(query_embeddings=[E2[0]], n_results=1,
+                                                      include=["embeddings"])["embeddings"])),
+            "peek": _attempt(lambda: _kind(col.peek(limit=2)["embeddings"])),
+        }
+
+
+# -- 0.5.12 ---------------------------------------------------------------------------------
+
+def _filter_collection(client: Any) -> Any:
+    """a: k=1 + document; b: other key, no document; c: k=2 + document; d: no metadata, no document."""
+    col = _collection(client)
+    col.add(ids=["a", "c"], embeddings=E2[:2], metadatas=[{"k": 1}, {"k": 2}], documents=["hello", "world"])
+    col.add(ids=["b"], embeddings=[E2[2]], metadatas=[{"j": 1}])
+    col.add(ids=["d"], embeddings=[E2[3]])
+    return col
+
+
+@_guarded
+def ne_nin_missing_key() -> Any:
+    """Which records ``$ne`` / ``$nin`` match when some lack the key (b) or any metadata (d)."""
+    with _store() as (client, _):
+        col = _filter_collection(client)
+        return {"$ne": _attempt(lambda: sorted(col.get(where={"k": {"$ne": 1}})["ids"])),
+                "$nin": _attempt(lambda: sorted(col.get(where={"k": {"$nin": [1]}})["ids"]))}
+
+
+@_guarded
+def not_contains_missing_document() -> Any:
+    """Which records ``$not_contains`` matches when some have no document (b, d)."""
+    with _store() as (client, _):
+        col = _filter_collection(client)
+        return _attempt(lambda: sorted(col.get(where_document={"$not_contains": "ell"})["ids"]))
+
+
+@_guarded
+def rate_limiting_classes() -> Any:
+    """Which of RateLimitingProvider (old) and RateLimitEnforcer (new) can be imported."""
+    import importlib
+
+    found = []
+    for module, name in (("chromadb.rate_limiting", "RateLimitingProvider"), ("chromadb.rate_limit", "RateLimitEnforcer"),
+                         ("chromadb.rate_limit", "SimpleRateLimitEnforcer")):
+        try:
+            if hasattr(importlib.import_module(module), name):
+                found.append(f"{module}.{name}")
+        except BaseException:
+            pass
+    return found
+
+
+# -- 0.5.17 ---------------------------------------------------------------------------------
+
+@_guarded
+def empty_filters() -> Any:
+    """get(where={}), get(where_document={}), get(ids=[]), get(ids=[...], where={}): how many records, or the error."""
+    with _store() as (client, _):
+        col = _collection(client)
+        col.add(ids=["a", "b"], embeddings=E2[:2], documents=["x", "y"])
+        calls = {"where={}": {"where": {}}, "where_document={}": {"where_document": {}}, "ids=[]": {"ids": []},
+                 "ids=[a],where={}": {"ids": ["a"], "where": {}}}
+        return {label: _attempt(lambda kw=kw: len(col.get(**kw)["ids"])) for label, kw in calls.items()}
+
+
+# -- 0.6.0 / 1.0.0 ----------------------------------------------------------------------------
+
+@_guarded
+def list_collections_type() -> Any:
+    """The type of the items ``client.list_collections()`` returns."""
+    with _store() as (client, _):
+        _collection(client)
+        return _kind(client.list_collections())
+
+
+@_guarded
+def requires_python() -> Any:
+    """The installed distribution's Requires-Python."""
+    from importlib import metadata
+
+    return metadata.metadata("chromadb").get("Requires-Python")
+
+
+# -- not in the log, but user code meets them -------------------------------------------------
+
+METADATA_VALUES = {
+    "str": "s", "empty_str": "", "int": 7, "float": 1.5, "bool": True, "none": None,
+    "list_str": ["a", "b"], "list_int": [1, 2], "list_float": [1.5], "list_bool": [True], "empty_list": [],
+}
+
+
+@_guarded
+def metadata_types() -> Any:
+    """Per metadata value type: kept as sent, changed (to which type), dropped, or rejected."""
+    out = {}
+    with _store() as (client, _):
+        for i, (label, value) in enumerate(METADATA_VALUES.items()):
+            col = _collection(client, name=f"probe-{i}")
+
+            def attempt() -> Any:
+                col.add(ids=["x"], embeddings=[E2[0]], metadatas=[{"k": value, "other": 1}])
+                got = col.get(ids=["x"], include=["metadatas"])["metadatas"][0] or {}
+                if "k" not in got:
+                    return "dropped"
+                return "kept" if type(got["k"]) is type(value) and got["k"] == value else f"changed:{type(got['k']).__name__}"
+            out[label] = _attempt(attempt)
+    return out
+
+
+@_guarded
+def operators() -> Any:
+    """Which filter operators a release accepts (the answer's ids are other probes' business)."""
+    calls = {
+        "$eq": {"where": {"k": {"$eq": 1}}}, "$ne": {"where": {"k": {"$ne": 1}}}, "$gt": {"where": {"k": {"$gt": 0}}},
+        "$in": {"where": {"k": {"$in": [1]}}}, "$nin": {"where": {"k": {"$nin": [1]}}},
+        "$and": {"where": {"$and": [{"k": 1}, {"j": 1}]}}, "$or": {"where": {"$or": [{"k": 1}, {"j": 1}]}},
+        "$contains": {"where_document": {"$contains": "ell"}},
+        "$not_contains": {"where_document": {"$not_contains": "ell"}},
+        "$regex": {"where_document": {"$regex": "^h"}}, "$not_regex": {"where_document": {"$not_regex": "^h"}},
+        "where $contains": {"where": {"k": {"$contains": 1}}},
+    }
+    with _store() as (client, _):
+        col = _filter_collection(client)
+        return {name: _attempt(lambda kw=kw: (col.get(**kw), "ok")[1]) for name, kw in calls.items()}
+
+
+COLLECTION_NAMES = {
+    "2 chars": "ab", "3 chars": "abc", "63 chars": "a" * 63, "64 chars": "a" * 64, "a..b": "a..b",
+    "1.1.1.1": "1.1.1.1", "under_score": "under_score", "dash-ok": "dash-ok", "-leading-dash": "-abc",
+    "trailing-dash-": "abc-", "UPPER": "ABC", "space": "a b c", "dotted.name": "a.b.c",
+}
+
+
+@_guarded
+def collection_names() -> Any:
+    """Which collection names a release accepts."""
+    out = {}
+    with _store() as (client, _):
+        for label, name in COLLECTION_NAMES.items():
+            out[label] = _attempt(lambda name=name: (_collection(client, name=name), "ok")[1])
+    return out
