@@ -261,7 +261,12 @@ def check_filters(model: StoreModel, view: View, probes: Any) -> tuple[bool, str
         if got != want:
             bad.append({"collection": f["collection"], "where": f["where"], "where_document": f["where_document"],
                         "expected": sorted(want)[:10], "got": got if isinstance(got, str) else sorted(got)[:10]})
-    return not bad, f"{len(probes.filters)} filter(s)", {"mismatches": bad[:5]} if bad else {}
+    if bad:
+        b = bad[0]
+        clause = {k: b[k] for k in ("where", "where_document") if b[k] is not None}
+        return False, (f"{len(bad)} of {len(probes.filters)} filter(s) answer differently; first: {clause} "
+                       f"expected {b['expected']} got {b['got']}"), {"mismatches": bad[:5]}
+    return True, f"{len(probes.filters)} filter(s)", {}
 
 
 def check_query(model: StoreModel, view: View, probes: Any) -> tuple[bool, str, dict]:
@@ -289,7 +294,12 @@ def check_query(model: StoreModel, view: View, probes: Any) -> tuple[bool, str, 
             bad.append({"collection": name, "k": q["k"], "expected": exact_ids, "got": ids, "recall": recall,
                         "distance mismatches (id, got, exact)": off[:3]})
     mean = float(np.mean(recalls)) if recalls else 1.0
-    return not bad, f"{len(probes.queries)} quer(ies), mean recall {mean:.2f}", {"mismatches": bad[:5]} if bad else {}
+    detail = f"{len(probes.queries)} quer(ies), mean recall {mean:.2f}"
+    if bad:
+        b = bad[0]
+        first = b.get("error") or f"expected {b['expected']} got {b['got']}"
+        detail = f"{len(bad)} of {detail}; first in {b['collection']!r} (k={b['k']}): {first}"
+    return not bad, detail, {"mismatches": bad[:5]} if bad else {}
 
 
 CHECKS: dict[str, Callable[..., tuple[bool, str, dict]]] = {
