@@ -59,7 +59,11 @@ class Worker:
         for t in self._threads:
             t.start()
         _LIVE.add(self)
-        self.info: dict = self.call("hello", timeout=START_TIMEOUT)
+        try:
+            self.info: dict = self.call("hello", timeout=START_TIMEOUT)
+        except BaseException:
+            self.close()  # a worker that cannot even import chromadb is not left behind
+            raise
 
     # -- plumbing ---------------------------------------------------------------------------
     def _read_stdout(self) -> None:
@@ -268,6 +272,8 @@ class Release:
     @property
     def worker(self) -> Worker:
         if self._worker is None or self._worker.dead:
+            if self._worker is not None:
+                self._worker.close()  # reap it and remove its scratch space
             self._worker = Worker(self.env, timeout=self.timeout)
             self._finalizer.detach()
             self._finalizer = weakref.finalize(self, Release._stop, [self._worker])

@@ -313,10 +313,32 @@ def list_envs() -> list[Environment | CorruptEnvironment]:
     return out
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prune_scratch() -> list[str]:
+    """Scratch space of workers whose host process is gone (killed runs leave it behind)."""
+    removed = []
+    for path in paths.scratch_dir().iterdir():
+        parts = path.name.split("-")
+        owner = next((int(p) for p in parts[1:] if p.isdigit()), None)
+        if owner is not None and not _pid_alive(owner):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(str(path))
+    return removed
+
+
 def prune(older_than_days: float | None = None) -> list[str]:
-    """Remove leftovers of interrupted builds, corrupt and outdated environments,
-    and, with ``older_than_days``, environments not used for that long."""
-    removed: list[str] = []
+    """Remove leftovers of interrupted builds and dead workers, corrupt and outdated
+    environments, and, with ``older_than_days``, environments not used for that long."""
+    removed: list[str] = prune_scratch()
     now = time.time()
     for path in sorted(paths.envs_dir().iterdir()):
         if path.name.startswith(BUILD_PREFIX):

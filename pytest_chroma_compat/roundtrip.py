@@ -9,6 +9,7 @@ a case file (JSON + .npy) that ``chroma-compat replay`` reruns exactly.
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import shutil
 import tempfile
@@ -113,7 +114,7 @@ class PairRunner:
         self.batch_size = batch_size
         self.old_caps = capabilities.measure(self.old)
         self.new_caps = capabilities.measure(self.new)
-        self.work = Path(tempfile.mkdtemp(prefix=f"pair-{self.old.version}-{self.new.version}-",
+        self.work = Path(tempfile.mkdtemp(prefix=f"pair-{os.getpid()}-{self.old.version}-{self.new.version}-",
                                           dir=paths.scratch_dir()))
         self._n = 0
 
