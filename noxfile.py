@@ -71,6 +71,14 @@ def matrix(session: nox.Session) -> None:
 
 
 @nox.session
+def contracts(session: nox.Session) -> None:
+    """Measure every migration-log contract on every release from 0.3.29 up; writes docs/contracts.md."""
+    session.install("-e", ".")
+    session.run("chroma-compat", "contracts", "--measure",
+                *(session.posargs or ["--versions", ">=0.3.29", "--markdown", "docs/contracts.md"]))
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """The project's own test suite (what CI runs)."""
     session.install("-e", ".[test]")

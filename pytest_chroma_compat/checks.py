@@ -13,7 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from .errors import ChromaCompatFailure
+
+CROSSED = pytest.StashKey[list]()
 
 
 def _round_trip(runner: Any, settings: dict, path: str) -> None:
@@ -46,3 +50,25 @@ def test_chroma_round_trip_export_import(chroma_pair_runner, chroma_round_trip_s
 def test_chroma_round_trip_unflushed_log(chroma_pair_runner, chroma_round_trip_settings) -> None:
     """The old process dies before flushing its index; the new release replays its log."""
     _round_trip(chroma_pair_runner, chroma_round_trip_settings, "unflushed-wal")
+
+
+def test_chroma_contracts_crossed(chroma_pair, request) -> None:
+    """Which documented behaviour changes this upgrade crosses, measured live on both releases.
+
+    Crossing a contract is information, listed in the terminal summary; the
+    check fails only when a probe could not run on a release.
+    """
+    from .contracts import measure
+
+    old, new = chroma_pair
+    found = measure.compare(old, new)
+    broken = [x for x in found if x.failure]
+    crossed = [x for x in found if x.crossed]
+    request.config.stash.setdefault(CROSSED, []).extend(
+        f"{x.contract.id}: {x.contract.consequence}" for x in crossed)
+    for x in crossed:
+        request.node.user_properties.append((f"crossed:{x.contract.id}", f"{x.before!r} -> {x.after!r}"))
+    if broken:
+        raise ChromaCompatFailure(pair=chroma_pair, path="contracts", check=broken[0].contract.id,
+                                  evidence="\n".join(f"{x.contract.id}: {x.failure}" for x in broken),
+                                  reproduce=f"chroma-compat contracts --from {old} --to {new}")

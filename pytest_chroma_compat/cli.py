@@ -247,6 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 _EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
+from .contracts.cli import register as _register_contracts  # noqa: E402  (stdlib + errors only)
+
+_EXTRA_COMMANDS.append(_register_contracts)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()

@@ -230,20 +230,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if "pair" in used:
         old, new = used["pair"]
         terminalreporter.write_line(f"pair under test: chromadb {old} -> {new}")
-        crossed = _crossed_contracts(old, new)
+        from .checks import CROSSED
+
+        crossed = config.stash.get(CROSSED, [])
         if crossed:
             terminalreporter.write_line(f"contracts this upgrade crosses ({len(crossed)}):")
             for line in crossed:
                 terminalreporter.write_line(f"  {line}")
-
-
-def _crossed_contracts(old: str, new: str) -> list[str]:
-    """Contracts already measured for both releases (from the cache: no release is started here)."""
-    try:
-        from .contracts import measure
-    except ImportError:
-        return []
-    try:
-        return [f"{c['id']}: {c['consequence']}" for c in measure.crossed_cached(old, new)]
-    except Exception:
-        return []

@@ -101,11 +101,12 @@ def test_built_in_checks_are_collected_with_chroma_compat(pytester):
     pytester.makepyfile("def test_users_own(): pass")
     result = pytester.runpytest_subprocess("--chroma-compat", "--chroma-from", MID, "--chroma-to", "1.0.21",
                                            "--chroma-examples", "2", "--chroma-seed", "1", "-v")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
     out = result.stdout.str()
-    for name in ("in_place", "export_import", "unflushed_log"):
-        assert f"test_chroma_round_trip_{name} PASSED" in out
+    for name in ("round_trip_in_place", "round_trip_export_import", "round_trip_unflushed_log", "contracts_crossed"):
+        assert f"test_chroma_{name} PASSED" in out
     assert f"pair under test: chromadb {MID} -> 1.0.21" in out
+    assert "contracts this upgrade crosses" in out and "list-collections-objects" in out
 
 
 def test_a_failing_check_raises_one_failure_type_with_sections(pytester):

@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import replace, dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -170,10 +170,11 @@ class Crossing:
     before: Any
     after: Any
     failure: str = ""
+    shadowed_by: str = ""  # another contract on the same probe is the one this pair crosses
 
     @property
     def crossed(self) -> bool:
-        return not self.failure and self.before != self.after
+        return not self.failure and not self.shadowed_by and self.before != self.after
 
 
 def compare(old: "Release | str", new: "Release | str", contracts: Iterable[Contract] | None = None,
@@ -186,12 +187,32 @@ def compare(old: "Release | str", new: "Release | str", contracts: Iterable[Cont
     for c in chosen:
         failure = "; ".join(f"{o.version}: {o.failures[c.probe]}" for o in (a, b) if c.probe in o.failures)
         out.append(Crossing(c, a.values.get(c.probe), b.values.get(c.probe), failure))
-    return out
+    changed = [x for x in out if x.crossed]
+    kept = attribute(changed, a.version, b.version)
+    by_probe = {x.contract.probe: x.contract.id for x in kept}
+    return [replace(x, shadowed_by=by_probe.get(x.contract.probe, "")) if x in changed and x not in kept else x
+            for x in out]
 
 
 def crossed(old: "Release | str", new: "Release | str", **kwargs: Any) -> list[Crossing]:
     """The contracts whose observed value differs between ``old`` and ``new``."""
     return [x for x in compare(old, new, **kwargs) if x.crossed]
+
+
+def attribute(crossings: list[Crossing], old: str, new: str) -> list[Crossing]:
+    """Contracts that share a probe (list_collections: names in 0.6, objects in 1.0) all see
+    its value change; keep those whose documented release lies in (old, new], if any does."""
+    from packaging.version import Version
+
+    by_probe: dict[str, list[Crossing]] = {}
+    for x in crossings:
+        by_probe.setdefault(x.contract.probe, []).append(x)
+    keep = []
+    for group in by_probe.values():
+        inside = [x for x in group if (d := documented_release(x.contract.documented)[0])
+                  and Version(old) < Version(d) <= Version(new)]
+        keep += inside if len(group) > 1 and inside else group
+    return [x for x in crossings if x in keep]
 
 
 def describe_change(before: Any, after: Any) -> str:
