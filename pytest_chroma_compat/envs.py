@@ -326,7 +326,8 @@ def _pid_alive(pid: int) -> bool:
 def prune_scratch() -> list[str]:
     """Scratch space of workers whose host process is gone (killed runs leave it behind)."""
     removed = []
-    for path in paths.scratch_dir().iterdir():
+    roots = {paths.scratch_dir(), paths.fast_scratch_dir()}
+    for path in (p for root in roots for p in root.iterdir()):
         parts = path.name.split("-")
         owner = next((int(p) for p in parts[1:] if p.isdigit()), None)
         if owner is not None and not _pid_alive(owner):

@@ -42,3 +42,23 @@ def scratch_dir() -> Path:
 
 def stores_dir() -> Path:
     return _sub("stores")
+
+
+def fast_scratch_dir() -> Path:
+    """Where the round trip's throwaway stores go: a RAM-backed tmpfs when there is one.
+
+    Every fresh store runs a release's schema migrations, each an fsync on a
+    real disk; measured, opening a fresh 0.4.24 store took 0.1-3 s on a busy
+    disk and ~20 ms on tmpfs. ``CHROMA_COMPAT_SCRATCH`` overrides.
+    """
+    import os
+
+    chosen = os.environ.get("CHROMA_COMPAT_SCRATCH")
+    if chosen:
+        path = Path(chosen)
+    elif os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        path = Path("/dev/shm") / f"{APP}-{os.getuid()}"
+    else:
+        return scratch_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -115,7 +115,7 @@ class PairRunner:
         self.old_caps = capabilities.measure(self.old)
         self.new_caps = capabilities.measure(self.new)
         self.work = Path(tempfile.mkdtemp(prefix=f"pair-{os.getpid()}-{self.old.version}-{self.new.version}-",
-                                          dir=paths.scratch_dir()))
+                                          dir=paths.fast_scratch_dir()))
         self._n = 0
 
     def close(self) -> None:

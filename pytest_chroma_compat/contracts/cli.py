@@ -79,14 +79,15 @@ def show_table(as_json: bool) -> int:
 
 def compare_pair(args: argparse.Namespace) -> int:
     from .. import releases
-    from .measure import compare, compact, describe_change, load_table, probe_hash
+    from .measure import compare, compact, describe_change, load_table, probe_hash, server_probe_hash
 
     old, new = releases.resolve(args.old), releases.resolve(args.new)
     rows = compare(old, new, fresh=args.fresh)
     unmeasured = [c for c in load_table() if not c.probe]
     failed = [r for r in rows if r.failure]
     if args.json:
-        doc = {"from": old, "to": new, "probes_sha256": probe_hash(), "contracts": [
+        doc = {"from": old, "to": new, "probes_sha256": probe_hash(), "server_probes_sha256": server_probe_hash(),
+               "contracts": [
             {"id": r.contract.id, "title": r.contract.title, "section": r.contract.section,
              "documented": r.contract.documented, "quote": r.contract.quote, "from_value": r.before,
              "to_value": r.after, "crossed": r.crossed, "failure": r.failure or None,
@@ -128,7 +129,7 @@ def _short(text: str, limit: int = 140) -> str:
 
 def measure_range(args: argparse.Namespace) -> int:
     from .. import releases
-    from .measure import histories, observe_many, probe_hash
+    from .measure import histories, observe_many, probe_hash, server_probe_hash
 
     spec = args.versions or ">=0.4.0"
     versions = releases.select(spec)
@@ -145,6 +146,7 @@ def measure_range(args: argparse.Namespace) -> int:
     failures = {v: o.failures for v, o in observations.items() if o.failures}
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     doc = {"generated": generated, "range": spec, "versions": versions, "probes_sha256": probe_hash(),
+           "server_probes_sha256": server_probe_hash(),
            "contracts": [h.as_dict() for h in hist], "failures": failures}
     if args.markdown:
         Path(args.markdown).write_text(markdown(doc))
@@ -177,11 +179,15 @@ def markdown(doc: dict) -> str:
         "",
         f"Generated {doc['generated']} by `chroma-compat contracts --measure --versions '{doc['range']}' "
         f"--markdown docs/contracts.md` over {len(vs)} releases ({vs[0]} … {vs[-1]}); probes.py sha256 "
-        f"`{doc['probes_sha256']}`.",
+        f"`{doc['probes_sha256']}`"
+        + (f", server_probes.py sha256 `{doc['server_probes_sha256']}`" if doc.get("server_probes_sha256") else "")
+        + ".",
         "",
         "Each contract is an entry of Chroma's migration log (the table is "
         "`pytest_chroma_compat/contracts/table.toml`). Its probe (`contracts/probes.py`) ran on every release "
-        "above in that release's own environment; a *change* is where two consecutive measured releases answered "
+        "above in that release's own environment (server probes, `contracts/server_probes.py`, start that "
+        "release's own `chroma run` server on 127.0.0.1 and send it plain HTTP requests from the host); "
+        "a *change* is where two consecutive measured releases answered "
         "differently. The documented release is the log's heading (a release missing from the index means the "
         "next one that exists; a date means the first release uploaded on or after it).",
         "",

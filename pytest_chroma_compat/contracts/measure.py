@@ -7,7 +7,9 @@ Why it is built this way:
   releases answer differently (possibly several times, possibly back again).
 - Observations are cached per (environment key, probes.py hash) under
   ``paths.home()/"contracts"``: editing a probe re-measures, a new pin rule
-  (a different environment) re-measures, nothing else does.
+  (a different environment) re-measures, nothing else does. Server probes
+  (server_probes.py: a live ``chroma run`` server driven from the host) are
+  cached the same way in their own file, keyed by server_probes.py's hash.
 - A probe that cannot run (worker crash, timeout, an install that fails) is a
   failure, never a value, and is never cached.
 """
@@ -26,12 +28,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .. import envs, paths, pins, releases
 from ..errors import ChromaError, CompatError, WorkerError
+from . import server_probes
 
 if TYPE_CHECKING:
     from ..client import Release
 
 HERE = Path(__file__).parent
 PROBES = HERE / "probes.py"
+SERVER_PROBES = HERE / "server_probes.py"
 TABLE = HERE / "table.toml"
 
 
@@ -72,6 +76,14 @@ def probe_hash() -> str:
     return hashlib.sha256(PROBES.read_bytes()).hexdigest()[:12]
 
 
+def server_probe_hash() -> str:
+    return hashlib.sha256(SERVER_PROBES.read_bytes()).hexdigest()[:12]
+
+
+def is_server_probe(name: str) -> bool:
+    return name in server_probes.PROBES
+
+
 def default_cache() -> Path:
     return paths.home() / "contracts"
 
@@ -88,8 +100,10 @@ class Observation:
     cached: bool = False
 
 
-def _cache_file(version: str, cache: Path) -> Path:
+def _cache_file(version: str, cache: Path, server: bool = False) -> Path:
     key = envs.env_key(version, pins.for_version(version))
+    if server:
+        return cache / f"{key}-server-{server_probe_hash()}.json"
     return cache / f"{key}-probes-{probe_hash()}.json"
 
 
@@ -108,8 +122,8 @@ def observe(release: "Release | str", probes: Iterable[str] | None = None, *, ca
     version = release.version if isinstance(release, Release) else releases.resolve(release)
     wanted = list(probes) if probes is not None else probe_names()
     cache = cache or default_cache()
-    path = _cache_file(version, cache)
-    known = {} if fresh else _read(path)
+    path, server_path = _cache_file(version, cache), _cache_file(version, cache, server=True)
+    known = {} if fresh else {**_read(path), **_read(server_path)}
     obs = Observation(version, {p: known[p] for p in wanted if p in known})
     missing = [p for p in wanted if p not in obs.values]
     obs.cached = not missing
@@ -120,7 +134,10 @@ def observe(release: "Release | str", probes: Iterable[str] | None = None, *, ca
     try:
         for probe in missing:
             try:
-                obs.values[probe] = rel.run(f"probes:{probe}", sys_path=[str(HERE)])
+                if is_server_probe(probe):  # a live server of the release, driven from here
+                    obs.values[probe] = server_probes.PROBES[probe](rel)
+                else:
+                    obs.values[probe] = rel.run(f"probes:{probe}", sys_path=[str(HERE)])
             except (ChromaError, WorkerError) as exc:  # the probe did not run: no value
                 obs.failures[probe] = f"{type(exc).__name__}: {exc}"
             except CompatError as exc:  # install failure, refused release: nothing will run
@@ -129,17 +146,19 @@ def observe(release: "Release | str", probes: Iterable[str] | None = None, *, ca
     finally:
         if owned:
             rel.close()
-    _write(path, {p: v for p, v in obs.values.items() if p in missing})
+    new = {p: v for p, v in obs.values.items() if p in missing}
+    _write(path, {p: v for p, v in new.items() if not is_server_probe(p)}, probe_hash())
+    _write(server_path, {p: v for p, v in new.items() if is_server_probe(p)}, server_probe_hash(), "server_probes_sha256")
     return obs
 
 
-def _write(path: Path, new: dict) -> None:
+def _write(path: Path, new: dict, digest: str, label: str = "probes_sha256") -> None:
     if not new:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     merged = {**_read(path), **new}
     tmp = path.with_suffix(f".{id(new)}.tmp")
-    tmp.write_text(json.dumps({"probes_sha256": probe_hash(), "values": merged}, indent=1))
+    tmp.write_text(json.dumps({label: digest, "values": merged}, indent=1))
     tmp.replace(path)
 
 
