@@ -207,6 +207,17 @@ class PairRunner:
             if not new_view.error:
                 report.outcomes.append(check_writable(client, model))
 
+    def confirm(self, case: Case) -> str:
+        """Rerun a failing case on fresh workers: a failure that does not come back depends
+        on timing or on state earlier examples left in a worker, and the user must know."""
+        self.old.close()
+        self.new.close()
+        again = self.run_case(case)
+        if not again.ok:
+            same = [o.name for o in again.failed]
+            return f"reproduced on fresh workers (failing: {', '.join(same)})"
+        return "did NOT reproduce on fresh workers: it depends on timing or on state left by earlier examples"
+
     def _legacy_in_place_view(self, written: Path, where: Path) -> str:
         try:
             with self.new.persistent(migrate.copy_store(written, where)) as client:
@@ -267,6 +278,7 @@ def check_path(runner: PairRunner, path: str, *, examples: int | None = None, se
         report.falsifying = repr(last["case"].program) if "case" in last else None
         if "case" in last:
             report.case_file = str(save_case(last["case"], failures_dir))
+            report.notes.append(runner.confirm(last["case"]))
         report.examples = count[0]
         report.seconds = time.monotonic() - started
         return report

@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 HOST = "127.0.0.1"
 START_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 10.0
+PORT_ATTEMPTS = 3
+_PORT_TAKEN = re.compile(r"address already in use|errno 98|os error 98", re.I)
 
 # Token auth as each era's docs configure it (the migration log's "Auth overhaul - April 20, 2024").
 AUTH_ENV = {
@@ -206,29 +208,26 @@ def serve(release: "Release", env: dict | None = None, *, timeout: float = START
     interpreter = release.env.interpreter  # installs the release if needed (CompatError on failure)
     scratch = paths.scratch_dir() / f"server-{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     (scratch / "cwd").mkdir(parents=True)
-    log = scratch / "server.log"
     environ = {**envs.hermetic_environ(scratch), **(env or {})}
     proc: subprocess.Popen | None = None
     try:
-        port = free_port()
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                [str(interpreter), "-c", LAUNCHER, str(scratch / "store"), HOST, str(port)],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=scratch / "cwd",
-                env=environ, start_new_session=True)
-        server = Server(version, HOST, port, "", log)
-        deadline = time.monotonic() + timeout
-        while True:
-            code = proc.poll()
-            if code is not None:
-                tail = server.log_tail(200)
-                raise ServerDidNotStart(_exit_reason(code, tail), _error_detail(tail))
-            if _answers(server):
+        for attempt in range(PORT_ATTEMPTS):
+            log = scratch / f"server-{attempt}.log"
+            server = Server(version, HOST, free_port(), "", log)
+            with open(log, "wb") as out:
+                proc = subprocess.Popen(
+                    [str(interpreter), "-c", LAUNCHER, str(scratch / "store"), HOST, str(server.port)],
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=scratch / "cwd",
+                    env=environ, start_new_session=True)
+            try:
+                _wait(proc, server, timeout)
                 break
-            if time.monotonic() > deadline:
-                raise ServerError(f"chromadb {version} server did not answer on {HOST}:{port} within "
-                                  f"{timeout:.0f} s; killed it", stderr_tail=server.log_tail())
-            time.sleep(0.25)
+            except ServerDidNotStart:
+                _stop(proc)
+                # another process took the free port between our probe and the bind: try another
+                if attempt + 1 < PORT_ATTEMPTS and _PORT_TAKEN.search(server.log_tail(200)):
+                    continue
+                raise
         launched = re.search(r"pytest-chroma-compat launcher: (.+)", server.log_tail(400) or "")
         server.launcher = launched.group(1) if launched else "?"
         yield server
@@ -236,6 +235,21 @@ def serve(release: "Release", env: dict | None = None, *, timeout: float = START
         if proc is not None:
             _stop(proc)
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _wait(proc: subprocess.Popen, server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        code = proc.poll()
+        if code is not None:
+            tail = server.log_tail(200)
+            raise ServerDidNotStart(_exit_reason(code, tail), _error_detail(tail))
+        if _answers(server):
+            return
+        if time.monotonic() > deadline:
+            raise ServerError(f"chromadb {server.version} server did not answer on {server.host}:{server.port} "
+                              f"within {timeout:.0f} s; killed it", stderr_tail=server.log_tail())
+        time.sleep(0.25)
 
 
 def data_endpoint(server: Server) -> str:
