@@ -162,3 +162,17 @@ def test_a_real_segfault_is_reported_with_its_signal(tmp_path):
         assert release.call("ping") == "pong"
     finally:
         release.close()
+
+
+@pytest.mark.parametrize("version", [OLD, "0.5.23", NEW])
+def test_http_client_against_the_release_s_own_server(version, chroma_releases):
+    """The worker's HTTP client, against `chroma run` of the same release on 127.0.0.1."""
+    from pytest_chroma_compat.contracts.server_probes import serve
+
+    release = chroma_releases.get(version)
+    with serve(release) as server:
+        with release.http(server.host, server.port) as client:
+            col = client.create_collection("over-http")
+            col.add(ids=["a", "b"], embeddings=[[1.0, 0.0], [0.0, 1.0]], documents=["x", "y"])
+            assert col.count() == 2
+            assert col.get(ids=["b"], include=["documents"])["documents"] == ["y"]

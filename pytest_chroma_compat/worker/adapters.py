@@ -40,9 +40,10 @@ class SqliteFamily:
         return self.chromadb.EphemeralClient(settings=self.settings(settings))
 
     def http(self, host: str, port: int, settings: dict | None, headers: dict | None) -> Any:
-        kwargs: dict = {"host": host, "port": port, "settings": self.settings(settings)}
-        if headers:
-            kwargs["headers"] = headers
+        # 0.4-0.5 clients send JSON bodies without a Content-Type; the FastAPI that resolves
+        # today rejects them (measured: create_collection fails on 0.4.24 and 0.5.23)
+        kwargs: dict = {"host": host, "port": port, "settings": self.settings(settings),
+                        "headers": {"Content-Type": "application/json", **(headers or {})}}
         return self.chromadb.HttpClient(**kwargs)
 
     def flush(self, client: Any) -> None:
