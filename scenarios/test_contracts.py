@@ -11,35 +11,34 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_chroma_compat.contracts.measure import compact, describe_change, load_table, observe, probe_names
+from pytest_chroma_compat.checks import CROSSED
+from pytest_chroma_compat.contracts.measure import compact, compare, describe_change, load_table
 
 MEASURED = [c for c in load_table() if c.probe]
 
 
 @pytest.fixture(scope="module")
-def contract_observations(chroma_pair, chroma_releases):
-    """Every probe on both releases, once per session (answers are cached per release and probe source)."""
-    probes = probe_names(MEASURED)
-    return {version: observe(chroma_releases.get(version), probes) for version in chroma_pair}
+def crossings(chroma_pair):
+    """Every contract on both releases, once per session (answers are cached per release and
+    probe source); contracts sharing a probe are attributed to the one documented in range."""
+    return {x.contract.id: x for x in compare(*chroma_pair)}
 
 
 @pytest.mark.parametrize("contract", MEASURED, ids=[c.id for c in MEASURED])
-def test_contract(contract, chroma_pair, contract_observations, record_property):
+def test_contract(contract, chroma_pair, crossings, record_property, request):
     old, new = chroma_pair
-    failures = [f"{v}: {contract_observations[v].failures[contract.probe]}" for v in chroma_pair
-                if contract.probe in contract_observations[v].failures]
-    if failures:
-        pytest.fail(f"probe {contract.probe} could not run: " + "; ".join(failures), pytrace=False)
-    before = contract_observations[old].values[contract.probe]
-    after = contract_observations[new].values[contract.probe]
-    crossed = before != after
+    x = crossings[contract.id]
+    if x.failure:
+        pytest.fail(f"probe {contract.probe} could not run: {x.failure}", pytrace=False)
     record_property("contract", contract.id)
     record_property("log_entry", contract.section)
-    record_property("crossed", crossed)
-    record_property("from_value", compact(before))
-    record_property("to_value", compact(after))
-    if crossed:
-        print(f"CROSSED {contract.id} [{contract.section}] {old} -> {new}: {describe_change(before, after)}\n"
+    record_property("crossed", x.crossed)
+    record_property("from_value", compact(x.before))
+    record_property("to_value", compact(x.after))
+    if x.crossed:
+        request.config.stash.setdefault(CROSSED, []).append(f"{contract.id}: {contract.consequence}")
+        print(f"CROSSED {contract.id} [{contract.section}] {old} -> {new}: {describe_change(x.before, x.after)}\n"
               f"  means: {contract.consequence}")
     else:
-        print(f"not crossed {contract.id} [{contract.section}]: {compact(before)}")
+        print(f"not crossed {contract.id} [{contract.section}]: {compact(x.before)}"
+              + (f" (the change is {x.shadowed_by}'s)" if x.shadowed_by else ""))
