@@ -131,12 +131,19 @@ def _paths(value: str) -> list[str] | None:
     return chosen
 
 
+def _round_trip(args: argparse.Namespace, old: str, new: str) -> list:
+    """One pair, with the options `check` and `matrix` share."""
+    from . import roundtrip
+
+    return roundtrip.check_pair(old, new, _paths(args.path), examples=args.examples, seed=args.seed,
+                                profile=args.profile, failures_dir=args.failures_dir)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    from . import report, roundtrip
+    from . import report
 
     old, new = _versions([args.old])[0], _versions([args.new])[0]
-    reports = roundtrip.check_pair(old, new, _paths(args.path), examples=args.examples, seed=args.seed,
-                                   profile=args.profile, failures_dir=args.failures_dir)
+    reports = _round_trip(args, old, new)
     if args.json:
         print(json.dumps(report.pair_json(reports), indent=1, default=repr))
     else:
@@ -148,7 +155,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_matrix(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from . import report, roundtrip
+    from . import report
 
     versions = _versions(args.versions)
     if len(versions) < 2:
@@ -158,8 +165,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         for new in versions:
             if old == new:
                 continue
-            reps = roundtrip.check_pair(old, new, _paths(args.path), examples=args.examples, seed=args.seed,
-                                        profile=args.profile, failures_dir=args.failures_dir)
+            reps = _round_trip(args, old, new)
             cells[(old, new)] = reps
             for rep in reps:
                 status = "pass" if rep.ok else f"FAIL {rep.first_failure()[:100]}"

@@ -178,6 +178,7 @@ class Worker:
         """A request answered by many chunks; yields each, then returns the final result."""
         with self._lock:
             limit = timeout or self.timeout
+            mark = self._stderr_lines
             rid = self._send(op, args)
             while True:
                 msg = self._receive(rid, op, time.monotonic() + limit)
@@ -185,7 +186,7 @@ class Worker:
                     yield _restore(msg["chunk"])
                     continue
                 if not msg.get("ok"):
-                    raise self._error(op, msg.get("error") or {}, 0)
+                    raise self._error(op, msg.get("error") or {}, mark)
                 return _restore(msg.get("result"))
 
     def close(self) -> None:

@@ -221,15 +221,6 @@ def _applied(version: str, ignore_pins: bool) -> list[pins.PinRule]:
     return [] if ignore_pins else pins.for_version(version)
 
 
-def find(version: str, ignore_pins: bool = False) -> Environment | None:
-    """The ready environment for a release, or None; never builds."""
-    applied = _applied(version, ignore_pins)
-    path = paths.envs_dir() / env_key(version, applied)
-    if not path.exists():
-        return None
-    return _read_manifest(path)
-
-
 def ensure(version: str, *, rebuild: bool = False, ignore_pins: bool = False,
            note: Callable[[str], None] = lambda s: None) -> Environment:
     """Return the environment for an exact release, building it once if needed.

@@ -8,7 +8,6 @@ are the exact nearest neighbours of a vector (brute force, no index).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable

@@ -127,9 +127,6 @@ class ReleasePool:
             self._used[exact] = "worker"
         return self._releases[exact]
 
-    def versions(self) -> list[str]:
-        return sorted(self._releases)
-
     def close(self) -> None:
         for release in self._releases.values():
             release.close()

@@ -54,7 +54,7 @@ def pair_json(reports: Iterable["PathReport"]) -> dict:
 def matrix_markdown(versions: list[str], cells: dict[tuple[str, str], list["PathReport"]]) -> str:
     """One table per path: rows write (old), columns read (new); downgrades included."""
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    out = [f"# Compatibility matrix", "",
+    out = ["# Compatibility matrix", "",
            f"Generated {date} by `chroma-compat matrix --versions {','.join(versions)}` on real releases.",
            "Rows: the release that wrote the store. Columns: the release that read it.",
            "A cell says `pass`, or the first failing invariant and its detail.", ""]

@@ -5,7 +5,6 @@ import re
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from pytest_chroma_compat import capabilities, strategies
 from pytest_chroma_compat.model import Op, StoreModel, match_document, match_where

@@ -353,7 +353,7 @@ def capabilities(state: State, collection_settings: dict | None = None) -> dict:
     }
     for name, kwargs in probes.items():
         ok, res = attempt(lambda: sorted(col.get(**kwargs)["ids"]))
-        out["operators"][name] = res if ok else res
+        out["operators"][name] = res
     col = fresh()
     col.add(ids=["u"], embeddings=[[1.0, 0.0]], metadatas=[{"a": 1, "b": 2}])
     ok, res = attempt(lambda: (col.update(ids=["u"], metadatas=[{"a": 3}]),
