@@ -255,7 +255,10 @@ _EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 from .contracts.cli import register as _register_contracts  # noqa: E402  (stdlib + errors only)
 
+from .snapshot.cli import register as _register_validate  # noqa: E402
+
 _EXTRA_COMMANDS.append(_register_contracts)
+_EXTRA_COMMANDS.append(_register_validate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

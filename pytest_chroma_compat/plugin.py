@@ -27,8 +27,13 @@ OPTIONS = {
     "--chroma-profile": ("chroma_compat_profile", "Hypothesis profile for round trips: ci, dev or thorough"),
     "--chroma-examples": ("chroma_compat_examples", "Hypothesis examples per round-trip path"),
     "--chroma-seed": ("chroma_compat_seed", "Hypothesis seed for round trips (a fixed seed gives a fixed verdict)"),
+    "--chroma-snapshot": ("chroma_compat_snapshot", "validate a real store (directory, archive or s3://...) for "
+                                                    "the upgrade to --chroma-to, one test per check"),
+    "--chroma-snapshot-endpoint-url": ("chroma_compat_snapshot_endpoint_url",
+                                       "S3-compatible endpoint for an s3:// --chroma-snapshot"),
 }
 CHECKS_MODULE = Path(__file__).with_name("checks.py")
+SNAPSHOT_CHECKS_MODULE = Path(__file__).parent / "snapshot" / "checks.py"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -74,6 +79,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if option(config, "chroma_compat"):
         pair_from_config(config)  # fail now, in one line, if the pair is not usable
         config.args.append(str(CHECKS_MODULE))
+    if option(config, "chroma_compat_snapshot"):
+        config.args.append(str(SNAPSHOT_CHECKS_MODULE))
 
 
 def pair_from_config(config: pytest.Config) -> tuple[str, str]:
@@ -217,6 +224,11 @@ def chroma_round_trip_settings(pytestconfig: pytest.Config) -> dict:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    from .snapshot.checks import VALIDATION
+
+    if VALIDATION in config.stash:
+        terminalreporter.section("chroma-compat validate")
+        terminalreporter.write_line(config.stash[VALIDATION].summary)
     used = config.stash.get(_USED, {})
     versions = sorted(v for v in used if v != "pair")
     if not versions and "pair" not in used:

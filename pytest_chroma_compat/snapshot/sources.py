@@ -171,6 +171,27 @@ def materialize(source: str, workdir: Path, *, endpoint_url: str | None = None,
     return Materialized(path=path, kind=kind, source_hash_before=before, source_hash_after=after)
 
 
+def fingerprint(source: str, *, endpoint_url: str | None = None, profile: str | None = None,
+                region: str | None = None) -> str:
+    """The source's hash, computed exactly as :func:`materialize` computes ``source_hash_before``.
+
+    Why separately: a validation re-hashes the source when it *ends* (after both
+    releases have run, failed or been interrupted), not just after copying, so
+    the report proves nothing the validator did reached the source.
+    """
+    if source.startswith("s3://"):
+        bucket, key, is_prefix = _parse_s3(source)
+        where = f"s3://{bucket}/{key}"
+        client = _s3_client(endpoint_url, profile, region, S3_ATTEMPTS)
+        return _listing_hash(_list(client, bucket, key, where) if is_prefix else [_head(client, bucket, key, where)])
+    src = Path(source).expanduser()
+    if src.is_dir():
+        return tree_hash(src)
+    if not src.exists():
+        raise SourceError(f"no such file or directory: {src}")
+    return _file_sha256(src)
+
+
 def _fresh(workdir: Path, prefix: str) -> Path:
     try:
         workdir.mkdir(parents=True, exist_ok=True)

@@ -254,6 +254,35 @@ def query(state: State, client: int, collection: str, query_embeddings: Any, n_r
     return _result(res, nested=True)
 
 
+@op("id_digest")
+def id_digest(state: State, client: int, collection: str, where: dict | None = None,
+              where_document: dict | None = None, batch_size: int = 5000, sample: int = 10) -> dict:
+    """How many ids a filter matches and an order-independent digest of them.
+
+    Why not return the ids: a filter on a million-record store can match them
+    all, and the host must stay bounded. Two releases agree on a filter when
+    count and digest agree; ``sample`` (the smallest ids) is the evidence when not.
+    """
+    import hashlib
+    import heapq
+
+    col = state.collection(client, collection)
+    total = digest = offset = 0
+    smallest: list[str] = []
+    while True:
+        res = col.get(**_drop_none(where=where, where_document=where_document, limit=batch_size,
+                                   offset=offset, include=[]))
+        ids = res["ids"]
+        for rid in ids:
+            digest = (digest + int.from_bytes(hashlib.blake2b(rid.encode(), digest_size=8).digest(), "big")) % (1 << 64)
+        smallest = heapq.nsmallest(sample, smallest + list(ids))
+        total += len(ids)
+        offset += len(ids)
+        if len(ids) < batch_size:
+            break
+    return {"count": total, "digest": f"{digest:016x}", "sample": smallest}
+
+
 @op("count")
 def count(state: State, client: int, collection: str) -> int:
     return state.collection(client, collection).count()

@@ -1,0 +1,60 @@
+"""``pytest --chroma-snapshot SOURCE --chroma-to X``: a snapshot validation as pytest tests.
+
+One test per check per collection, named like the JUnit report
+(``test_snapshot[count-products]``), so a CI that already collects pytest
+results sees which check failed on which collection. The validation runs once,
+at collection, because the collections (and so the test ids) are only known
+after reading the store; its result is kept on the config for the summary.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ..errors import ChromaCompatFailure
+
+VALIDATION = pytest.StashKey[Any]()
+
+
+def _run(config: pytest.Config) -> Any:
+    if VALIDATION not in config.stash:
+        from ..plugin import installed_chromadb, option
+        from .validate import validate
+
+        source = option(config, "chroma_compat_snapshot")
+        to = option(config, "chroma_compat_to") or installed_chromadb()
+        if not to:
+            raise pytest.UsageError("chroma-compat: --chroma-snapshot needs --chroma-to (no chromadb is installed here)")
+        config.stash[VALIDATION] = validate(
+            source, to, from_=option(config, "chroma_compat_from") or "auto",
+            endpoint_url=option(config, "chroma_compat_snapshot_endpoint_url"))
+    return config.stash[VALIDATION]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "snapshot_check" not in metafunc.fixturenames:
+        return
+    result = _run(metafunc.config)
+    checks = result.checks if result.error is None else [None]
+    ids = ["validate" if c is None else f"{c.name}-{c.collection}" if c.collection else c.name for c in checks]
+    metafunc.parametrize("snapshot_check", checks, ids=ids)
+
+
+def test_snapshot(snapshot_check: Any, pytestconfig: pytest.Config) -> None:
+    result = pytestconfig.stash[VALIDATION]
+    pair = (result.source_release or "?", result.target_release or "?")
+    location = result.source["location"]
+    if snapshot_check is None:
+        pytest.fail(f"chroma-compat: could not validate {location}: {result.error}", pytrace=False)
+    c = snapshot_check
+    if c.status == "skip":
+        pytest.skip(c.detail)
+    if c.failed:
+        where = f" in collection {c.collection!r}" if c.collection else ""
+        raise ChromaCompatFailure(
+            pair=pair, path=f"{result.path} ({location})", check=f"{c.name}{where} [{c.status}]: {c.detail}",
+            evidence=json.dumps(c.evidence, indent=1, default=repr)[:4000] if c.evidence else "",
+            reproduce=f"chroma-compat validate {location} --to {pair[1]} --from {pair[0]}")

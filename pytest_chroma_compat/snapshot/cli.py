@@ -1,0 +1,90 @@
+"""``chroma-compat validate``: will *this* store survive the upgrade? Asked before doing it.
+
+    chroma-compat validate ./chroma_data --to 1.5.9
+    chroma-compat validate snapshot.tar.gz --to 1.3.4 --json r.json --junit r.xml --markdown r.md
+    chroma-compat validate s3://bucket/prefix/ --to 1.5.9 [--from auto|X] [--endpoint-url URL]
+
+Exit codes: 0 safe to upgrade; 1 not safe (the evidence is printed and in the
+reports); 2 could not validate (bad input, unreachable source, a store its own
+release cannot read), with one line saying why. The source is only ever read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+
+def register(subparsers: "argparse._SubParsersAction") -> None:
+    p = subparsers.add_parser("validate", help="validate a real store (directory, archive, s3://) for an upgrade",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("source", help="a persistent directory, a .tar/.tar.gz/.zip archive, or s3://bucket/prefix/")
+    p.add_argument("--to", dest="new", required=True, help="the release to upgrade to (exact, a series, or latest)")
+    p.add_argument("--from", dest="old", default="auto",
+                   help="the release that wrote the store (default: auto, from its schema migrations)")
+    p.add_argument("--path", choices=("in-place", "export-import"), default="in-place",
+                   help="how the store reaches the target: opened in place (pip install -U), or exported "
+                        "and imported (the only way for 0.3 stores)")
+    p.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, R2, ...)")
+    p.add_argument("--profile", help="AWS profile for s3:// sources (default: the standard credential chain)")
+    p.add_argument("--region", help="AWS region for s3:// sources")
+    p.add_argument("--json", metavar="FILE", help="write the JSON report (docs/validate-report.md); - for stdout")
+    p.add_argument("--junit", metavar="FILE", help="write JUnit XML: one testcase per check per collection")
+    p.add_argument("--markdown", metavar="FILE", help="write a Markdown report for a pull request")
+    p.add_argument("--batch-size", type=int, default=1000, help="records per page (bounds memory; default 1000)")
+    p.add_argument("--workdir", type=Path, help="where private copies go (default: the cache's scratch dir)")
+    p.add_argument("--keep", action="store_true", help="keep the private copies and print where they are")
+    p.add_argument("--no-contracts", action="store_true", help="skip listing the behaviour contracts crossed")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds one release call may take (default 1800)")
+    p.add_argument("--verbose", action="store_true", help="list every check, not only the failing ones")
+    p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    p.set_defaults(handler=cmd_validate)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """A rich progress bar on stderr, only for a terminal: logs and CI get the report alone."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(f"compare {name}", total=total or None)
+            bar.update(tasks[name], completed=done)
+
+        yield update
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from ..errors import CompatError
+    from . import reports
+    from .validate import validate
+
+    if args.batch_size < 1:
+        raise CompatError("--batch-size must be at least 1")
+    with _progress(not args.quiet) as progress:
+        result = validate(args.source, args.new, from_=args.old, path=args.path, endpoint_url=args.endpoint_url,
+                          profile=args.profile, region=args.region, workdir=args.workdir,
+                          batch_size=args.batch_size, contracts=not args.no_contracts, timeout=args.timeout,
+                          progress=progress, keep=args.keep)
+    json_to_stdout = args.json == "-"
+    reports.write_reports(result, json_path=None if json_to_stdout else args.json, junit_path=args.junit,
+                          markdown_path=args.markdown)
+    if json_to_stdout:
+        sys.stdout.write(reports.to_json_text(result))
+    if result.error is not None:
+        print(f"chroma-compat: could not validate: {result.error}", file=sys.stderr)
+        return result.exit_code
+    out = sys.stderr if json_to_stdout else sys.stdout
+    print(result.summary if args.quiet else reports.terminal(result, verbose=args.verbose), file=out)
+    return result.exit_code

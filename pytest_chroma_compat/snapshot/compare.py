@@ -1,0 +1,478 @@
+"""Compare what two releases show of the same store, record by record, in bounded memory.
+
+The source release (the one that wrote the store) streams every collection in
+pages; for each page the target release is asked for exactly those ids, so the
+two sides line up whatever order each release returns records in (``get()``
+order changed at 0.5.9). The source stream runs in its own thread, so both
+workers read at once and a validation costs about one plain ``get`` loop.
+
+Nothing grows with the store: per collection the host keeps counters, two
+digests, a few examples of each difference, the running exact top-k for a
+handful of sample query vectors, and the filters picked from the first page.
+The source release's answers are the reference; the exact answers computed
+from the streamed vectors say which side is wrong when they differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from ..client import Client, Collection
+from ..errors import ChromaError, WorkerError
+from ..invariants import DISTANCE_ATOL, DISTANCE_RTOL, MAX_METADATA_ULPS, MAX_ULPS, RECALL, _close, _ulps
+from ..model import distances, match_document, match_where
+from .result import Check, CollectionSummary
+
+BATCH_SIZE = 1000
+QUERIES = 5
+K = 10
+MAX_FILTERS = 8
+EXAMPLES = 5
+WRITE_CHECK_ID = "chroma-compat-validate-write-check"
+_MASK = (1 << 64) - 1
+Progress = Callable[[str, int, int], None]
+
+
+def _err(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return " ".join(text.splitlines()[0].split())[:300] if text else type(exc).__name__
+
+
+def _canon(value: Any) -> bytes:
+    # json keeps True, 1 and 1.0 apart, so a type change changes the digest
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=True).encode("utf-8", "surrogatepass")
+
+
+def record_hash(rid: str, document: Any, metadata: Any, embedding: np.ndarray | None) -> int:
+    h = hashlib.blake2b(digest_size=8)
+    for part in (rid.encode("utf-8", "surrogatepass"), _canon(document), _canon(metadata or None)):
+        h.update(part)
+        h.update(b"\0")
+    if embedding is not None:
+        h.update(np.ascontiguousarray(embedding, dtype="<f4").tobytes())
+    return int.from_bytes(h.digest(), "big")
+
+
+class ReadFailed(Exception):
+    """A release raised while a collection was being read; ``side`` says which one."""
+
+    def __init__(self, side: str, version: str, exc: BaseException) -> None:
+        self.side, self.version, self.cause = side, version, _err(exc)
+        super().__init__(f"chromadb {version} ({side}) failed reading the collection: {self.cause}")
+
+
+class _Prefetch:
+    """Run an iterator in a thread, ``depth`` items ahead, re-raising its errors in the reader."""
+
+    _END = object()
+
+    def __init__(self, it: Iterator[Any], depth: int = 2) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(it,), daemon=True, name="source-stream")
+        self._thread.start()
+
+    def _run(self, it: Iterator[Any]) -> None:
+        try:
+            for item in it:
+                while not self._stop.is_set():
+                    try:
+                        self._q.put(("item", item), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+            self._q.put(("end", None))
+        except BaseException as exc:  # handed to the reader, which decides
+            self._q.put(("error", exc))
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            kind, value = self._q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+@dataclass
+class _Diffs:
+    """A count and the first few examples of one kind of difference."""
+
+    count: int = 0
+    examples: list = field(default_factory=list)
+
+    def add(self, example: Any) -> None:
+        self.count += 1
+        if len(self.examples) < EXAMPLES:
+            self.examples.append(example)
+
+
+@dataclass
+class _Queries:
+    """Sample query vectors and the exact top-k over everything streamed so far."""
+
+    ids: list[str]
+    vectors: np.ndarray  # (q, d) float64
+    space: str
+    best_d: list[np.ndarray] = field(default_factory=list)
+    best_ids: list[list[str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.best_d = [np.zeros(0) for _ in self.ids]
+        self.best_ids = [[] for _ in self.ids]
+
+    def update(self, ids: list[str], embs: np.ndarray) -> None:
+        if not self.ids or embs.shape[1] != self.vectors.shape[1]:
+            return
+        mat = embs.astype(np.float64)
+        for j, q in enumerate(self.vectors):
+            d = np.concatenate([self.best_d[j], distances(mat, q, self.space)])
+            names = self.best_ids[j] + ids
+            keep = np.argsort(d, kind="stable")[:K]
+            self.best_d[j], self.best_ids[j] = d[keep], [names[i] for i in keep]
+
+
+@dataclass
+class _Filter:
+    where: dict | None
+    where_document: dict | None
+    expected_count: int = 0
+    expected_digest: int = 0
+
+    def clause(self) -> dict:
+        return {k: v for k, v in (("where", self.where), ("where_document", self.where_document)) if v is not None}
+
+
+def pick_filters(metadatas: list, documents: list) -> list[_Filter]:
+    """Filters on the metadata keys present in the first page, with values that occur in it.
+
+    Only operators every release since 0.4 answers the same way by its docs
+    (``$eq``, numeric ``$gt``, document ``$contains``): a filter whose meaning
+    changed between releases (``$ne``, ``$nin``) is a contract, listed separately.
+    """
+    out: list[_Filter] = []
+    seen: dict[str, Any] = {}
+    for meta in metadatas:
+        for key, value in sorted((meta or {}).items()):
+            if key not in seen and isinstance(value, (str, int, float, bool)) and not key.startswith("chroma:"):
+                seen[key] = value
+    for key, value in list(seen.items())[:MAX_FILTERS // 2]:
+        out.append(_Filter({key: {"$eq": value}}, None))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.append(_Filter({key: {"$gt": value}}, None))
+    for doc in documents:
+        words = [w for w in (doc or "").split() if len(w) >= 4 and w.isalnum()]
+        if words:
+            out.append(_Filter(None, {"$contains": words[0]}))
+            break
+    return out[:MAX_FILTERS]
+
+
+def _id_hash(rid: str) -> int:
+    return int.from_bytes(hashlib.blake2b(rid.encode(), digest_size=8).digest(), "big")
+
+
+@dataclass
+class _Tally:
+    """Everything kept about one collection while it streams."""
+
+    source_records: int = 0
+    matched: int = 0
+    source_digest: int = 0
+    target_digest: int = 0
+    dimension: int | None = None
+    missing: _Diffs = field(default_factory=_Diffs)
+    documents: _Diffs = field(default_factory=_Diffs)
+    metadata: _Diffs = field(default_factory=_Diffs)
+    embeddings: _Diffs = field(default_factory=_Diffs)
+    max_ulps: int = 0
+    meta_ulps: list = field(default_factory=lambda: [0])
+    filters: list[_Filter] | None = None
+
+
+def _f32(embs: Any, n: int) -> np.ndarray | None:
+    if embs is None:
+        return None
+    arr = np.asarray(embs, dtype=np.float32)
+    return arr.reshape(n, -1) if arr.size else arr.reshape(n, 0)
+
+
+def _compare_page(t: _Tally, page: dict, got: dict, queries: _Queries | None) -> None:
+    ids = page["ids"]
+    n = len(ids)
+    s_emb, s_docs, s_meta = _f32(page.get("embeddings"), n), page.get("documents") or [None] * n, \
+        page.get("metadatas") or [None] * n
+    if t.filters is None:
+        t.filters = pick_filters(s_meta, s_docs)
+    index = {rid: i for i, rid in enumerate(got["ids"])}
+    g_emb = _f32(got.get("embeddings"), len(got["ids"]))
+    g_docs, g_meta = got.get("documents") or [None] * len(got["ids"]), got.get("metadatas") or [None] * len(got["ids"])
+    if s_emb is not None and s_emb.size:
+        t.dimension = s_emb.shape[1]
+        if queries is not None:
+            queries.update(ids, s_emb)
+    rows_s, rows_t = [], []
+    for i, rid in enumerate(ids):
+        t.source_digest = (t.source_digest + record_hash(rid, s_docs[i], s_meta[i], None if s_emb is None else s_emb[i])) & _MASK
+        for f in t.filters:
+            if (f.where is None or match_where(s_meta[i], f.where)) and \
+                    (f.where_document is None or match_document(s_docs[i], f.where_document)):
+                f.expected_count += 1
+                f.expected_digest = (f.expected_digest + _id_hash(rid)) & _MASK
+        j = index.get(rid)
+        if j is None:
+            t.missing.add(rid)
+            continue
+        t.matched += 1
+        t.target_digest = (t.target_digest + record_hash(rid, g_docs[j], g_meta[j], None if g_emb is None else g_emb[j])) & _MASK
+        if s_docs[i] != g_docs[j] or type(s_docs[i]) is not type(g_docs[j]):
+            t.documents.add({"id": rid, "source": s_docs[i], "target": g_docs[j]})
+        if not _close(s_meta[i] or None, g_meta[j] or None, t.meta_ulps):
+            t.metadata.add({"id": rid, "source": s_meta[i], "target": g_meta[j]})
+        rows_s.append(i)
+        rows_t.append(j)
+    t.source_records += n
+    if s_emb is None or not rows_s:
+        return
+    if g_emb is None or g_emb.shape[1:] != s_emb.shape[1:]:
+        for i in rows_s[:EXAMPLES]:
+            t.embeddings.add({"id": ids[i], "source_shape": list(s_emb[i].shape),
+                              "target_shape": None if g_emb is None else list(g_emb.shape[1:])})
+        t.embeddings.count += max(0, len(rows_s) - EXAMPLES)
+        return
+    a, b = s_emb[rows_s], g_emb[rows_t]
+    ulps = _ulps(a, b).max(axis=1) if a.shape[1] else np.zeros(len(rows_s), dtype=np.int64)
+    t.max_ulps = max(t.max_ulps, int(ulps.max(initial=0)))
+    for r in np.nonzero(ulps > MAX_ULPS)[0]:
+        i = rows_s[int(r)]
+        t.embeddings.add({"id": ids[i], "ulps": int(ulps[r]), "source": a[r][:8].tolist(), "target": b[r][:8].tolist()})
+
+
+def _sample_queries(col: Collection, total: int, space: str, seed: int) -> _Queries:
+    """Stored vectors at spread offsets: each must find itself and its true neighbours."""
+    rng = np.random.default_rng(seed)
+    offsets = sorted(set(rng.integers(0, total, size=min(QUERIES, total)).tolist())) if total else []
+    ids, vecs = [], []
+    for off in offsets:
+        got = col.get(limit=1, offset=int(off), include=["embeddings"])
+        if got["ids"] and got.get("embeddings") is not None and len(got["embeddings"]):
+            ids.append(got["ids"][0])
+            vecs.append(np.asarray(got["embeddings"][0], dtype=np.float64))
+    width = len(vecs[0]) if vecs else 0
+    return _Queries(ids, np.stack(vecs) if vecs else np.zeros((0, width)), space)
+
+
+def _check(name: str, collection: str, diffs: _Diffs, ok_detail: str, what: str, started: float,
+           **evidence: Any) -> Check:
+    if not diffs.count:
+        return Check(name, "pass", ok_detail, collection, evidence, time.monotonic() - started)
+    return Check(name, "fail", f"{diffs.count} record(s) {what}; first: {json.dumps(diffs.examples[0], default=repr)[:300]}",
+                 collection, {"records affected": diffs.count, "examples": diffs.examples, **evidence},
+                 time.monotonic() - started)
+
+
+def compare_collection(name: str, source: Client, target: Client, *, space: str = "l2",
+                       batch_size: int = BATCH_SIZE, seed: int = 0,
+                       progress: Progress | None = None) -> tuple[CollectionSummary, list[Check]]:
+    """Every record of one collection on both sides, then queries, filters and a write."""
+    started = time.monotonic()
+    summary = CollectionSummary(name, space=space)
+    src = source.get_collection(name)
+    try:
+        tgt = target.get_collection(name)
+    except (ChromaError, WorkerError) as exc:
+        return summary, [Check("count", "fail", f"chromadb {target.release.version} cannot open the collection: "
+                                                f"{_err(exc)}", name)]
+    try:
+        summary.source_count = src.count()
+        queries = _sample_queries(src, summary.source_count, space, seed)
+    except (ChromaError, WorkerError) as exc:
+        raise ReadFailed("source", source.release.version, exc) from None
+    try:
+        summary.target_count = tgt.count()
+    except (ChromaError, WorkerError) as exc:
+        raise ReadFailed("target", target.release.version, exc) from None
+    t = _Tally()
+    stream = _Prefetch(src.export(batch_size=batch_size))
+    pages = iter(stream)
+    try:
+        while True:
+            try:
+                page = next(pages)
+            except StopIteration:
+                break
+            except (ChromaError, WorkerError) as exc:
+                raise ReadFailed("source", source.release.version, exc) from None
+            try:
+                got = tgt.get(ids=page["ids"], include=["embeddings", "documents", "metadatas"])
+            except (ChromaError, WorkerError) as exc:
+                raise ReadFailed("target", target.release.version, exc) from None
+            _compare_page(t, page, got, queries)
+            if progress:
+                progress(name, t.source_records, summary.source_count)
+    finally:
+        stream.close()
+    summary.records_compared = t.matched
+    summary.dimension = t.dimension
+    summary.source_digest, summary.target_digest = f"{t.source_digest:016x}", f"{t.target_digest:016x}"
+    summary.max_embedding_ulps, summary.max_metadata_ulps = t.max_ulps, t.meta_ulps[0]
+    extra = (summary.target_count or 0) - t.matched
+    counts = {"source count()": summary.source_count, "source records read": t.source_records,
+              "target count()": summary.target_count, "found in target": t.matched}
+    checks = [
+        Check("count", "pass" if summary.source_count == summary.target_count == t.source_records == t.matched
+              else "fail", f"{summary.target_count} record(s) on both sides" if summary.source_count ==
+              summary.target_count == t.matched else f"source has {summary.source_count}, target has "
+              f"{summary.target_count}, {t.matched} of the source's found in the target", name, counts),
+        _check("ids", name, t.missing, f"all {t.matched} id(s) present", "missing in the target", started,
+               **({"unexpected in target": extra} if extra > 0 else {})),
+        _check("documents", name, t.documents, "identical", "with a different document", started),
+        _check("metadata", name, t.metadata, "identical, types included" + (
+            f" (floats re-rounded by up to {t.meta_ulps[0]} ULP, tolerance {MAX_METADATA_ULPS})"
+            if t.meta_ulps[0] else ""), "with different metadata", started),
+        _check("embeddings", name, t.embeddings, f"within {t.max_ulps} float32 ULP (tolerance {MAX_ULPS})",
+               f"with embeddings beyond {MAX_ULPS} ULP", started, max_ulps=t.max_ulps),
+    ]
+    if extra > 0 and checks[1].status == "pass":
+        checks[1] = Check("ids", "fail", f"the target has {extra} record(s) the source does not", name, counts)
+    checks.append(_query_check(name, src, tgt, queries))
+    checks.append(_filter_check(name, src, tgt, t.filters or []))
+    checks.append(write_check(name, tgt, t.dimension, summary.target_count))
+    return summary, checks
+
+
+# -- queries -----------------------------------------------------------------------------------------
+
+def _answer(col: Collection, vectors: np.ndarray, k: int) -> list | str:
+    try:
+        got = col.query(query_embeddings=vectors.astype(np.float32), n_results=k, include=["distances"])
+        return [(ids, [float(d) for d in dists]) for ids, dists in zip(got["ids"], got["distances"])]
+    except (ChromaError, WorkerError) as exc:
+        return f"error: {_err(exc)}"
+
+
+def _grade(answer: list | str, queries: _Queries, exact: dict[str, float], k: int) -> tuple[float, list, str | None]:
+    """Mean recall against the exact neighbours, and distances that are simply wrong."""
+    if isinstance(answer, str):
+        return 0.0, [], answer
+    recalls, wrong = [], []
+    for j, (ids, dists) in enumerate(answer):
+        truth = queries.best_d[j]
+        kth = float(truth[-1]) if len(truth) else 0.0
+        tol = DISTANCE_ATOL + DISTANCE_RTOL * abs(kth)
+        hits = sum(1 for i in ids if (j, i) in exact and exact[(j, i)] <= kth + tol)
+        recalls.append(hits / max(min(k, len(queries.best_ids[j])), 1))
+        for i, d in zip(ids, dists):
+            e = exact.get((j, i))
+            if e is None or abs(d - e) > DISTANCE_ATOL + DISTANCE_RTOL * abs(e):
+                wrong.append({"query": queries.ids[j], "id": i, "distance": d, "exact": e})
+    return float(np.mean(recalls)) if recalls else 1.0, wrong, None
+
+
+def _query_check(name: str, src: Collection, tgt: Collection, queries: _Queries) -> Check:
+    started = time.monotonic()
+    if not queries.ids:
+        return Check("query", "skip", "no stored vectors to query with", name)
+    k = min(K, max(len(b) for b in queries.best_ids))
+    s_ans, t_ans = _answer(src, queries.vectors, k), _answer(tgt, queries.vectors, k)
+    returned = {i for ans in (s_ans, t_ans) if not isinstance(ans, str) for ids, _ in ans for i in ids}
+    exact: dict = {}
+    if returned:
+        got = src.get(ids=sorted(returned), include=["embeddings"])
+        mat = np.asarray(got["embeddings"], dtype=np.float32).astype(np.float64)
+        for j, q in enumerate(queries.vectors):
+            for i, d in zip(got["ids"], distances(mat, q, queries.space)):
+                exact[(j, i)] = float(d)
+    s_recall, s_wrong, s_error = _grade(s_ans, queries, exact, k)
+    t_recall, t_wrong, t_error = _grade(t_ans, queries, exact, k)
+    evidence = {"k": k, "space": queries.space, "source recall": round(s_recall, 3), "target recall": round(t_recall, 3),
+                "query ids": queries.ids}
+    detail = f"{len(queries.ids)} quer(ies) at k={k}: recall {t_recall:.2f} (source {s_recall:.2f})"
+    target_ok = t_error is None and not t_wrong and (t_recall >= RECALL or t_recall >= s_recall - 0.1)
+    if target_ok:
+        return Check("query", "pass", detail, name, evidence, time.monotonic() - started)
+    evidence.update({"target error": t_error, "target wrong distances": t_wrong[:EXAMPLES],
+                     "source error": s_error, "source wrong distances": s_wrong[:EXAMPLES]})
+    source_bad = s_error is not None or s_wrong or s_recall < RECALL
+    if source_bad and (t_error is not None) == (s_error is not None) and abs(t_recall - s_recall) <= 0.1:
+        return Check("query", "pre-existing", f"{detail}; the source release answers as badly: the index was "
+                                              f"already damaged", name, evidence, time.monotonic() - started)
+    why = t_error or (f"{len(t_wrong)} distance(s) differ from the exact ones" if t_wrong else
+                      f"recall dropped from {s_recall:.2f} to {t_recall:.2f}")
+    return Check("query", "fail", f"{detail}; {why}", name, evidence, time.monotonic() - started)
+
+
+# -- filters -----------------------------------------------------------------------------------------
+
+def _digest(col: Collection, f: _Filter) -> dict | str:
+    try:
+        return col._call("id_digest", where=f.where, where_document=f.where_document)
+    except (ChromaError, WorkerError) as exc:
+        return f"error: {_err(exc)}"
+
+
+def _filter_check(name: str, src: Collection, tgt: Collection, filters: list[_Filter]) -> Check:
+    started = time.monotonic()
+    if not filters:
+        return Check("filters", "skip", "no metadata keys or words to filter on", name)
+    bad = []
+    for f in filters:
+        s, t = _digest(src, f), _digest(tgt, f)
+        if s == t:
+            continue
+        expected = {"count": f.expected_count, "digest": f"{f.expected_digest:016x}"}
+        bad.append({**f.clause(), "source": s, "target": t, "expected by the documented semantics": expected})
+    seconds = time.monotonic() - started
+    if not bad:
+        return Check("filters", "pass", f"{len(filters)} filter(s) give the same ids", name,
+                     {"filters": [f.clause() for f in filters]}, seconds)
+    b = bad[0]
+    count = lambda side: side if isinstance(side, str) else f"{side['count']} id(s)"  # noqa: E731
+    clause = {k: b[k] for k in ("where", "where_document") if k in b}
+    return Check("filters", "fail", f"{len(bad)} of {len(filters)} filter(s) answer differently; first: {clause} "
+                                    f"source {count(b['source'])}, target {count(b['target'])}", name,
+                 {"mismatches": bad}, seconds)
+
+
+# -- writes ------------------------------------------------------------------------------------------
+
+def write_check(name: str, col: Collection, dimension: int | None, count: int | None) -> Check:
+    """Write one record to the (private, migrated) copy, read it back, delete it.
+
+    Reads can survive an upgrade that breaks writes: 0.4.6-0.4.24 stores with an
+    orphaned full-text row open and read fine under 1.x, then refuse every add.
+    """
+    started = time.monotonic()
+    if not dimension:
+        return Check("writable", "skip", "no vectors: the dimension to write is unknown", name)
+    try:
+        col.add(ids=[WRITE_CHECK_ID], embeddings=np.full((1, dimension), 0.5, dtype=np.float32),
+                documents=["written by chroma-compat validate"], metadatas=[{"chroma_compat": True}])
+        got = col.get(ids=[WRITE_CHECK_ID], include=["documents", "metadatas"])
+        if got["ids"] != [WRITE_CHECK_ID] or got["documents"] != ["written by chroma-compat validate"]:
+            return Check("writable", "fail", "a record written after the upgrade did not read back", name,
+                         {"got": got}, time.monotonic() - started)
+        col.delete(ids=[WRITE_CHECK_ID])
+        after = col.count()
+        if count is not None and after != count:
+            return Check("writable", "fail", f"count is {after} after writing and deleting one record, was {count}",
+                         name, {}, time.monotonic() - started)
+    except (ChromaError, WorkerError) as exc:
+        return Check("writable", "fail", f"writing to the upgraded store failed: {_err(exc)}", name,
+                     {"error": _err(exc)}, time.monotonic() - started)
+    return Check("writable", "pass", "wrote, read back and deleted a record", name, {}, time.monotonic() - started)

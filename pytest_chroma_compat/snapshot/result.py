@@ -1,0 +1,136 @@
+"""What a validation found, as plain data: the one shape every report renders.
+
+Reports (terminal, JSON, JUnit, Markdown) and the pytest items are all views
+of :class:`Validation`; :meth:`Validation.to_json` *is* the documented JSON
+report (``docs/validate-report.md``), so a field added here is a field users
+can rely on, and ``SCHEMA_VERSION`` changes when one is removed or renamed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+SCHEMA = "pytest-chroma-compat/validate-report"
+SCHEMA_VERSION = 1
+
+Status = Literal["pass", "fail", "pre-existing", "error", "skip", "info"]
+#: statuses that make the upgrade "not safe" (exit 1): a failure caused by the
+#: upgrade, and damage the store already had (the upgrade cannot be vouched for)
+FAILING: frozenset[str] = frozenset({"fail", "error", "pre-existing"})
+
+EXIT_SAFE = 0
+EXIT_UNSAFE = 1
+EXIT_INVALID = 2
+
+
+@dataclass
+class Check:
+    """One named check, store-wide (``collection`` None) or for one collection."""
+
+    name: str
+    status: Status
+    detail: str = ""
+    collection: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILING
+
+
+@dataclass
+class CollectionSummary:
+    """Per-collection numbers for the report: counts and order-independent content digests.
+
+    A digest is the sum (mod 2**64) of a blake2b-64 hash per record over its id,
+    document, metadata (types included) and float32 embedding bytes, so two
+    releases returning the same records in different orders agree, and a digest
+    can be compared across runs of the same snapshot.
+    """
+
+    name: str
+    source_count: int | None = None
+    target_count: int | None = None
+    records_compared: int = 0
+    dimension: int | None = None
+    space: str | None = None
+    source_digest: str | None = None
+    target_digest: str | None = None
+    max_embedding_ulps: int = 0
+    max_metadata_ulps: int = 0
+
+
+@dataclass
+class Validation:
+    """The whole result: verdict, source evidence, inventory, checks, collections."""
+
+    source: dict[str, Any]  # location, kind, hash_before, hash_after, unchanged, objects, bytes
+    source_release: str | None = None
+    source_release_evidence: str = ""
+    target_release: str | None = None
+    direction: str | None = None  # upgrade | same | rollback | unknown
+    path: str = "in-place"
+    inventory: dict[str, Any] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    collections: list[CollectionSummary] = field(default_factory=list)
+    contracts_crossed: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None  # set when the store could not be validated (exit 2)
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.failed]
+
+    @property
+    def exit_code(self) -> int:
+        if self.error is not None:
+            return EXIT_INVALID
+        if self.source.get("unchanged") is False:
+            return EXIT_UNSAFE  # the source changed under us: the copy we judged may be torn
+        return EXIT_UNSAFE if self.failed else EXIT_SAFE
+
+    @property
+    def verdict(self) -> str:
+        return {EXIT_SAFE: "safe", EXIT_UNSAFE: "unsafe", EXIT_INVALID: "error"}[self.exit_code]
+
+    @property
+    def summary(self) -> str:
+        pair = f"chromadb {self.source_release or '?'} -> {self.target_release or '?'}"
+        if self.error is not None:
+            return f"could not validate: {self.error}"
+        if self.source.get("unchanged") is False:
+            return f"{pair}: the source changed while it was copied (a live writer?); validate a quiescent snapshot"
+        if not self.failed:
+            n = sum(c.records_compared for c in self.collections)
+            return f"{pair}: safe to upgrade ({len(self.collections)} collection(s), {n} record(s) identical " \
+                   f"within tolerance, {len(self.checks)} check(s) passed)"
+        first = self.failed[0]
+        where = f" in {first.collection!r}" if first.collection else ""
+        return f"{pair}: NOT safe, {len(self.failed)} check(s) failed; first: {first.name}{where}: {first.detail}"
+
+    def to_json(self) -> dict[str, Any]:
+        from .. import __version__
+
+        return {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "pytest-chroma-compat", "version": __version__},
+            "created": self.created,
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "summary": self.summary,
+            "error": self.error,
+            "source": self.source,
+            "releases": {"source": self.source_release, "source_evidence": self.source_release_evidence,
+                         "target": self.target_release, "direction": self.direction},
+            "path": self.path,
+            "inventory": self.inventory,
+            "checks": [asdict(c) for c in self.checks],
+            "collections": [asdict(c) for c in self.collections],
+            "contracts_crossed": self.contracts_crossed,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }

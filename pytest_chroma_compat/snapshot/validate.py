@@ -1,0 +1,303 @@
+"""Validate one real store for one upgrade: the engine behind ``chroma-compat validate``.
+
+The order of work is the safety argument: hash the source, copy it, and from
+then on touch only copies. The inventory reads copy A with read-only SQLite;
+the release that wrote the store reads copy A; the target release opens copy B
+(which it may migrate in place); the source is hashed again at the very end,
+whatever happened in between. Every way of failing becomes data on the
+:class:`~.result.Validation` (``error`` for "could not validate", failed checks
+for "not safe"), so reports are written even for a store that breaks a release.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Callable
+
+from packaging.version import Version
+
+from .. import paths, releases
+from ..client import Client, Release
+from ..errors import ChromaError, CompatError, WorkerError
+from ..invariants import _close
+from ..migrate import copy_store, export_import
+from . import compare, inventory, writers
+from .result import Check, Validation
+from .sources import SourceError, fingerprint, materialize
+
+PATHS = ("in-place", "export-import")
+#: a call on a large store (opening it migrates it) may legitimately take minutes
+TIMEOUT = 1800.0
+Progress = Callable[[str, int, int], None]
+
+
+def work_root() -> Path:
+    return paths.scratch_dir() / "validate"
+
+
+def validate(source: str, to: str, *, from_: str | None = None, path: str = "in-place",
+             endpoint_url: str | None = None, profile: str | None = None, region: str | None = None,
+             workdir: Path | None = None, batch_size: int = compare.BATCH_SIZE, contracts: bool = True,
+             timeout: float = TIMEOUT, progress: Progress | None = None, keep: bool = False,
+             seed: int = 0) -> Validation:
+    """Validate ``source`` for an upgrade to ``to``; never raises for a bad store or source."""
+    result = Validation(source={"location": source})
+    started = time.monotonic()
+    if path not in PATHS:
+        result.error = f"unknown path {path!r}; choose one of {', '.join(PATHS)}"
+        return result
+    try:
+        result.target_release = releases.resolve(to)
+        if from_ not in (None, "", "auto"):
+            result.source_release = releases.resolve(from_)
+            result.source_release_evidence = "given with --from"
+    except CompatError as exc:
+        result.error = str(exc)
+        return result
+    result.path = path
+    work = Path(tempfile.mkdtemp(prefix="validate-", dir=_ensure(workdir or work_root())))
+    source_kw = {"endpoint_url": endpoint_url, "profile": profile, "region": region}
+    try:
+        _run(result, source, work, source_kw, batch_size=batch_size, contracts=contracts, timeout=timeout,
+             progress=progress, seed=seed)
+    except KeyboardInterrupt:
+        result.error = "interrupted"
+        raise
+    finally:
+        _rehash(result, source, source_kw)
+        result.timings["total"] = time.monotonic() - started
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            result.source["work_dir"] = str(work)
+    return result
+
+
+def _ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _rehash(result: Validation, source: str, source_kw: dict) -> None:
+    """The "after" hash is taken last, so it covers everything the validation did."""
+    before = result.source.get("hash_before")
+    if before is None:
+        return
+    try:
+        after = fingerprint(source, **source_kw)
+    except CompatError as exc:
+        after = f"unavailable: {exc}"
+    result.source["hash_after"] = after
+    result.source["unchanged"] = after == before
+    result.checks.insert(0, Check(
+        "source-unchanged", "pass" if after == before else "fail",
+        "the source hashes the same before and after validation" if after == before else
+        "the source changed during validation (something else is writing to it?); the copy may be torn",
+        None, {"before": before, "after": after}))
+
+
+def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_size: int,
+         contracts: bool, timeout: float, progress: Progress | None, seed: int) -> None:
+    t0 = time.monotonic()
+    try:
+        copy = materialize(source, work, progress=None, **source_kw)
+    except SourceError as exc:
+        result.error = str(exc)
+        return
+    result.source.update({"kind": copy.kind, "hash_before": copy.source_hash_before,
+                          "objects": len(copy.objects) or None})
+    if not copy.source_unchanged:
+        result.source.update({"hash_after": copy.source_hash_after, "unchanged": False})
+    result.timings["copy"] = time.monotonic() - t0
+    source_copy, target_copy = copy.path, work / "target-store"
+    try:
+        copy_store(source_copy, target_copy)
+        result.inventory = inventory.take(source_copy)
+    except inventory.StoreUnreadable as exc:
+        result.error = str(exc)
+        return
+    except OSError as exc:
+        result.error = f"cannot copy the store inside the work directory: {exc}"
+        return
+    result.source["bytes"] = result.inventory.get("bytes")
+    if not _pick_source(result):
+        return
+    _rollback_check(result)
+    _integrity_check(result)
+    if result.path == "export-import":
+        target_copy = work / "imported-store"
+    with ExitStack() as stack:
+        old = stack.enter_context(Release(result.source_release, timeout=timeout))
+        new = stack.enter_context(Release(result.target_release, timeout=timeout))
+        if result.path == "export-import":
+            t1 = time.monotonic()
+            try:
+                export_import(old, source_copy, new, target_copy, batch_size=batch_size)
+            except (ChromaError, WorkerError) as exc:
+                result.checks.append(Check("open", "fail", f"export from chromadb {old.version} into "
+                                                           f"{new.version} failed: {compare._err(exc)}"))
+                return
+            result.timings["export-import"] = time.monotonic() - t1
+        try:
+            src = old.persistent(source_copy)
+            src.list_collection_names()
+        except (ChromaError, WorkerError, CompatError) as exc:
+            result.error = (f"chromadb {old.version}, which wrote this store, cannot read it: {compare._err(exc)}; "
+                            "the store is damaged, or pass --from with the release that wrote it")
+            return
+        t2 = time.monotonic()
+        try:
+            dst = new.persistent(target_copy)
+            names = dst.list_collection_names()
+        except (ChromaError, WorkerError) as exc:
+            result.checks.append(Check("open", "fail", f"chromadb {new.version} cannot open the store: "
+                                                       f"{compare._err(exc)}", None, {"error": compare._err(exc)}))
+            return
+        result.timings["target open"] = time.monotonic() - t2
+        result.checks.append(Check("open", "pass", f"chromadb {new.version} opened the store "
+                                                   f"({len(names)} collection(s))"))
+        _compare(result, src, dst, batch_size=batch_size, progress=progress, seed=seed)
+        if contracts:
+            _contracts(result, old, new)
+
+
+def _pick_source(result: Validation) -> bool:
+    """The release that reads the store as the reference: --from, or the newest that could have written it."""
+    wr = result.inventory.get("writer_range") or {}
+    if result.source_release is None:
+        if not wr.get("source_release"):
+            if wr.get("unknown"):
+                result.direction = "rollback"
+                result.checks.append(Check("rollback", "fail", f"{wr['evidence']}; chromadb {result.target_release} "
+                                                               "does not know its schema", None, {"writer_range": wr}))
+                return False
+            result.error = f"cannot tell which release wrote this store ({wr.get('evidence', 'no evidence')}); pass --from"
+            return False
+        result.source_release = wr["source_release"]
+        span = wr["first"] if wr["first"] == wr["last"] else f"{wr['first']}-{wr['last']}"
+        result.source_release_evidence = f"written by chromadb {span}: {wr['evidence']}"
+    s, t = Version(result.source_release), Version(result.target_release)
+    result.direction = "upgrade" if s < t else "same" if s == t else "rollback"
+    return True
+
+
+def _rollback_check(result: Validation) -> None:
+    """A store newer than the target: chromadb's own migration check opens it anyway."""
+    migrations = result.inventory.get("migrations")
+    unknown = writers.unknown_to(result.target_release, migrations) if migrations is not None else None
+    newer = result.direction == "rollback"
+    if unknown:
+        result.direction = "rollback"
+        result.checks.append(Check(
+            "rollback", "fail", f"the store has {len(unknown)} schema migration(s) chromadb "
+                                f"{result.target_release} does not know ({', '.join(unknown[:3])}): it was written by a "
+                                "newer release; the target opens it without complaint, so reads and writes may "
+                                "silently go wrong", None, {"unknown migrations": unknown}))
+    elif newer:
+        result.checks.append(Check("rollback", "fail", f"chromadb {result.source_release} is newer than the target "
+                                                       f"{result.target_release}: this is a downgrade", None, {}))
+    else:
+        result.checks.append(Check("rollback", "pass", f"{result.direction}: chromadb {result.source_release} -> "
+                                                       f"{result.target_release}"))
+
+
+def _integrity_check(result: Validation) -> None:
+    problems = result.inventory.get("problems") or []
+    if problems:
+        result.checks.append(Check("integrity", "pre-existing", f"{len(problems)} problem(s) in the store itself; "
+                                                                f"first: {problems[0]}", None, {"problems": problems}))
+    elif result.inventory.get("format") != "sqlite":
+        result.checks.append(Check("integrity", "skip", "no schema to check in the 0.3 format"))
+    else:
+        notes = result.inventory.get("notes") or []
+        result.checks.append(Check("integrity", "pass", "; ".join(notes) if notes else
+                                   "every non-empty collection has its vector index directory", None,
+                                   {"notes": notes} if notes else {}))
+
+
+def _collections_check(result: Validation, src: Client, dst: Client) -> list[str]:
+    src_meta = {n: src.get_collection(n).metadata for n in src.list_collection_names()}
+    dst_names = set(dst.list_collection_names())
+    missing = sorted(set(src_meta) - dst_names)
+    unexpected = sorted(dst_names - set(src_meta))
+    changed = {}
+    for name in sorted(set(src_meta) & dst_names):
+        got = dst.get_collection(name).metadata
+        if not _close(src_meta[name] or None, got or None, [0]):
+            changed[name] = {"source": src_meta[name], "target": got}
+    legacy = result.inventory.get("format") == "duckdb+parquet" and result.path == "in-place"
+    if missing or unexpected or changed:
+        detail = (f"the target sees {len(dst_names)} of {len(src_meta)} collection(s)" if missing or unexpected
+                  else f"collection metadata changed in {len(changed)} collection(s)")
+        if legacy:
+            detail += "; 0.3 stores (DuckDB/Parquet) are not migrated in place: validate --path export-import"
+        result.checks.append(Check("collections", "fail", detail, None,
+                                   {"missing in target": missing, "unexpected in target": unexpected,
+                                    "metadata changed": changed}))
+    else:
+        result.checks.append(Check("collections", "pass", f"{len(src_meta)} collection(s) with the same metadata"))
+    return sorted(src_meta)
+
+
+def _compare(result: Validation, src: Client, dst: Client, *, batch_size: int, progress: Progress | None,
+             seed: int) -> None:
+    t0 = time.monotonic()
+    try:
+        names = _collections_check(result, src, dst)
+    except (ChromaError, WorkerError) as exc:
+        result.checks.append(Check("collections", "error", f"listing collections failed: {compare._err(exc)}"))
+        return
+    spaces = {c["name"]: c.get("space") for c in result.inventory.get("collections", [])}
+    for name in names:
+        try:
+            summary, checks = compare.compare_collection(
+                name, src, dst, space=spaces.get(name) or _space_from_metadata(src, name),
+                batch_size=batch_size, seed=seed, progress=progress)
+        except compare.ReadFailed as exc:
+            # the target failing is the upgrade's fault; the source failing on its own store is damage
+            status = "fail" if exc.side == "target" else "pre-existing"
+            result.checks.append(Check("count", status, str(exc), name, {"side": exc.side, "error": exc.cause}))
+            continue
+        except (ChromaError, WorkerError) as exc:
+            result.checks.append(Check("count", "error", f"reading the collection failed: {compare._err(exc)}",
+                                       name, {"error": compare._err(exc)}))
+            continue
+        result.collections.append(summary)
+        result.checks.extend(checks)
+    result.timings["compare"] = time.monotonic() - t0
+
+
+def _space_from_metadata(client: Client, name: str) -> str:
+    meta = client.get_collection(name).metadata or {}
+    return meta.get("hnsw:space", "l2") if isinstance(meta.get("hnsw:space"), str) else "l2"
+
+
+def _contracts(result: Validation, old: Release, new: Release) -> None:
+    """Behaviour changes the code (not the data) will meet: listed, never part of the verdict."""
+    if old.version == new.version:
+        return
+    t0 = time.monotonic()
+    try:
+        from ..contracts import measure
+
+        crossed = measure.crossed(old.version, new.version)
+    except Exception as exc:  # noqa: BLE001 - the data verdict stands without this list
+        result.checks.append(Check("contracts", "info", f"contracts were not measured: {compare._err(exc)}"))
+        return
+    result.contracts_crossed = [_contract_json(c) for c in crossed]
+    ids = ", ".join(c["id"] for c in result.contracts_crossed)
+    result.checks.append(Check("contracts", "info", f"{len(crossed)} behaviour contract(s) change between these "
+                                                    f"releases{': ' + ids if ids else ''}; review code that relies on them"))
+    result.timings["contracts"] = time.monotonic() - t0
+
+
+def _contract_json(c: Any) -> dict:
+    from ..contracts import measure
+
+    return {"id": c.contract.id, "title": c.contract.title, "documented": c.contract.documented,
+            "change": measure.describe_change(c.before, c.after), "before": measure.compact(c.before),
+            "after": measure.compact(c.after), "consequence": c.contract.consequence}
