@@ -97,6 +97,27 @@ def sweep(session: nox.Session) -> None:
 
 
 @nox.session
+def validate(session: nox.Session) -> None:
+    """Validate a real store before upgrading: `nox -s validate -- s3://bucket/prefix/ --to 1.5.9`.
+
+    Any `chroma-compat validate` arguments pass through (a directory, an archive, --from, --json ...).
+    """
+    if not session.posargs:
+        session.error("usage: nox -s validate -- SOURCE --to RELEASE [chroma-compat validate options]")
+    session.install("-e", ".[s3]")
+    session.run("chroma-compat", "validate", *session.posargs)
+
+
+@nox.session(name="validate-matrix")
+def validate_matrix(session: nox.Session) -> None:
+    """Stores written by the latest patch of every minor from 0.3 on, validated for every 1.x minor;
+    writes docs/validate-matrix.md. The default test run covers a few of these pairs."""
+    session.install("-e", ".")
+    session.run("python", "scenarios/validate_matrix.py", "--markdown", "docs/validate-matrix.md",
+                "--json", "docs/validate-matrix.json", *session.posargs)
+
+
+@nox.session
 def benchmarks(session: nox.Session) -> None:
     """Ratio benchmarks (harness vs. baseline, side by side in one run)."""
     session.install("-e", ".")

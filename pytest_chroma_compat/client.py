@@ -28,6 +28,10 @@ from .worker import wire
 
 WORKER_MAIN = Path(__file__).with_name("worker") / "main.py"
 DEFAULT_TIMEOUT = 120.0
+# Replies read ahead of the caller. Bounded so a streamed export pushes back on the
+# worker (its pipe fills, its write blocks) instead of piling pages up in this process:
+# the host's memory must stay bounded by the page size, not by the store.
+REPLY_BUFFER = 4
 START_TIMEOUT = 300.0  # the first import after a build compiles bytecode
 _LIVE: "weakref.WeakSet[Worker]" = weakref.WeakSet()
 
@@ -42,7 +46,7 @@ class Worker:
         (self.scratch / "cwd").mkdir(parents=True)
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=60)
         self._stderr_lines = 0
-        self._replies: Queue = Queue()
+        self._replies: Queue = Queue(maxsize=REPLY_BUFFER)
         self._next_id = 0
         self._lock = threading.Lock()
         self.dead: str | None = None
@@ -200,6 +204,11 @@ class Worker:
         except subprocess.TimeoutExpired:
             pass
         self._kill()
+        while True:  # unblock the reader thread if it waits to hand over a reply nobody will read
+            try:
+                self._replies.get_nowait()
+            except Empty:
+                break
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             try:
                 stream and stream.close()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from .s3_server import moto_server, s3  # noqa: F401  (shared fixtures: a real S3 API on 127.0.0.1)
+
 # The releases the default run exercises: one 0.4.x that needs a pin, one 0.6, one 1.x.
 OLD, MID, NEW = "0.4.24", "0.6.3", "1.5.9"
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
 import tarfile
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -25,6 +23,8 @@ import pytest
 
 from pytest_chroma_compat.errors import CompatError
 from pytest_chroma_compat.snapshot import Materialized, SourceError, materialize, tree_hash
+
+from .s3_server import _free_port, moto_auth, upload_tree, user_without_policy
 
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto")
@@ -57,58 +57,6 @@ def store(tmp_path) -> Path:
     for p in [root, *root.rglob("*")]:
         os.utime(p, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
     return root
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory):
-    """moto's S3 over HTTP on 127.0.0.1, dummy credentials in the environment, killed at the end."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "server.log"
-    env = {**os.environ, "MOTO_PORT": str(port)}
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=fh, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"moto server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        mp.delenv("AWS_SESSION_TOKEN", raising=False)
-        mp.delenv("AWS_PROFILE", raising=False)
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        mp.setenv("AWS_CONFIG_FILE", str(log.parent / "no-config"))
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(log.parent / "no-credentials"))
-        try:
-            yield url
-        finally:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def s3(moto_server):
-    return boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
-
-
-def _upload_tree(s3, bucket: str, prefix: str, root: Path) -> None:
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            s3.put_object(Bucket=bucket, Key=prefix + p.relative_to(root).as_posix(), Body=p.read_bytes())
 
 
 def _make_tar(path: Path, root: Path, mode: str = "w:gz") -> Path:
@@ -266,7 +214,7 @@ def test_safe_internal_symlink_is_kept(tmp_path):
 
 def test_s3_prefix_equals_original_tree(store, tmp_path, s3, moto_server):
     s3.create_bucket(Bucket="stores")
-    _upload_tree(s3, "stores", "prod/chroma/", store)
+    upload_tree(s3, "stores", "prod/chroma/", store)
     s3.put_object(Bucket="stores", Key="prod/chroma/", Body=b"")          # console "folder" marker
     s3.put_object(Bucket="stores", Key="prod/chroma2/decoy", Body=b"x")   # a sibling prefix: not ours
     calls: list[tuple[int, int]] = []
@@ -318,18 +266,9 @@ def test_s3_access_denied(store, tmp_path, s3, moto_server, monkeypatch):
     """moto enforces IAM only once auth is switched on (``/moto-api/reset-auth``):
     a user with no policy is denied, and unknown keys are rejected."""
     s3.create_bucket(Bucket="private")
-    _upload_tree(s3, "private", "db/", store)
-    iam = boto3.client("iam", endpoint_url=moto_server, region_name="us-east-1")
-    iam.create_user(UserName="nobody")
-    key = iam.create_access_key(UserName="nobody")["AccessKey"]
-
-    def set_auth(count: str) -> None:
-        req = urllib.request.Request(moto_server + "/moto-api/reset-auth", data=count.encode(), method="POST",
-                                     headers={"Content-Type": "text/plain"})
-        urllib.request.urlopen(req, timeout=5).read()
-
-    set_auth("0")
-    try:
+    upload_tree(s3, "private", "db/", store)
+    key = user_without_policy(moto_server, "nobody")
+    with moto_auth(moto_server):
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
         with pytest.raises(SourceError, match="access denied to s3://private/db/") as exc:
@@ -338,8 +277,6 @@ def test_s3_access_denied(store, tmp_path, s3, moto_server, monkeypatch):
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUNKNOWNKEY000000")
         with pytest.raises(SourceError, match="access denied.*credentials rejected"):
             materialize("s3://private/db/", tmp_path / "work", endpoint_url=moto_server, attempts=1)
-    finally:
-        set_auth("inf")
 
 
 def test_s3_unsafe_key_rejected(tmp_path, s3, moto_server):

@@ -57,10 +57,10 @@ def _progress(enabled: bool) -> Iterator[Any]:
                   console=Console(stderr=True), transient=True) as bar:
         tasks: dict[str, Any] = {}
 
-        def update(name: str, done: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = bar.add_task(f"compare {name}", total=total or None)
-            bar.update(tasks[name], completed=done)
+        def update(label: str, done: int, total: int) -> None:  # called from download threads too
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total or None)
+            bar.update(tasks[label], completed=done)
 
         yield update
 

@@ -71,7 +71,7 @@ class Validation:
     source_release: str | None = None
     source_release_evidence: str = ""
     target_release: str | None = None
-    direction: str | None = None  # upgrade | same | rollback | unknown
+    direction: str | None = None  # upgrade | same | same schema | rollback
     path: str = "in-place"
     inventory: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)

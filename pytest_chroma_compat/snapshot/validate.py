@@ -104,7 +104,8 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
          contracts: bool, timeout: float, progress: Progress | None, seed: int) -> None:
     t0 = time.monotonic()
     try:
-        copy = materialize(source, work, progress=None, **source_kw)
+        download = (lambda done, total: progress(f"download {source}", done, total)) if progress else None
+        copy = materialize(source, work, progress=download, **source_kw)
     except SourceError as exc:
         result.error = str(exc)
         return
@@ -128,6 +129,7 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
         return
     _rollback_check(result)
     _integrity_check(result)
+    _scope_check(result)
     if result.path == "export-import":
         target_copy = work / "imported-store"
     with ExitStack() as stack:
@@ -180,9 +182,28 @@ def _pick_source(result: Validation) -> bool:
         result.source_release = wr["source_release"]
         span = wr["first"] if wr["first"] == wr["last"] else f"{wr['first']}-{wr['last']}"
         result.source_release_evidence = f"written by chromadb {span}: {wr['evidence']}"
-    s, t = Version(result.source_release), Version(result.target_release)
-    result.direction = "upgrade" if s < t else "same" if s == t else "rollback"
+    elif wr.get("versions") and result.source_release not in wr["versions"]:
+        result.checks.append(Check("source-release", "info", f"--from {result.source_release}, but the store's schema "
+                                                             f"says chromadb {wr['first']}-{wr['last']} wrote it",
+                                   None, {"writer_range": {k: wr[k] for k in ("first", "last", "evidence")}}))
+    result.direction = _direction(result, wr)
     return True
+
+
+def _direction(result: Validation, wr: dict) -> str:
+    """Where the target stands relative to the store's writer.
+
+    Auto-detected, the writer is a *range* of releases with the same schema (a
+    1.0.21 store reads as "written by 1.0.0-1.2.2"), so a target inside it is
+    "same schema", not a downgrade from the range's newest release. A --from
+    given by the user is taken as exact.
+    """
+    t = Version(result.target_release)
+    if result.source_release_evidence.startswith("written by") and wr.get("versions"):
+        first, last = Version(wr["first"]), Version(wr["last"])
+        return "upgrade" if t > last else "rollback" if t < first else "same schema"
+    s = Version(result.source_release)
+    return "upgrade" if s < t else "same" if s == t else "rollback"
 
 
 def _rollback_check(result: Validation) -> None:
@@ -198,11 +219,24 @@ def _rollback_check(result: Validation) -> None:
                                 "newer release; the target opens it without complaint, so reads and writes may "
                                 "silently go wrong", None, {"unknown migrations": unknown}))
     elif newer:
-        result.checks.append(Check("rollback", "fail", f"chromadb {result.source_release} is newer than the target "
-                                                       f"{result.target_release}: this is a downgrade", None, {}))
+        result.checks.append(Check("rollback", "fail", f"the store was written by chromadb {result.source_release}, newer "
+                                                       f"than the target {result.target_release}: this is a downgrade",
+                                   None, {}))
     else:
         result.checks.append(Check("rollback", "pass", f"{result.direction}: chromadb {result.source_release} -> "
                                                        f"{result.target_release}"))
+
+
+DEFAULT_DATABASE = "default_tenant/default_database"
+
+
+def _scope_check(result: Validation) -> None:
+    """Clients open the default tenant and database: say so when data lives elsewhere, never pass it silently."""
+    others = [f"{c['database']}:{c['name']}" for c in result.inventory.get("collections", [])
+              if c.get("database") not in (None, DEFAULT_DATABASE)]
+    if others:
+        result.checks.append(Check("scope", "error", f"{len(others)} collection(s) outside {DEFAULT_DATABASE} are not "
+                                                     f"validated: {', '.join(others[:5])}", None, {"not validated": others}))
 
 
 def _integrity_check(result: Validation) -> None:
@@ -256,7 +290,8 @@ def _compare(result: Validation, src: Client, dst: Client, *, batch_size: int, p
         try:
             summary, checks = compare.compare_collection(
                 name, src, dst, space=spaces.get(name) or _space_from_metadata(src, name),
-                batch_size=batch_size, seed=seed, progress=progress)
+                batch_size=batch_size, seed=seed,
+                progress=(lambda n, done, total: progress(f"compare {n}", done, total)) if progress else None)
         except compare.ReadFailed as exc:
             # the target failing is the upgrade's fault; the source failing on its own store is damage
             status = "fail" if exc.side == "target" else "pre-existing"
