@@ -27,6 +27,8 @@ from pytest_chroma_compat.snapshot.validate import validate
 from .conftest import MID, NEW, OLD, run_cli
 from .s3_server import moto_auth, upload_tree, user_without_policy
 
+pytest_plugins = ["pytester"]
+
 LEGACY, FIRST_RUST, MID5 = "0.3.29", "1.0.21", "0.5.23"
 WRITERS = (LEGACY, OLD, MID5, MID, FIRST_RUST, NEW)
 

@@ -98,6 +98,7 @@ def _read_sqlite(root: Path, inv: dict[str, Any], files: dict[str, int]) -> None
         migrations = [f"{d}/{f}" for d, f in conn.execute("select dir, filename from migrations order by dir, version")]
         inv["migrations"] = migrations
         inv["writer_range"] = writers.writer_range(migrations)
+        inv["rust_era_migrations"] = writers.rust_era(migrations)
         inv["tenants"] = [r[0] for r in conn.execute("select id from tenants")] if "tenants" in tables else []
         inv["databases"] = ([{"id": i, "name": n, "tenant": t} for i, n, t in
                              conn.execute("select id, name, tenant_id from databases")] if "databases" in tables else [])

@@ -86,6 +86,14 @@ class Validation:
         return [c for c in self.checks if c.failed]
 
     @property
+    def tally(self) -> str:
+        """"21 pass, 1 info": how many checks ended in each status."""
+        counts: dict[str, int] = {}
+        for c in self.checks:
+            counts[c.status] = counts.get(c.status, 0) + 1
+        return ", ".join(f"{n} {status}" for status, n in counts.items())
+
+    @property
     def exit_code(self) -> int:
         if self.error is not None:
             return EXIT_INVALID
@@ -106,8 +114,9 @@ class Validation:
             return f"{pair}: the source changed while it was copied (a live writer?); validate a quiescent snapshot"
         if not self.failed:
             n = sum(c.records_compared for c in self.collections)
+            passed = sum(c.status == "pass" for c in self.checks)
             return f"{pair}: safe to upgrade ({len(self.collections)} collection(s), {n} record(s) identical " \
-                   f"within tolerance, {len(self.checks)} check(s) passed)"
+                   f"within tolerance, {passed} check(s) passed)"
         first = self.failed[0]
         where = f" in {first.collection!r}" if first.collection else ""
         return f"{pair}: NOT safe, {len(self.failed)} check(s) failed; first: {first.name}{where}: {first.detail}"

@@ -85,6 +85,12 @@ def writer_range(migrations: Iterable[str]) -> dict[str, Any]:
                              "this set (opened by an older release after a newer one?)", exact=False, unknown=[])
 
 
+def rust_era(migrations: Iterable[str]) -> list[str]:
+    """Migrations no 0.x release applies: evidence that a 1.x (Rust core) release opened the store."""
+    python_era = set().union(*(set(g["migrations"]) for g in groups() if Version(g["first"]) < Version("1.0.0")))
+    return sorted(set(migrations) - python_era)
+
+
 def _migration_order(name: str) -> tuple[str, str]:
     directory, _, filename = name.partition("/")
     return filename[:5], directory
