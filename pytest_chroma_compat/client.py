@@ -149,7 +149,7 @@ class Worker:
                     seconds=seconds, stderr_tail=self.stderr_tail())) from None
             if line is None:
                 self._raise_crash(op)
-            msg = wire.loads(line)
+            msg = wire.loads(line, object_hook=_unpack)
             if msg.get("id") == rid:
                 return msg
 
@@ -165,7 +165,7 @@ class Worker:
                 msg = self._receive(rid, op, time.monotonic() + limit)
         if not msg.get("ok"):
             raise self._error(op, msg.get("error") or {}, mark)
-        return _restore(msg.get("result"))
+        return msg.get("result")
 
     def _error(self, op: str, error: dict, mark: int) -> ChromaError:
         """A Rust panic on a background thread surfaces as an ordinary error (1.0.21:
@@ -187,11 +187,11 @@ class Worker:
             while True:
                 msg = self._receive(rid, op, time.monotonic() + limit)
                 if "chunk" in msg:
-                    yield _restore(msg["chunk"])
+                    yield msg["chunk"]
                     continue
                 if not msg.get("ok"):
                     raise self._error(op, msg.get("error") or {}, mark)
-                return _restore(msg.get("result"))
+                return msg.get("result")
 
     def close(self) -> None:
         if self.proc.poll() is None and not self.dead:
@@ -219,17 +219,14 @@ class Worker:
         _LIVE.discard(self)
 
 
-def _restore(value: Any) -> Any:
-    """Turn packed arrays back into numpy arrays of the dtype the release returned."""
-    if isinstance(value, dict):
-        if wire.ND in value:
-            import numpy as np
+def _unpack(obj: dict) -> Any:
+    """json object hook: packed arrays become numpy arrays of the dtype the release returned
+    (done while parsing, so a page of metadata is not walked a second time in Python)."""
+    if wire.ND in obj:
+        import numpy as np
 
-            return wire.unpack_ndarray(value, np)
-        return {k: _restore(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_restore(v) for v in value]
-    return value
+        return wire.unpack_ndarray(obj, np)
+    return obj
 
 
 def _pack_vectors(values: Any) -> Any:

@@ -43,12 +43,13 @@ class Check:
 
 @dataclass
 class CollectionSummary:
-    """Per-collection numbers for the report: counts and order-independent content digests.
+    """Per-collection numbers for the report: counts and content digests.
 
-    A digest is the sum (mod 2**64) of a blake2b-64 hash per record over its id,
-    document, metadata (types included) and float32 embedding bytes, so two
-    releases returning the same records in different orders agree, and a digest
-    can be compared across runs of the same snapshot.
+    A digest is a sha256 (first 128 bits) over every record's id, document,
+    metadata (types included) and float32 embedding, in the order the *source*
+    release returns records, for both sides; so equal digests mean the target
+    returns bit-identical records, and a digest is stable across runs of the same
+    snapshot with the same source release, whatever the page size.
     """
 
     name: str
@@ -61,6 +62,7 @@ class CollectionSummary:
     target_digest: str | None = None
     max_embedding_ulps: int = 0
     max_metadata_ulps: int = 0
+    stream_seconds: float = 0.0  # reading and comparing every record (queries, filters, write excluded)
 
 
 @dataclass

@@ -91,15 +91,29 @@ def _info(col: Any) -> dict:
     return {"name": col.name, "id": str(col.id), "metadata": wire.to_jsonable(col.metadata)}
 
 
+def _pack_embeddings(value: Any) -> Any:
+    """A float64 array whose values are all float32 (1.x returns stored float32 vectors widened)
+    travels as float32 bytes marked to come back as float64: half the bytes, the same values."""
+    if getattr(value, "dtype", None) is not None and str(value.dtype) == "float64" and value.size:
+        import numpy as np
+
+        narrow = value.astype(np.float32)
+        if np.array_equal(narrow, value):
+            packed = wire.pack_ndarray(narrow, "ndarray")
+            packed["restore"] = "float64"
+            return packed
+    return wire.pack_embeddings(value)
+
+
 def _result(res: Any, nested: bool) -> dict:
     out = {}
     for key, value in dict(res).items():
         if key == "embeddings" and value is not None:
-            out[key] = [wire.pack_embeddings(v) for v in value] if nested else wire.pack_embeddings(value)
+            out[key] = [_pack_embeddings(v) for v in value] if nested else _pack_embeddings(value)
         elif key in ("data", "uris") and value is None:
             out[key] = None
         else:
-            out[key] = wire.to_jsonable(value)
+            out[key] = value  # wire.dumps encodes numpy scalars and arrays on the way out
     out["_types"] = {k: type(v).__name__ for k, v in dict(res).items()}
     return out
 
@@ -256,30 +270,24 @@ def query(state: State, client: int, collection: str, query_embeddings: Any, n_r
 
 @op("id_digest")
 def id_digest(state: State, client: int, collection: str, where: dict | None = None,
-              where_document: dict | None = None, batch_size: int = 5000, sample: int = 10) -> dict:
+              where_document: dict | None = None, sample: int = 10) -> dict:
     """How many ids a filter matches and an order-independent digest of them.
 
     Why not return the ids: a filter on a million-record store can match them
-    all, and the host must stay bounded. Two releases agree on a filter when
-    count and digest agree; ``sample`` (the smallest ids) is the evidence when not.
+    all, and the host must stay bounded (the worker holds them once, as strings).
+    Two releases agree on a filter when count and digest agree; ``sample`` (the
+    smallest ids) is the evidence when not.
     """
     import hashlib
     import heapq
 
     col = state.collection(client, collection)
-    total = digest = offset = 0
-    smallest: list[str] = []
-    while True:
-        res = col.get(**_drop_none(where=where, where_document=where_document, limit=batch_size,
-                                   offset=offset, include=[]))
-        ids = res["ids"]
-        for rid in ids:
-            digest = (digest + int.from_bytes(hashlib.blake2b(rid.encode(), digest_size=8).digest(), "big")) % (1 << 64)
-        smallest = heapq.nsmallest(sample, smallest + list(ids))
-        total += len(ids)
-        offset += len(ids)
-        if len(ids) < batch_size:
-            break
+    # one call: paging a filter with offsets re-runs it per page (quadratic), and ids alone are small
+    ids = col.get(**_drop_none(where=where, where_document=where_document, include=[]))["ids"]
+    digest = 0
+    for rid in ids:
+        digest = (digest + int.from_bytes(hashlib.blake2b(rid.encode(), digest_size=8).digest(), "big")) % (1 << 64)
+    total, smallest = len(ids), heapq.nsmallest(sample, ids)
     return {"count": total, "digest": f"{digest:016x}", "sample": smallest}
 
 

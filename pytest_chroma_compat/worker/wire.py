@@ -96,7 +96,7 @@ def unpack_rows(packed: dict) -> list:
 def unpack_ndarray(packed: dict, np: Any) -> Any:
     """Decode packed vectors into a numpy array of the dtype that was sent (host side)."""
     arr = np.frombuffer(base64.b64decode(packed[ND]), dtype=np.dtype(packed["dtype"]).newbyteorder("<"))
-    return arr.astype(packed["dtype"]).reshape(packed["shape"])
+    return arr.astype(packed.get("restore") or packed["dtype"]).reshape(packed["shape"])
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -120,9 +120,23 @@ def to_jsonable(obj: Any) -> Any:
     return repr(obj)
 
 
+def _default(obj: Any) -> Any:
+    """What json cannot encode itself, encoded as :func:`to_jsonable` would.
+
+    Why a hook and not ``to_jsonable`` on every reply: a page of a thousand
+    records is almost all str/int/float/bool, which the C encoder handles; walking
+    it in Python first cost more than chromadb spent reading it.
+    """
+    if _is_ndarray(obj):
+        return obj.item() if obj.shape == () else pack_ndarray(obj)
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
+        return obj.item()
+    return repr(obj)
+
+
 def dumps(message: dict) -> str:
-    return json.dumps(message, ensure_ascii=True, allow_nan=True, separators=(",", ":"))
+    return json.dumps(message, ensure_ascii=True, allow_nan=True, separators=(",", ":"), default=_default)
 
 
-def loads(line: str) -> dict:
-    return json.loads(line)
+def loads(line: str, object_hook: Any = None) -> dict:
+    return json.loads(line, object_hook=object_hook)
