@@ -122,3 +122,13 @@ def benchmarks(session: nox.Session) -> None:
     """Ratio benchmarks (harness vs. baseline, side by side in one run)."""
     session.install("-e", ".")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session(name="benchmarks-validate")
+def benchmarks_validate(session: nox.Session) -> None:
+    """validate on 10k, 100k and 1M records x 384-d vs a plain get loop, and the harness's peak memory.
+
+    Builds the stores once (1M takes long and several GB): `-- --sizes 10000,100000` for a quick run.
+    """
+    session.install("-e", ".")
+    session.run("python", "benchmarks/validate_scale.py", *session.posargs)

@@ -1,0 +1,80 @@
+"""Functions ``benchmarks/validate_scale.py`` runs INSIDE a release's worker (``Release.run``).
+
+This file is imported by the release's own interpreter, so it may use only
+the standard library, numpy (every release env has it) and chromadb. Each
+function takes the release's real chromadb client object as first argument.
+"""
+
+from __future__ import annotations
+
+import time
+
+TOPICS = ("apples", "rivers", "engines", "forests", "harbors", "planets", "violins", "glaciers")
+KINDS = ("note", "page", "mail", "chat")
+INCLUDE = ["embeddings", "documents", "metadatas"]
+
+
+def _max_batch(client) -> int:
+    try:
+        return int(client.get_max_batch_size())
+    except Exception:  # older releases have no such method (and no such limit below ~5461)
+        return 5000
+
+
+def _records(lo: int, hi: int, dim: int, seed: int):
+    """Records lo..hi-1, the same for the same (seed, lo, hi) whatever the chunking before them."""
+    import numpy as np
+
+    rng = np.random.default_rng([seed, lo])
+    embs = rng.standard_normal((hi - lo, dim), dtype=np.float32)
+    scores = rng.random(hi - lo)
+    ids = [f"id-{i:09d}" for i in range(lo, hi)]
+    docs = [f"record {i} about {TOPICS[i % len(TOPICS)]} and {TOPICS[(i // 7) % len(TOPICS)]}" for i in range(lo, hi)]
+    metas = [{"group": i % 16, "kind": KINDS[i % len(KINDS)], "score": round(float(s), 6), "even": i % 2 == 0}
+             for i, s in zip(range(lo, hi), scores)]
+    return ids, embs, docs, metas
+
+
+def seed(client, name: str, start: int, stop: int, dim: int, seed: int = 0, chunk: int = 5000) -> dict:
+    """Add records ``start..stop-1`` to collection ``name`` (created with default settings) in chunks."""
+    col = client.get_or_create_collection(name)
+    chunk = max(1, min(chunk, _max_batch(client)))
+    as_array = True
+    started = time.perf_counter()
+    for lo in range(start, stop, chunk):
+        ids, embs, docs, metas = _records(lo, min(lo + chunk, stop), dim, seed)
+        if as_array:
+            try:
+                col.add(ids=ids, embeddings=embs, documents=docs, metadatas=metas)
+                continue
+            except (TypeError, ValueError):  # 0.4.x validates embeddings as lists of lists
+                as_array = False
+        col.add(ids=ids, embeddings=embs.tolist(), documents=docs, metadatas=metas)
+    return {"added": stop - start, "seconds": time.perf_counter() - started, "chunk": chunk}
+
+
+def count(client, name: str) -> int:
+    return client.get_collection(name).count()
+
+
+def get_loop(client, name: str, batch_size: int, min_seconds: float = 2.0) -> dict:
+    """The baseline: a plain paged ``get`` of every record, nothing sent anywhere.
+
+    Repeated until ``min_seconds`` have passed (small stores read in well under a
+    second); the fastest pass counts, which is the strictest baseline to compare with.
+    """
+    col = client.get_collection(name)
+    total = col.count()
+    passes = []
+    while not passes or sum(passes) < min_seconds:
+        started = time.perf_counter()
+        offset = pages = 0
+        while offset < total:
+            res = col.get(limit=batch_size, offset=offset, include=INCLUDE)
+            n = len(res["ids"])
+            if not n:
+                break
+            offset += n
+            pages += 1
+        passes.append(time.perf_counter() - started)
+    return {"records": offset, "pages": pages, "seconds": min(passes), "passes": len(passes), "count": total}
