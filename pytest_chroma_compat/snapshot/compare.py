@@ -438,7 +438,8 @@ def compare_collection(name: str, source: Client, target: Client, *, space: str 
     summary.max_embedding_ulps, summary.max_metadata_ulps = t.max_ulps, t.meta_ulps[0]
     extra = (summary.target_count or 0) - t.matched
     counts = {"source count()": summary.source_count, "source records read": t.source_records,
-              "target count()": summary.target_count, "found in target": t.matched}
+              "target count()": summary.target_count, "found in target": t.matched,
+              "target records read by id (not streamed)": t.fetched_by_id}
     checks = [
         Check("count", "pass" if summary.source_count == summary.target_count == t.source_records == t.matched
               else "fail", f"{summary.target_count} record(s) on both sides" if summary.source_count ==
