@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
     p = subparsers.add_parser("validate", help="validate a real store (directory, archive, s3://) for an upgrade",
-                              description=__doc__.split("\n\n")[0])
+                              description="Will this store survive the upgrade? Asked before doing it, on a private copy.")
     p.add_argument("source", help="a persistent directory, a .tar/.tar.gz/.zip archive, or s3://bucket/prefix/")
     p.add_argument("--to", dest="new", required=True, help="the release to upgrade to (exact, a series, or latest)")
     p.add_argument("--from", dest="old", default="auto",
