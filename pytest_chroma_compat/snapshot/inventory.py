@@ -128,7 +128,7 @@ def _read_sqlite(root: Path, inv: dict[str, Any], files: dict[str, int]) -> None
             if cid in collections:
                 collections[cid]["count"] = n
         for col in collections.values():
-            col["space"] = _space(col)
+            col["space"] = distance_space(col["metadata"], col.get("config"))
         inv["collections"] = sorted(collections.values(), key=lambda c: (c["database"] or "", c["name"]))
         inv["wal"] = _wal(conn, tables, root)
         if "embeddings_queue" in tables:
@@ -159,11 +159,11 @@ def _segments(conn: sqlite3.Connection) -> dict[str, dict]:
     return {row[0]: dict(zip(picked, row)) for row in conn.execute(f"select {', '.join(picked)} from segments")}
 
 
-def _space(col: dict) -> str:
+def distance_space(metadata: dict | None, config: Any = None) -> str:
     """Distance space: 0.x keeps it in collection metadata, 1.x in the configuration JSON."""
-    if isinstance(col["metadata"].get("hnsw:space"), str):
-        return col["metadata"]["hnsw:space"]
-    config = col.get("config") or {}
+    if isinstance((metadata or {}).get("hnsw:space"), str):
+        return metadata["hnsw:space"]
+    config = config or {}
     for section in ("hnsw", "spann", "hnsw_configuration", "spann_configuration"):
         part = config.get(section) if isinstance(config, dict) else None
         if isinstance(part, dict) and isinstance(part.get("space"), str):

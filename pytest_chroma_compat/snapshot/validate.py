@@ -289,7 +289,7 @@ def _compare(result: Validation, src: Client, dst: Client, *, batch_size: int, p
     for name in names:
         try:
             summary, checks = compare.compare_collection(
-                name, src, dst, space=spaces.get(name) or _space_from_metadata(src, name),
+                name, src, dst, space=spaces.get(name) or inventory.distance_space(src.get_collection(name).metadata),
                 batch_size=batch_size, seed=seed,
                 progress=(lambda n, done, total: progress(f"compare {n}", done, total)) if progress else None)
         except compare.ReadFailed as exc:
@@ -304,11 +304,6 @@ def _compare(result: Validation, src: Client, dst: Client, *, batch_size: int, p
         result.collections.append(summary)
         result.checks.extend(checks)
     result.timings["compare"] = time.monotonic() - t0
-
-
-def _space_from_metadata(client: Client, name: str) -> str:
-    meta = client.get_collection(name).metadata or {}
-    return meta.get("hnsw:space", "l2") if isinstance(meta.get("hnsw:space"), str) else "l2"
 
 
 def _contracts(result: Validation, old: Release, new: Release) -> None:

@@ -111,13 +111,7 @@ def to_jsonable(obj: Any) -> Any:
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
-    if _is_ndarray(obj):
-        if obj.shape == ():
-            return obj.item()
-        return pack_ndarray(obj)
-    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
-        return obj.item()
-    return repr(obj)
+    return _default(obj)
 
 
 def _default(obj: Any) -> Any:
