@@ -8,6 +8,10 @@ metadata dict per record):
     documents, metadatas])`` loop inside the release's own worker, timed there
     (nothing crosses the pipe), before and after (b), each repeated until 2 s
     have passed; the fastest pass counts (the strictest baseline);
+(a') for reference, a loop that reads the way validate does (ids in chunks of
+    64 pages, then each page by id), after (b): chromadb's ``offset`` scans every
+    record before it, so this loop outruns (a), more so the larger the store, and
+    validate's stream divided by it is what validate costs beyond reading;
 (b) ``validate(store, release, from_=release, contracts=False, batch_size=B)``
     in a fresh host subprocess, so its peak RSS (``ru_maxrss``) is the
     harness's own, not the workers'.
@@ -154,13 +158,13 @@ def ensure_store(release: str, size: int, dim: int) -> tuple[Path, dict]:
 
 # -- (a) the baseline -------------------------------------------------------------------------
 
-def get_loop(release: str, store: Path, batch_size: int) -> dict:
+def get_loop(release: str, store: Path, batch_size: int, loop: str = "get_loop") -> dict:
     from pytest_chroma_compat.client import Release
 
     with Release(release, timeout=TIMEOUT) as rel:
         client = rel.persistent(store)
         rel.run("_bench_worker:count", client=client, sys_path=[str(HERE)], name=COLLECTION)  # opened, warm
-        out = rel.run("_bench_worker:get_loop", client=client, sys_path=[str(HERE)], name=COLLECTION,
+        out = rel.run(f"_bench_worker:{loop}", client=client, sys_path=[str(HERE)], name=COLLECTION,
                       batch_size=batch_size)
         client.close()
     out["records_per_s"] = out["records"] / out["seconds"]
@@ -244,6 +248,9 @@ def measure(release: str, size: int, dim: int, batch_size: int, workdir: Path, p
     _log(f"[{size}] get loop (after) ...")
     after = get_loop(release, store, batch_size)
     _log(f"[{size}]   {after['records_per_s']:,.0f} records/s")
+    _log(f"[{size}] by-id loop (validate's access pattern) ...")
+    by_id = get_loop(release, store, batch_size, "by_id_loop")
+    _log(f"[{size}]   {by_id['records_per_s']:,.0f} records/s")
     other = noise.other_share()
     base = max(before["records_per_s"], after["records_per_s"])
     t = val["timings"]
@@ -256,6 +263,7 @@ def measure(release: str, size: int, dim: int, batch_size: int, workdir: Path, p
         "build_cached": build["cached"],
         "get_loop": {"records_per_s": round(base), "before": round(before["records_per_s"]),
                      "after": round(after["records_per_s"]), "seconds": round(size / base, 2)},
+        "by_id_loop": {"records_per_s": round(by_id["records_per_s"]), "seconds": round(by_id["seconds"], 2)},
         "validate": {
             "exit_code": val["exit_code"], "summary": val["summary"], "error": val["error"],
             "records_compared": val["records_compared"],
@@ -264,6 +272,7 @@ def measure(release: str, size: int, dim: int, batch_size: int, workdir: Path, p
             "total_records_per_s": round(total_rate), "total_ratio": round(total_rate / base, 3),
             "stream_records_per_s": round(stream_rate) if stream_rate else None,
             "stream_ratio": round(stream_rate / base, 3) if stream_rate else None,
+            "stream_vs_by_id_loop": round(stream_rate / by_id["records_per_s"], 3) if stream_rate else None,
             "checks": val["checks"],
             "peak_rss_mb": round(val["peak_rss_mb"], 1), "workers_peak_rss_mb": round(val["workers_peak_rss_mb"], 1),
         },
@@ -301,7 +310,8 @@ def report(rows: list[dict]) -> tuple[list[str], list[str]]:
         slow = ", ".join(f"{c['name']} {c['seconds']:.1f}s" for c in v["checks"]
                          if c["name"] in ("query", "filters", "writable"))
         lines.append(f"  {r['size']}: timings {t}; stream {v['stream_records_per_s'] or 0:,} rec/s "
-                     f"({v['stream_ratio'] or 0:.2f}x); checks {slow}; "
+                     f"({v['stream_ratio'] or 0:.2f}x the get loop, {v['stream_vs_by_id_loop'] or 0:.2f}x a by-id loop "
+                     f"at {r['by_id_loop']['records_per_s']:,} rec/s); checks {slow}; "
                      f"workers' largest peak RSS {v['workers_peak_rss_mb']:,.0f} MB; other processes used "
                      f"{r['other_processes_cores'] if r['other_processes_cores'] is not None else '?'} core(s) meanwhile")
         g = r["get_loop"]

@@ -1,25 +1,27 @@
 """Compare what two releases show of the same store, record by record, in bounded memory.
 
-The source release (the one that wrote the store) streams every collection in
-pages; for each page the target release is asked for exactly those ids, so the
-two sides line up whatever order each release returns records in (``get()``
-order changed at 0.5.9). The source stream runs in its own thread, so both
-workers read at once and a validation costs about one plain ``get`` loop.
+Both releases are asked for the same ids, page by page (the ids come from the
+source release in chunks of ``CHUNK_PAGES`` pages), so the two sides line up
+whatever order each release returns records in (``get()`` order changed at
+0.5.9). Each release hashes the page it read, in its own worker; the host
+compares the hashes and looks at records only where they differ. The source
+is read one page ahead in its own thread, so both workers read at once.
 
-Nothing grows with the store: per collection the host keeps counters, two
-digests, a few examples of each difference, the running exact top-k for a
+Nothing grows with the store: per collection the host keeps counters, a few
+examples of each difference, one chunk of ids, the running exact top-k for a
 handful of sample query vectors, and the filters picked from the first page.
 The source release's answers are the reference; the exact answers computed
-from the streamed vectors say which side is wrong when they differ.
+from the source's vectors say which side is wrong when they differ.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import queue
 import threading
 import time
+import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -30,54 +32,25 @@ from ..client import Client, Collection
 from ..errors import ChromaError, WorkerError
 from ..invariants import DISTANCE_ATOL, DISTANCE_RTOL, MAX_METADATA_ULPS, MAX_ULPS, RECALL, _close, _ulps
 from ..model import distances
+from ..worker import wire
+from ..worker.fingerprint import encode, float32_rows
 from .result import Check, CollectionSummary
 
 BATCH_SIZE = 1000
+CHUNK_PAGES = 64  # ids fetched from the source per call: one offset scan per 64 pages, not per page
 QUERIES = 5
 K = 10
 MAX_FILTERS = 8
+FILTER_SHARE = 0.25  # the filters together may match this share of the records (estimated on the first page)
 EXAMPLES = 5
 WRITE_CHECK_ID = "chroma-compat-validate-write-check"
+RECORD_FIELDS = ["embeddings", "documents", "metadatas"]
 Progress = Callable[[str, int, int], None]
 
 
 def _err(exc: BaseException) -> str:
     text = str(exc).strip()
     return " ".join(text.splitlines()[0].split())[:300] if text else type(exc).__name__
-
-
-class _Digest:
-    """sha256 over every record, in the source release's order, independent of the page size.
-
-    Why not a hash per record: that costs two ``json.dumps`` per record per side in
-    Python, more than the releases spend reading it. Pages are serialized whole (C
-    code) and fed to four running hashes, joined so that pages of 7 or of 1000
-    records give the same digest; equal digests mean bit-identical ids, documents,
-    metadata (types included) and float32 embeddings.
-    """
-
-    def __init__(self) -> None:
-        self._parts = [hashlib.sha256() for _ in range(4)]
-        self._started = False
-
-    def update(self, ids: list, documents: list, metadatas: list, embeddings: np.ndarray | None) -> None:
-        sep = b"," if self._started else b""
-        self._started = self._started or bool(ids)
-        if not ids:
-            return
-        for part, values in zip(self._parts, (ids, documents, metadatas)):
-            part.update(sep + _json(values)[1:-1])
-        if embeddings is not None:
-            self._parts[3].update(np.ascontiguousarray(embeddings, dtype="<f4").tobytes())
-
-    def hexdigest(self) -> str:
-        return hashlib.sha256(b"".join(p.digest() for p in self._parts)).hexdigest()[:32]
-
-
-def _json(values: list) -> bytes:
-    # sort_keys: releases differ in metadata key order; json keeps True, 1 and 1.0 apart
-    return json.dumps(values, sort_keys=True, ensure_ascii=False, allow_nan=True,
-                      separators=(",", ":")).encode("utf-8", "surrogatepass")
 
 
 class ReadFailed(Exception):
@@ -93,10 +66,10 @@ class _Prefetch:
 
     _END = object()
 
-    def __init__(self, it: Iterator[Any], depth: int = 2) -> None:
+    def __init__(self, it: Iterator[Any], depth: int = 1) -> None:
         self._q: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(it,), daemon=True, name="source-stream")
+        self._thread = threading.Thread(target=self._run, args=(it,), daemon=True, name="source-pages")
         self._thread.start()
 
     def _run(self, it: Iterator[Any]) -> None:
@@ -109,9 +82,6 @@ class _Prefetch:
                     except queue.Full:
                         continue
                 if self._stop.is_set():
-                    close = getattr(it, "close", None)
-                    if close:
-                        close()  # a worker stream holds its worker's lock until closed
                     return
             self._q.put(("end", None))
         except BaseException as exc:  # handed to the reader, which decides
@@ -128,7 +98,7 @@ class _Prefetch:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=30)
 
 
 @dataclass
@@ -146,7 +116,7 @@ class _Diffs:
 
 @dataclass
 class _Queries:
-    """Sample query vectors and the exact top-k over everything streamed so far."""
+    """Sample query vectors and the exact top-k over everything read so far."""
 
     ids: list[str]
     vectors: np.ndarray  # (q, d) float64
@@ -158,13 +128,11 @@ class _Queries:
         self.best_d = [np.zeros(0) for _ in self.ids]
         self.best_ids = [[] for _ in self.ids]
 
-    def update(self, ids: list[str], embs: np.ndarray) -> None:
-        if not self.ids or embs.shape[1] != self.vectors.shape[1]:
-            return
-        mat = embs.astype(np.float64)
-        for j, q in enumerate(self.vectors):
-            d = np.concatenate([self.best_d[j], distances(mat, q, self.space)])
-            names = self.best_ids[j] + ids
+    def merge(self, nearest: list) -> None:
+        """Fold in one page's nearest records per query (``fingerprint.nearest``, computed by the source)."""
+        for j, (ids, dists) in enumerate(nearest[:len(self.ids)]):
+            d = np.concatenate([self.best_d[j], np.asarray(dists, dtype=np.float64)])
+            names = self.best_ids[j] + list(ids)
             keep = np.argsort(d, kind="stable")[:K]
             self.best_d[j], self.best_ids[j] = d[keep], [names[i] for i in keep]
 
@@ -173,44 +141,69 @@ class _Queries:
 class _Filter:
     where: dict | None
     where_document: dict | None
+    share: float = 0.0  # of the first page's records it matches
 
     def clause(self) -> dict:
         return {k: v for k, v in (("where", self.where), ("where_document", self.where_document)) if v is not None}
 
 
-def pick_filters(metadatas: list, documents: list) -> list[_Filter]:
-    """Filters on the metadata keys present in the first page, with values that occur in it.
+def _rarest(values: list) -> tuple[Any, int]:
+    """The least frequent value (the first seen, among equals); True, 1 and 1.0 are told apart."""
+    counts = Counter((type(v), v) for v in values)
+    (_, value), n = min(counts.items(), key=lambda kv: kv[1])
+    return value, n
 
-    Only operators every release since 0.4 answers the same way by its docs
-    (``$eq``, numeric ``$gt``, document ``$contains``): a filter whose meaning
-    changed between releases (``$ne``, ``$nin``) is a contract, listed separately.
+
+def pick_filters(metadatas: list, documents: list) -> list[_Filter]:
+    """Filters on the metadata keys and words of the first page, chosen to be selective.
+
+    Why selective: a filter costs its release time for every record it matches
+    (measured on 1.5.9: about 11 us per matched id, so a filter matching half of
+    a store costs a tenth of reading it). So each key gets ``$eq`` on its rarest
+    value and numeric keys ``$gt`` near the top of their range, documents
+    ``$contains`` their rarest word; then the most selective are kept while all
+    together match at most ``FILTER_SHARE`` of the first page. Only operators
+    every release since 0.4 answers the same way by its docs: a filter whose
+    meaning changed between releases (``$ne``, ``$nin``) is a contract, listed separately.
     """
-    out: list[_Filter] = []
-    seen: dict[str, Any] = {}
+    n = max(len(metadatas), 1)
+    values: dict[str, list] = {}
     for meta in metadatas:
-        for key, value in sorted((meta or {}).items()):
-            if key not in seen and isinstance(value, (str, int, float, bool)) and not key.startswith("chroma:"):
-                seen[key] = value
-    for key, value in list(seen.items())[:MAX_FILTERS // 2]:
-        out.append(_Filter({key: {"$eq": value}}, None))
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out.append(_Filter({key: {"$gt": value}}, None))
-    for doc in documents:
-        words = [w for w in (doc or "").split() if len(w) >= 4 and w.isalnum()]
-        if words:
-            out.append(_Filter(None, {"$contains": words[0]}))
+        for key, value in (meta or {}).items():
+            if isinstance(value, (str, int, float, bool)) and not key.startswith("chroma:"):
+                values.setdefault(key, []).append(value)
+    candidates: list[_Filter] = []
+    for key in sorted(values)[:MAX_FILTERS // 2]:
+        vals = values[key]
+        value, count = _rarest(vals)
+        candidates.append(_Filter({key: {"$eq": value}}, None, count / n))
+        kinds = {type(v) for v in vals}
+        if kinds in ({int}, {float}):
+            ordered = sorted(vals)
+            above = [v for v in ordered if v < ordered[-1]]  # something must be greater
+            if above:
+                edge = above[min(int(len(ordered) * 0.95), len(above) - 1)]
+                candidates.append(_Filter({key: {"$gt": edge}}, None, sum(v > edge for v in vals) / n))
+    docs = [d for d in documents if isinstance(d, str)]
+    words = [w for d in docs for w in dict.fromkeys(d.split()) if len(w) >= 4 and w.isalnum()]
+    if words:
+        word, _ = _rarest(words)
+        candidates.append(_Filter(None, {"$contains": word}, sum(word in d for d in docs) / n))
+    chosen, share = [], 0.0
+    for f in sorted(candidates, key=lambda f: f.share):
+        if chosen and (share + f.share > FILTER_SHARE or len(chosen) == MAX_FILTERS):
             break
-    return out[:MAX_FILTERS]
+        chosen.append(f)
+        share += f.share
+    return chosen
 
 
 @dataclass
 class _Tally:
-    """Everything kept about one collection while it streams."""
+    """Everything kept about one collection while it is read."""
 
     source_records: int = 0
     matched: int = 0
-    source_digest: _Digest = field(default_factory=_Digest)
-    target_digest: _Digest = field(default_factory=_Digest)
     dimension: int | None = None
     missing: _Diffs = field(default_factory=_Diffs)
     documents: _Diffs = field(default_factory=_Diffs)
@@ -219,14 +212,8 @@ class _Tally:
     max_ulps: int = 0
     meta_ulps: list = field(default_factory=lambda: [0])
     filters: list[_Filter] | None = None
-    fetched_by_id: int = 0
-
-
-def _f32(embs: Any, n: int) -> np.ndarray | None:
-    if embs is None:
-        return None
-    arr = np.asarray(embs, dtype=np.float32)
-    return arr.reshape(n, -1) if arr.size else arr.reshape(n, 0)
+    pages_differing: int = 0
+    unrequested: int = 0
 
 
 def _column(page: dict, key: str, n: int) -> list:
@@ -234,31 +221,24 @@ def _column(page: dict, key: str, n: int) -> list:
     return list(values) if values is not None else [None] * n
 
 
-def _compare_page(t: _Tally, page: dict, got: dict, queries: _Queries | None) -> None:
-    """Compare one source page with the target's records of the same ids (any order, any extras).
+def _compare_records(t: _Tally, page: dict, got: dict) -> None:
+    """Compare one page of source records with the target's records of the same ids, one by one.
 
-    The common case (everything identical) costs a few C-level serializations and
-    one vectorized comparison; records are looked at one by one only when their
-    page differs.
+    Only pages whose hashes differ come here: a missing id, a changed value, or
+    floats within tolerance (1.x re-rounds some 0.x cosine vectors and float
+    metadata), which only a record-by-record look tells apart.
     """
     ids = page["ids"]
     n = len(ids)
-    s_emb, s_docs, s_meta = _f32(page.get("embeddings"), n), _column(page, "documents", n), \
+    s_emb, s_docs, s_meta = float32_rows(page.get("embeddings"), n), _column(page, "documents", n), \
         _column(page, "metadatas", n)
-    if t.filters is None:
-        t.filters = pick_filters(s_meta, s_docs)
-    if s_emb is not None and s_emb.size:
-        t.dimension = s_emb.shape[1]
-        if queries is not None:
-            queries.update(ids, s_emb)
-    t.source_records += n
-    t.source_digest.update(ids, s_docs, s_meta, s_emb)
     index = {rid: j for j, rid in enumerate(got["ids"])}
     m = len(got["ids"])
-    g_emb, g_docs, g_meta = _f32(got.get("embeddings"), m), _column(got, "documents", m), _column(got, "metadatas", m)
+    g_emb, g_docs, g_meta = float32_rows(got.get("embeddings"), m), _column(got, "documents", m), \
+        _column(got, "metadatas", m)
     rows_s = [i for i, rid in enumerate(ids) if rid in index]
     if len(rows_s) < n:
-        for i, rid in enumerate(ids):
+        for rid in ids:
             if rid not in index:
                 t.missing.add(rid)
     rows_t = [index[ids[i]] for i in rows_s]
@@ -266,19 +246,18 @@ def _compare_page(t: _Tally, page: dict, got: dict, queries: _Queries | None) ->
     a_ids = [ids[i] for i in rows_s]
     a_docs, b_docs = [s_docs[i] for i in rows_s], [g_docs[j] for j in rows_t]
     a_meta, b_meta = [s_meta[i] for i in rows_s], [g_meta[j] for j in rows_t]
-    b_emb = None if g_emb is None else g_emb[rows_t]
-    t.target_digest.update(a_ids, b_docs, b_meta, b_emb)
-    if _json(a_docs) != _json(b_docs):
+    if encode(a_docs) != encode(b_docs):
         for rid, x, y in zip(a_ids, a_docs, b_docs):
             if x != y or type(x) is not type(y):
                 t.documents.add({"id": rid, "source": x, "target": y})
-    if _json([m_ or None for m_ in a_meta]) != _json([m_ or None for m_ in b_meta]):
+    if encode([m_ or None for m_ in a_meta]) != encode([m_ or None for m_ in b_meta]):
         for rid, x, y in zip(a_ids, a_meta, b_meta):
             if not _close(x or None, y or None, t.meta_ulps):
                 t.metadata.add({"id": rid, "source": x, "target": y})
     if s_emb is None or not rows_s:
         return
     a = s_emb[rows_s]
+    b_emb = None if g_emb is None else g_emb[rows_t]
     if b_emb is None or b_emb.shape[1:] != a.shape[1:]:
         for rid in a_ids[:EXAMPLES]:
             t.embeddings.add({"id": rid, "source_shape": list(a.shape[1:]),
@@ -298,89 +277,86 @@ def _compare_page(t: _Tally, page: dict, got: dict, queries: _Queries | None) ->
                           "target": b_emb[k][:8].tolist()})
 
 
-def _same_order(src: Collection, tgt: Collection, batch_size: int) -> bool:
-    """Do both releases page through this collection in the same order? Then both can stream.
+class _Detail:
+    """Whether the next pages should come with their records: after a page that differed, yes.
 
-    Measured: 0.5.9 and later (1.x included) page by internal id, which an in-place
-    upgrade keeps; 0.4 pages by user id. Asked of the data, not of version numbers.
+    Why adaptive: most upgrades change nothing, and then shipping records is
+    waste; when a page differs (0.x cosine vectors re-rounded by 1.x differ on
+    every page), asking again for its records would read it twice.
     """
-    a = src.get(limit=batch_size, offset=0, include=[])["ids"]
-    b = tgt.get(limit=batch_size, offset=0, include=[])["ids"]
-    return bool(a) and len(set(a) & set(b)) >= 0.9 * len(a)
+
+    def __init__(self) -> None:
+        self.wanted = True  # the first page always: its records pick the filters
 
 
-def _stream_pairs(t: _Tally, src: Collection, tgt: Collection, src_version: str, tgt_version: str,
-                  batch_size: int, queries: _Queries, progress: Callable[[int], None] | None) -> None:
-    """Feed every source record, with the target's record of the same id, to :func:`_compare_page`.
+def _source_ids(src: Collection, chunk: int, total: int) -> Iterator[list[str]]:
+    """The source's ids in its own order, ``chunk`` at a time (an offset scan per chunk, not per page)."""
+    offset = 0
+    while True:
+        ids = src.get(limit=chunk, offset=offset, include=[])["ids"]
+        if not ids:
+            return
+        yield ids
+        offset += len(ids)
+        if len(ids) < chunk or offset > 2 * total + chunk:  # the last chunk; or a release that ignores offset
+            return
 
-    When both releases page in the same order, both stream in their own threads
-    (the target then costs what a plain ``get`` loop costs). A target stream holds
-    its worker until it ends, so ids a target page lacks are set aside (at most
-    ``2 * batch_size`` records) and asked for by id afterwards; past that bound,
-    or when the orders differ from the start, every page is asked for by id.
-    """
+
+def _read_pages(t: _Tally, src: Collection, tgt: Collection, src_version: str, tgt_version: str,
+                batch_size: int, total: int, queries: _Queries, progress: Callable[[int], None] | None
+                ) -> tuple[str | None, str | None]:
+    """Ask both releases for every source id, page by page; returns both collection digests."""
     def side(which: str, version: str, call: Callable[[], Any]) -> Any:
         try:
             return call()
         except (ChromaError, WorkerError) as exc:
             raise ReadFailed(which, version, exc) from None
 
-    include = ["embeddings", "documents", "metadatas"]
+    tokens = {"source": uuid.uuid4().hex, "target": uuid.uuid4().hex}
+    detail = _Detail()
+    packed = wire.pack_ndarray(queries.vectors) if queries.ids else None
 
-    def by_id(page: dict) -> None:
-        got = side("target", tgt_version, lambda: tgt.get(ids=page["ids"], include=include))
-        t.fetched_by_id += len(page["ids"])
-        _compare_page(t, page, got, queries)
+    def source_pages() -> Iterator[dict]:
+        for ids in _source_ids(src, batch_size * CHUNK_PAGES, total):
+            for lo in range(0, len(ids), batch_size):
+                yield src._call("fingerprint", ids=ids[lo:lo + batch_size], digest=tokens["source"],
+                                records=detail.wanted, queries=packed, space=queries.space, k=K)
 
-    both = side("target", tgt_version, lambda: _same_order(src, tgt, batch_size))
-    source_pages = _Prefetch(src.export(batch_size=batch_size))
-    target_pages = _Prefetch(tgt.export(batch_size=batch_size)) if both else None
-    deferred: list[dict] = []
+    pages = _Prefetch(source_pages())
     try:
-        pages, theirs = iter(source_pages), iter(target_pages) if target_pages else None
+        it = iter(pages)
         while True:
-            page = side("source", src_version, lambda: next(pages, None))
-            if page is None:
+            s = side("source", src_version, lambda: next(it, None))
+            if s is None:
                 break
-            got = side("target", tgt_version, lambda: next(theirs, None)) if theirs else None
-            if got is None:
-                if theirs:  # the target's stream ended first: it is free for calls again
-                    theirs = None
-                    target_pages.close()
-                    for d in deferred:
-                        by_id(d)
-                    deferred = []
-                by_id(page)
+            wanted = "records" in s
+            g = side("target", tgt_version, lambda: tgt._call("fingerprint", ids=s["ids"], digest=tokens["target"],
+                                                            records=wanted))
+            t.source_records += len(s["ids"])
+            t.unrequested += g["unrequested"]
+            t.dimension = s["dimension"] if s["dimension"] is not None else t.dimension
+            if s.get("nearest"):
+                queries.merge(s["nearest"])
+            if t.filters is None:
+                t.filters = pick_filters(_column(s["records"], "metadatas", len(s["ids"])),
+                                         _column(s["records"], "documents", len(s["ids"])))
+            if s["hash"] == g["hash"]:
+                t.matched += len(s["ids"])
+                detail.wanted = False
             else:
-                have = set(got["ids"])
-                lacking = [i for i, rid in enumerate(page["ids"]) if rid not in have]
-                if lacking:
-                    deferred.append(_subset(page, lacking))
-                    page = _subset(page, [i for i, rid in enumerate(page["ids"]) if rid in have])
-                _compare_page(t, page, got, queries)
-                if sum(len(d["ids"]) for d in deferred) > 2 * batch_size:
-                    theirs = None  # the orders drifted apart: stop streaming the target
-                    target_pages.close()
-                    for d in deferred:
-                        by_id(d)
-                    deferred = []
+                t.pages_differing += 1
+                detail.wanted = True
+                if not wanted:
+                    s["records"] = side("source", src_version, lambda: src.get(ids=s["ids"], include=RECORD_FIELDS))
+                    g["records"] = side("target", tgt_version, lambda: tgt.get(ids=s["ids"], include=RECORD_FIELDS))
+                _compare_records(t, s["records"], g["records"])
             if progress:
                 progress(t.source_records)
     finally:
-        source_pages.close()
-        if target_pages:
-            target_pages.close()
-    for d in deferred:
-        by_id(d)
-
-
-def _subset(page: dict, rows: list[int]) -> dict:
-    out: dict[str, Any] = {"ids": [page["ids"][i] for i in rows]}
-    for key in ("documents", "metadatas"):
-        out[key] = None if page.get(key) is None else [page[key][i] for i in rows]
-    emb = page.get("embeddings")
-    out["embeddings"] = None if emb is None else _f32(emb, len(page["ids"]))[rows]
-    return out
+        pages.close()
+    take = lambda col, which, version: side(which, version, lambda: col.client.worker.call(  # noqa: E731
+        "take_digest", token=tokens[which]))
+    return take(src, "source", src_version), take(tgt, "target", tgt_version)
 
 
 def _sample_queries(col: Collection, total: int, space: str, seed: int) -> _Queries:
@@ -429,17 +405,19 @@ def compare_collection(name: str, source: Client, target: Client, *, space: str 
         raise ReadFailed("target", target.release.version, exc) from None
     t = _Tally()
     streamed = time.monotonic()
-    _stream_pairs(t, src, tgt, source.release.version, target.release.version, batch_size, queries,
-                  (lambda done: progress(name, done, summary.source_count or 0)) if progress else None)
+    summary.source_digest, summary.target_digest = _read_pages(
+        t, src, tgt, source.release.version, target.release.version, batch_size, summary.source_count or 0,
+        queries, (lambda done: progress(name, done, summary.source_count or 0)) if progress else None)
     summary.stream_seconds = time.monotonic() - streamed
     summary.records_compared = t.matched
     summary.dimension = t.dimension
-    summary.source_digest, summary.target_digest = t.source_digest.hexdigest(), t.target_digest.hexdigest()
     summary.max_embedding_ulps, summary.max_metadata_ulps = t.max_ulps, t.meta_ulps[0]
     extra = (summary.target_count or 0) - t.matched
     counts = {"source count()": summary.source_count, "source records read": t.source_records,
               "target count()": summary.target_count, "found in target": t.matched,
-              "target records read by id (not streamed)": t.fetched_by_id}
+              "pages compared record by record (their hashes differed)": t.pages_differing}
+    if t.unrequested:
+        counts["records the target returned that were not asked for"] = t.unrequested
     checks = [
         Check("count", "pass" if summary.source_count == summary.target_count == t.source_records == t.matched
               else "fail", f"{summary.target_count} record(s) on both sides" if summary.source_count ==
@@ -501,7 +479,8 @@ def _query_check(name: str, src: Collection, tgt: Collection, queries: _Queries)
     if not queries.ids:
         return Check("query", "skip", "no stored vectors to query with", name)
     k = min(K, max(len(b) for b in queries.best_ids))
-    s_ans, t_ans = _answer(src, queries.vectors, k), _answer(tgt, queries.vectors, k)
+    with ThreadPoolExecutor(2, thread_name_prefix="queries") as pool:  # two workers: ask both at once
+        s_ans, t_ans = pool.map(lambda col: _answer(col, queries.vectors, k), (src, tgt))
     returned = {i for ans in (s_ans, t_ans) if not isinstance(ans, str) for ids, _ in ans for i in ids}
     exact: dict = {}
     if returned:

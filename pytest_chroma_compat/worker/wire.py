@@ -111,10 +111,10 @@ def to_jsonable(obj: Any) -> Any:
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
-    return _default(obj)
+    return default(obj)
 
 
-def _default(obj: Any) -> Any:
+def default(obj: Any) -> Any:
     """What json cannot encode itself, encoded as :func:`to_jsonable` would.
 
     Why a hook and not ``to_jsonable`` on every reply: a page of a thousand
@@ -129,7 +129,7 @@ def _default(obj: Any) -> Any:
 
 
 def dumps(message: dict) -> str:
-    return json.dumps(message, ensure_ascii=True, allow_nan=True, separators=(",", ":"), default=_default)
+    return json.dumps(message, ensure_ascii=True, allow_nan=True, separators=(",", ":"), default=default)
 
 
 def loads(line: str, object_hook: Any = None) -> dict:
