@@ -95,7 +95,7 @@ def observe(client: Client, probes: Any, batch_size: int = 500) -> View:
 
 # -- the invariants: each returns (ok, detail, evidence) for one view --------------------------------
 
-def _ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def float32_ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Distance in float32 units in the last place (0 for equal values, signed zeros included)."""
     def ordered(x: np.ndarray) -> np.ndarray:
         i = x.astype(np.float32).view(np.int32).astype(np.int64)
@@ -171,14 +171,14 @@ def _float_ulps(a: float, b: float) -> int:
     return abs(ordered(a) - ordered(b))
 
 
-def _close(want: Any, got: Any, worst: list[int]) -> bool:
+def values_close(want: Any, got: Any, worst: list[int]) -> bool:
     """Equal, types included, but for float re-rounding within MAX_METADATA_ULPS."""
     if type(want) is not type(got):
         return False
     if isinstance(want, dict):
-        return want.keys() == got.keys() and all(_close(want[k], got[k], worst) for k in want)
+        return want.keys() == got.keys() and all(values_close(want[k], got[k], worst) for k in want)
     if isinstance(want, list):
-        return len(want) == len(got) and all(_close(a, b, worst) for a, b in zip(want, got))
+        return len(want) == len(got) and all(values_close(a, b, worst) for a, b in zip(want, got))
     if isinstance(want, float) and want != got:
         ulps = _float_ulps(want, got)
         worst[0] = max(worst[0], ulps)
@@ -198,7 +198,7 @@ def _field_check(index: int, normalise: Callable[[Any], Any], label: str):
                     continue
                 want = normalise((rec.embedding, rec.document, rec.metadata)[index])
                 got = normalise(seen["records"][rid][index])
-                if not _close(want, got, worst):
+                if not values_close(want, got, worst):
                     diffs.append({"id": rid, "expected": want, "got": got})
                     changes.append(describe_change(want, got))
             return not diffs, "", {f"{label} differ": diffs[:5], "records affected": len(diffs)}
@@ -240,7 +240,7 @@ def check_embeddings(model: StoreModel, view: View) -> tuple[bool, str, dict]:
                 bad.append({"id": rid, "expected_shape": list(rec.embedding.shape),
                             "got_shape": None if got[0] is None else list(got[0].shape)})
                 continue
-            ulps = int(_ulps(rec.embedding, got[0]).max(initial=0))
+            ulps = int(float32_ulps(rec.embedding, got[0]).max(initial=0))
             worst["max_abs"] = max(worst["max_abs"], float(np.abs(rec.embedding - got[0]).max(initial=0)))
             worst["max_ulps"] = max(worst["max_ulps"], ulps)
             if ulps > MAX_ULPS:

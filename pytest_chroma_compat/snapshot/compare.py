@@ -30,7 +30,8 @@ import numpy as np
 
 from ..client import Client, Collection
 from ..errors import ChromaError, WorkerError
-from ..invariants import DISTANCE_ATOL, DISTANCE_RTOL, MAX_METADATA_ULPS, MAX_ULPS, RECALL, _close, _ulps
+from ..invariants import (DISTANCE_ATOL, DISTANCE_RTOL, MAX_METADATA_ULPS, MAX_ULPS, RECALL, float32_ulps,
+                          values_close)
 from ..model import distances
 from ..worker import wire
 from ..worker.fingerprint import encode, float32_rows
@@ -63,8 +64,6 @@ class ReadFailed(Exception):
 
 class _Prefetch:
     """Run an iterator in a thread, ``depth`` items ahead, re-raising its errors in the reader."""
-
-    _END = object()
 
     def __init__(self, it: Iterator[Any], depth: int = 1) -> None:
         self._q: queue.Queue = queue.Queue(maxsize=depth)
@@ -252,7 +251,7 @@ def _compare_records(t: _Tally, page: dict, got: dict) -> None:
                 t.documents.add({"id": rid, "source": x, "target": y})
     if encode([m_ or None for m_ in a_meta]) != encode([m_ or None for m_ in b_meta]):
         for rid, x, y in zip(a_ids, a_meta, b_meta):
-            if not _close(x or None, y or None, t.meta_ulps):
+            if not values_close(x or None, y or None, t.meta_ulps):
                 t.metadata.add({"id": rid, "source": x, "target": y})
     if s_emb is None or not rows_s:
         return
@@ -269,7 +268,7 @@ def _compare_records(t: _Tally, page: dict, got: dict) -> None:
     differ = np.nonzero((a.view(np.int32) != b_emb.view(np.int32)).any(axis=1))[0]
     if not len(differ):
         return
-    ulps = _ulps(a[differ], b_emb[differ]).max(axis=1)
+    ulps = float32_ulps(a[differ], b_emb[differ]).max(axis=1)
     t.max_ulps = max(t.max_ulps, int(ulps.max(initial=0)))
     for r in np.nonzero(ulps > MAX_ULPS)[0]:
         k = int(differ[r])

@@ -23,7 +23,7 @@ from packaging.version import Version
 from .. import paths, releases
 from ..client import Client, Release
 from ..errors import ChromaError, CompatError, WorkerError
-from ..invariants import _close
+from ..invariants import values_close
 from ..migrate import copy_store, export_import
 from . import compare, inventory, writers
 from .result import Check, Validation
@@ -261,7 +261,7 @@ def _collections_check(result: Validation, src: Client, dst: Client) -> list[str
     changed = {}
     for name in sorted(set(src_meta) & dst_names):
         got = dst.get_collection(name).metadata
-        if not _close(src_meta[name] or None, got or None, [0]):
+        if not values_close(src_meta[name] or None, got or None, [0]):
             changed[name] = {"source": src_meta[name], "target": got}
     legacy = result.inventory.get("format") == "duckdb+parquet" and result.path == "in-place"
     if missing or unexpected or changed:
