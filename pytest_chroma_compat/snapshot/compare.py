@@ -62,41 +62,53 @@ class ReadFailed(Exception):
         super().__init__(f"chromadb {version} ({side}) failed reading the collection: {self.cause}")
 
 
-class _Prefetch:
-    """Run an iterator in a thread, ``depth`` items ahead, re-raising its errors in the reader."""
+class _Reader:
+    """One release's page reads, in order, in a thread of their own.
 
-    def __init__(self, it: Iterator[Any], depth: int = 1) -> None:
-        self._q: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(it,), daemon=True, name="source-pages")
+    Why a thread per side: both workers then read at once, each as soon as a
+    page's ids are known, rather than the target waiting for the source's answer.
+    Why in order: a worker answers one call at a time, and the collection digest
+    it keeps depends on the order the pages arrive in.
+    """
+
+    def __init__(self, col: Collection, which: str, depth: int = 2, **fixed: Any) -> None:
+        self.col, self.which, self.fixed = col, which, fixed
+        self._asked: queue.Queue = queue.Queue(maxsize=depth)
+        self._answers: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"{which}-pages")
         self._thread.start()
 
-    def _run(self, it: Iterator[Any]) -> None:
-        try:
-            for item in it:
-                while not self._stop.is_set():
-                    try:
-                        self._q.put(("item", item), timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
-                    return
-            self._q.put(("end", None))
-        except BaseException as exc:  # handed to the reader, which decides
-            self._q.put(("error", exc))
-
-    def __iter__(self) -> Iterator[Any]:
+    def _run(self) -> None:
+        failed: BaseException | None = None
         while True:
-            kind, value = self._q.get()
-            if kind == "end":
+            item = self._asked.get()
+            if item is None:
                 return
-            if kind == "error":
-                raise value
-            yield value
+            if failed is None:  # after a failure, keep taking requests so the asker never blocks
+                try:
+                    self._answers.put(("ok", self.col._call("fingerprint", ids=item[0], records=item[1],
+                                                            **self.fixed)))
+                    continue
+                except BaseException as exc:  # handed to the reader of the answers, which decides
+                    failed = exc
+            self._answers.put(("error", failed))
+
+    def ask(self, ids: list[str], records: bool) -> None:
+        self._asked.put((ids, records))
+
+    def answer(self) -> dict:
+        kind, value = self._answers.get()
+        if kind == "error":
+            raise value
+        return value
 
     def close(self) -> None:
-        self._stop.set()
+        while True:  # drop what was asked and not started, then stop
+            try:
+                self._asked.get_nowait()
+            except queue.Empty:
+                break
+        self._asked.put(None)
         self._thread.join(timeout=30)
 
 
@@ -276,18 +288,6 @@ def _compare_records(t: _Tally, page: dict, got: dict) -> None:
                           "target": b_emb[k][:8].tolist()})
 
 
-class _Detail:
-    """Whether the next pages should come with their records: after a page that differed, yes.
-
-    Why adaptive: most upgrades change nothing, and then shipping records is
-    waste; when a page differs (0.x cosine vectors re-rounded by 1.x differ on
-    every page), asking again for its records would read it twice.
-    """
-
-    def __init__(self) -> None:
-        self.wanted = True  # the first page always: its records pick the filters
-
-
 def _source_ids(src: Collection, chunk: int, total: int) -> Iterator[list[str]]:
     """The source's ids in its own order, ``chunk`` at a time (an offset scan per chunk, not per page)."""
     offset = 0
@@ -311,51 +311,61 @@ def _read_pages(t: _Tally, src: Collection, tgt: Collection, src_version: str, t
         except (ChromaError, WorkerError) as exc:
             raise ReadFailed(which, version, exc) from None
 
-    tokens = {"source": uuid.uuid4().hex, "target": uuid.uuid4().hex}
-    detail = _Detail()
     packed = wire.pack_ndarray(queries.vectors) if queries.ids else None
+    tokens = {"source": uuid.uuid4().hex, "target": uuid.uuid4().hex}
+    readers = {"source": _Reader(src, "source", digest=tokens["source"], queries=packed, space=queries.space, k=K),
+               "target": _Reader(tgt, "target", digest=tokens["target"])}
+    versions = {"source": src_version, "target": tgt_version}
+    # Records travel with the hashes for the first page (they pick the filters) and after a page
+    # that differed: most upgrades change nothing, and then records are waste, but when one page
+    # differs (0.x cosine vectors re-rounded by 1.x differ on every page) asking again for its
+    # records would read it twice.
+    wanted = True
+    pending: list[bool] = []  # pages asked of both readers and not yet settled: with records or not
 
-    def source_pages() -> Iterator[dict]:
-        for ids in _source_ids(src, batch_size * CHUNK_PAGES, total):
-            for lo in range(0, len(ids), batch_size):
-                yield src._call("fingerprint", ids=ids[lo:lo + batch_size], digest=tokens["source"],
-                                records=detail.wanted, queries=packed, space=queries.space, k=K)
+    def settle() -> None:
+        nonlocal wanted
+        with_records = pending.pop(0)
+        s, g = (side(w, versions[w], readers[w].answer) for w in ("source", "target"))
+        t.source_records += len(s["ids"])
+        t.unrequested += g["unrequested"]
+        t.dimension = s["dimension"] if s["dimension"] is not None else t.dimension
+        if s.get("nearest"):
+            queries.merge(s["nearest"])
+        if t.filters is None:
+            t.filters = pick_filters(_column(s["records"], "metadatas", len(s["ids"])),
+                                     _column(s["records"], "documents", len(s["ids"])))
+        if s["hash"] == g["hash"]:
+            t.matched += len(s["ids"])
+            wanted = False
+        else:
+            t.pages_differing += 1
+            wanted = True
+            if not with_records:
+                s["records"] = side("source", src_version, lambda: src.get(ids=s["ids"], include=RECORD_FIELDS))
+                g["records"] = side("target", tgt_version, lambda: tgt.get(ids=s["ids"], include=RECORD_FIELDS))
+            _compare_records(t, s["records"], g["records"])
+        if progress:
+            progress(t.source_records)
 
-    pages = _Prefetch(source_pages())
+    chunks = _source_ids(src, batch_size * CHUNK_PAGES, total)
     try:
-        it = iter(pages)
-        while True:
-            s = side("source", src_version, lambda: next(it, None))
-            if s is None:
-                break
-            wanted = "records" in s
-            g = side("target", tgt_version, lambda: tgt._call("fingerprint", ids=s["ids"], digest=tokens["target"],
-                                                            records=wanted))
-            t.source_records += len(s["ids"])
-            t.unrequested += g["unrequested"]
-            t.dimension = s["dimension"] if s["dimension"] is not None else t.dimension
-            if s.get("nearest"):
-                queries.merge(s["nearest"])
-            if t.filters is None:
-                t.filters = pick_filters(_column(s["records"], "metadatas", len(s["ids"])),
-                                         _column(s["records"], "documents", len(s["ids"])))
-            if s["hash"] == g["hash"]:
-                t.matched += len(s["ids"])
-                detail.wanted = False
-            else:
-                t.pages_differing += 1
-                detail.wanted = True
-                if not wanted:
-                    s["records"] = side("source", src_version, lambda: src.get(ids=s["ids"], include=RECORD_FIELDS))
-                    g["records"] = side("target", tgt_version, lambda: tgt.get(ids=s["ids"], include=RECORD_FIELDS))
-                _compare_records(t, s["records"], g["records"])
-            if progress:
-                progress(t.source_records)
+        while (chunk := side("source", src_version, lambda: next(chunks, None))) is not None:
+            for lo in range(0, len(chunk), batch_size):
+                ids = chunk[lo:lo + batch_size]
+                for reader in readers.values():
+                    reader.ask(ids, wanted)
+                pending.append(wanted)
+                if len(pending) > 1:
+                    settle()
+        while pending:
+            settle()
     finally:
-        pages.close()
-    take = lambda col, which, version: side(which, version, lambda: col.client.worker.call(  # noqa: E731
+        for reader in readers.values():
+            reader.close()
+    take = lambda col, which: side(which, versions[which], lambda: col.client.worker.call(  # noqa: E731
         "take_digest", token=tokens[which]))
-    return take(src, "source", src_version), take(tgt, "target", tgt_version)
+    return take(src, "source"), take(tgt, "target")
 
 
 def _sample_queries(col: Collection, total: int, space: str, seed: int) -> _Queries:
