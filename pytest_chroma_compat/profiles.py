@@ -1,7 +1,10 @@
 """Hypothesis profiles: ``ci`` (the default: few examples), ``dev`` and ``thorough``.
 
 Chosen by ``--chroma-profile`` / ``--profile``, else ``CHROMA_COMPAT_PROFILE``.
-The example database lives in the harness's cache, not in the user's cwd.
+The example database lives in the harness's cache, not in the user's cwd, so a
+failure found once replays on every later run until it is fixed;
+``CHROMA_COMPAT_EXAMPLES`` names another directory (the project's own tests give
+each run a fresh one, so a finding from a nox session cannot change their verdicts).
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ def settings(profile: str | None = None, examples: int | None = None):
     return hsettings(
         max_examples=examples or PROFILES[name(profile)],
         deadline=None,
-        database=DirectoryBasedExampleDatabase(str(paths.home() / "hypothesis")),
+        database=DirectoryBasedExampleDatabase(os.environ.get("CHROMA_COMPAT_EXAMPLES")
+                                               or str(paths.home() / "hypothesis")),
         suppress_health_check=list(HealthCheck),
         print_blob=True,
         report_multiple_bugs=False,

@@ -17,6 +17,15 @@ from .s3_server import moto_server, s3  # noqa: F401  (shared fixtures: a real S
 OLD, MID, NEW = "0.4.24", "0.6.3", "1.5.9"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fresh_example_database(tmp_path_factory):
+    """Replayed failures from other runs (a nox session's findings) must not decide these tests;
+    set in os.environ so pytester's subprocesses inherit it."""
+    os.environ["CHROMA_COMPAT_EXAMPLES"] = str(tmp_path_factory.mktemp("hypothesis-examples"))
+    yield
+    os.environ.pop("CHROMA_COMPAT_EXAMPLES", None)
+
+
 @pytest.fixture
 def private_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "compat-home"
