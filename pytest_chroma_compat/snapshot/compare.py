@@ -4,8 +4,8 @@ Both releases are asked for the same ids, page by page (the ids come from the
 source release in chunks of ``CHUNK_PAGES`` pages), so the two sides line up
 whatever order each release returns records in (``get()`` order changed at
 0.5.9). Each release hashes the page it read, in its own worker; the host
-compares the hashes and looks at records only where they differ. The source
-is read one page ahead in its own thread, so both workers read at once.
+compares the hashes and looks at records only where they differ. Each release
+is read in a thread of its own, a page or two ahead, so both workers read at once.
 
 Nothing grows with the store: per collection the host keeps counters, a few
 examples of each difference, one chunk of ids, the running exact top-k for a
@@ -34,7 +34,7 @@ from ..invariants import (DISTANCE_ATOL, DISTANCE_RTOL, MAX_METADATA_ULPS, MAX_U
                           values_close)
 from ..model import distances
 from ..worker import wire
-from ..worker.fingerprint import encode, float32_rows
+from ..worker.fingerprint import RECORD_FIELDS, encode, float32_rows
 from .result import Check, CollectionSummary
 
 BATCH_SIZE = 1000
@@ -45,7 +45,6 @@ MAX_FILTERS = 8
 FILTER_SHARE = 0.25  # the filters together may match this share of the records (estimated on the first page)
 EXAMPLES = 5
 WRITE_CHECK_ID = "chroma-compat-validate-write-check"
-RECORD_FIELDS = ["embeddings", "documents", "metadatas"]
 Progress = Callable[[str, int, int], None]
 
 

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 Default = Callable[[Any], Any]
+RECORD_FIELDS = ["embeddings", "documents", "metadatas"]  # what a page is read with, on either side
 
 
 def encode(values: list, default: Default | None = None) -> bytes:

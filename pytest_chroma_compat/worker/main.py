@@ -293,9 +293,6 @@ def id_digest(state: State, client: int, collection: str, where: dict | None = N
     return {"count": total, "digest": f"{digest:016x}", "sample": smallest}
 
 
-RECORD_FIELDS = ["embeddings", "documents", "metadatas"]
-
-
 def _rows(values: Any, rows: list[int]) -> list | None:
     return None if values is None else [values[j] for j in rows]
 
@@ -316,7 +313,7 @@ def fingerprint_page(state: State, client: int, collection: str, ids: list, dige
     import numpy as np
 
     col = state.collection(client, collection)
-    res = col.get(ids=ids, include=RECORD_FIELDS)
+    res = col.get(ids=ids, include=fingerprint.RECORD_FIELDS)
     got = list(res["ids"])
     vectors = fingerprint.float32_rows(res.get("embeddings"), len(got))
     documents, metadatas = res.get("documents"), res.get("metadatas")
