@@ -292,8 +292,11 @@ class Release:
     def call(self, op: str, **args: Any) -> Any:
         return self.worker.call(op, **args)
 
-    def persistent(self, path: str | os.PathLike, settings: dict | None = None) -> "Client":
-        return self._open("persistent", path=str(Path(path).resolve()), settings=settings)
+    def persistent(self, path: str | os.PathLike, settings: dict | None = None, *, tenant: str | None = None,
+                   database: str | None = None) -> "Client":
+        """A client on ``path``; ``tenant``/``database`` (0.4.15 on) open one other than the default."""
+        return self._open("persistent", path=str(Path(path).resolve()), settings=settings, tenant=tenant,
+                          database=database)
 
     def ephemeral(self, settings: dict | None = None) -> "Client":
         return self._open("ephemeral", settings=settings)
@@ -369,6 +372,10 @@ class Client:
 
     def flush(self) -> None:
         self._call("flush")
+
+    def ensure_database(self, tenant: str, database: str) -> None:
+        """Create ``tenant`` and its ``database`` in this client's store unless they exist."""
+        self._call("ensure_database", tenant=tenant, database=database)
 
     def close(self) -> None:
         if not self.closed and not self.worker.dead:

@@ -99,22 +99,50 @@ def _groups(batch: dict) -> list[dict[str, Any]]:
     return out
 
 
-def export_import(old: Release, src: Path, new: Release, dst: Path, batch_size: int = 500) -> dict:
-    """Copy every collection through both releases' public APIs; returns counts per collection."""
+Scope = tuple  # (tenant, database); (None, None) is the default one every release opens
+
+
+def database_label(scope: Scope) -> str | None:
+    """``tenant/database``, or None for the default database."""
+    return None if scope == (None, None) else f"{scope[0]}/{scope[1]}"
+
+
+def scope_label(scope: Scope, name: str) -> str:
+    """How a collection is named in reports: plain in the default database, else ``tenant/database:name``."""
+    database = database_label(scope)
+    return name if database is None else f"{database}:{name}"
+
+
+def export_import(old: Release, src: Path, new: Release, dst: Path, batch_size: int = 500,
+                  scopes: list[Scope] | None = None) -> dict:
+    """Copy every collection of every database in ``scopes`` (default: the default database only)
+    through both releases' public APIs; returns counts per collection."""
     counts: dict[str, int] = {}
     scratch = dst.parent / f"{dst.name}-source-copy"
     copy_store(src, scratch)  # even the old release reads a copy: opening can migrate a store
+    opened: list[Client] = []  # closed together at the end: clients of one store share its System
     try:
-        with old.persistent(scratch) as source, new.persistent(dst) as target:
+        for scope in scopes or [(None, None)]:
+            tenant, database = scope
+            source = old.persistent(scratch, tenant=tenant, database=database)
+            opened.append(source)
+            if scope != (None, None):
+                opened.append(new.persistent(dst))
+                opened[-1].ensure_database(tenant, database)
+            target = new.persistent(dst, tenant=tenant, database=database)
+            opened.append(target)
             for name in source.list_collection_names():
                 info = source.get_collection(name)
                 target.create_collection(name, metadata=info.metadata)
                 dest = _collection(target, name)
-                counts[name] = 0
+                label = scope_label(scope, name)
+                counts[label] = 0
                 for batch in info.export(batch_size=batch_size):
                     for group in _groups(batch):
                         dest.add(**group)
-                    counts[name] += len(batch["ids"])
+                    counts[label] += len(batch["ids"])
     finally:
+        for client in opened:
+            client.close()
         shutil.rmtree(scratch, ignore_errors=True)
     return counts

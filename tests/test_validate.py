@@ -43,6 +43,7 @@ def written(tmp_path_factory) -> dict[str, Path]:
             out[version] = stores.sample(release, root / version)
     with Release(OLD) as release:
         out["orphan"] = stores.orphaned_fulltext_row(release, root / "orphan")
+        out["databases"] = stores.several_databases(release, root / "databases")
     return out
 
 
@@ -81,6 +82,24 @@ def test_safe_upgrades_of_real_stores(written, tmp_path, writer, target):
     for check in ("count", "ids", "documents", "metadata", "embeddings", "query", "filters", "writable"):
         assert (check, "products-l2") in names
     assert result.source["hash_before"] == result.source["hash_after"]
+
+
+@pytest.mark.parametrize("path", ["in-place", "export-import"])
+def test_every_tenant_and_database_is_validated(written, tmp_path, path):
+    """Collections in other tenants and databases are compared too, named ``tenant/database:name``."""
+    result = _validate(written["databases"], NEW, tmp_path, path=path)
+    assert result.exit_code == 0, result.summary
+    others = {f"{t}/{d}:{n}" for t, d, n in stores.OTHER_DATABASES}
+    counts = {c.name: c.records_compared for c in result.collections}
+    assert counts == {"products-l2": 40, "articles-cos": 40, **{label: 40 for label in others}}
+    assert {c.collection for c in result.checks if c.name == "collections"} == {None, "acme/prod", "acme/staging",
+                                                                             "globex/default_database"}
+    for label in others:
+        assert {c.name for c in result.checks if c.collection == label} >= {"count", "embeddings", "query",
+                                                                            "filters", "writable"}
+    # the same id in two databases is two records: a mix-up between them would show in the digests
+    digests = {c.name: c.source_digest for c in result.collections}
+    assert digests["acme/prod:orders"] != digests["acme/staging:orders"]
 
 
 def test_legacy_store_in_place_is_unsafe_and_export_import_is_safe(written, tmp_path):

@@ -391,17 +391,21 @@ def _check(name: str, collection: str, diffs: _Diffs, ok_detail: str, what: str,
 
 
 def compare_collection(name: str, source: Client, target: Client, *, space: str = "l2",
-                       batch_size: int = BATCH_SIZE, seed: int = 0,
+                       batch_size: int = BATCH_SIZE, seed: int = 0, label: str | None = None,
                        progress: Progress | None = None) -> tuple[CollectionSummary, list[Check]]:
-    """Every record of one collection on both sides, then queries, filters and a write."""
+    """Every record of one collection on both sides, then queries, filters and a write.
+
+    ``label`` names the collection in the checks (``tenant/database:name`` outside the default database).
+    """
     started = time.monotonic()
-    summary = CollectionSummary(name, space=space)
+    shown = label or name
+    summary = CollectionSummary(shown, space=space)
     src = source.get_collection(name)
     try:
         tgt = target.get_collection(name)
     except (ChromaError, WorkerError) as exc:
         return summary, [Check("count", "fail", f"chromadb {target.release.version} cannot open the collection: "
-                                                f"{_err(exc)}", name)]
+                                                f"{_err(exc)}", shown)]
     try:
         summary.source_count = src.count()
         queries = _sample_queries(src, summary.source_count, space, seed)
@@ -415,7 +419,7 @@ def compare_collection(name: str, source: Client, target: Client, *, space: str 
     streamed = time.monotonic()
     summary.source_digest, summary.target_digest = _read_pages(
         t, src, tgt, source.release.version, target.release.version, batch_size, summary.source_count or 0,
-        queries, (lambda done: progress(name, done, summary.source_count or 0)) if progress else None)
+        queries, (lambda done: progress(shown, done, summary.source_count or 0)) if progress else None)
     summary.stream_seconds = time.monotonic() - streamed
     summary.records_compared = t.matched
     summary.dimension = t.dimension
@@ -430,23 +434,23 @@ def compare_collection(name: str, source: Client, target: Client, *, space: str 
         Check("count", "pass" if summary.source_count == summary.target_count == t.source_records == t.matched
               else "fail", f"{summary.target_count} record(s) on both sides" if summary.source_count ==
               summary.target_count == t.matched else f"source has {summary.source_count}, target has "
-              f"{summary.target_count}, {t.matched} of the source's found in the target", name, counts),
-        _check("ids", name, t.missing, f"all {t.matched} id(s) present", "missing in the target", started,
+              f"{summary.target_count}, {t.matched} of the source's found in the target", shown, counts),
+        _check("ids", shown, t.missing, f"all {t.matched} id(s) present", "missing in the target", started,
                **({"unexpected in target": extra} if extra > 0 else {})),
-        _check("documents", name, t.documents, "identical", "with a different document", started),
-        _check("metadata", name, t.metadata, "identical, types included" + (
+        _check("documents", shown, t.documents, "identical", "with a different document", started),
+        _check("metadata", shown, t.metadata, "identical, types included" + (
             f" (floats re-rounded by up to {t.meta_ulps[0]} ULP, tolerance {MAX_METADATA_ULPS})"
             if t.meta_ulps[0] else ""), "with different metadata", started),
-        _check("embeddings", name, t.embeddings, f"within {t.max_ulps} float32 ULP (tolerance {MAX_ULPS})",
+        _check("embeddings", shown, t.embeddings, f"within {t.max_ulps} float32 ULP (tolerance {MAX_ULPS})",
                f"with embeddings beyond {MAX_ULPS} ULP", started, max_ulps=t.max_ulps),
     ]
     if extra > 0 and checks[1].status == "pass":
-        checks[1] = Check("ids", "fail", f"the target has {extra} record(s) the source does not", name, counts)
-    checks.append(_query_check(name, src, tgt, queries))
-    checks.append(_filter_check(name, src, tgt, t.filters or []))
-    write = write_check(name, tgt, t.dimension, summary.target_count)
+        checks[1] = Check("ids", "fail", f"the target has {extra} record(s) the source does not", shown, counts)
+    checks.append(_query_check(shown, src, tgt, queries))
+    checks.append(_filter_check(shown, src, tgt, t.filters or []))
+    write = write_check(shown, tgt, t.dimension, summary.target_count)
     if write.failed:  # the source's copy is private too: does the release that wrote it fare better?
-        before = write_check(name, src, t.dimension, summary.source_count)
+        before = write_check(shown, src, t.dimension, summary.source_count)
         if before.failed:
             write.status = "pre-existing"
             write.detail += f"; chromadb {source.release.version} cannot write to it either: {before.detail}"

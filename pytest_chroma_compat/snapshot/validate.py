@@ -24,7 +24,7 @@ from .. import paths, releases
 from ..client import Client, Release
 from ..errors import ChromaError, CompatError, WorkerError
 from ..invariants import values_close
-from ..migrate import copy_store, export_import
+from ..migrate import copy_store, database_label, export_import, scope_label
 from . import compare, inventory, writers
 from .result import Check, Validation
 from .sources import SourceError, fingerprint, materialize
@@ -129,7 +129,7 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
         return
     _rollback_check(result)
     _integrity_check(result)
-    _scope_check(result)
+    scopes = store_scopes(result.inventory)
     if result.path == "export-import":
         target_copy = work / "imported-store"
     with ExitStack() as stack:
@@ -138,7 +138,7 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
         if result.path == "export-import":
             t1 = time.monotonic()
             try:
-                export_import(old, source_copy, new, target_copy, batch_size=batch_size)
+                export_import(old, source_copy, new, target_copy, batch_size=batch_size, scopes=scopes)
             except (ChromaError, WorkerError) as exc:
                 result.checks.append(Check("open", "fail", f"export from chromadb {old.version} into "
                                                            f"{new.version} failed: {compare._err(exc)}"))
@@ -160,9 +160,16 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
                                                        f"{compare._err(exc)}", None, {"error": compare._err(exc)}))
             return
         result.timings["target open"] = time.monotonic() - t2
+        more = f", and {len(scopes) - 1} other database(s)" if len(scopes) > 1 else ""
         result.checks.append(Check("open", "pass", f"chromadb {new.version} opened the store "
-                                                   f"({len(names)} collection(s))"))
-        _compare(result, src, dst, batch_size=batch_size, progress=progress, seed=seed)
+                                                   f"({len(names)} collection(s) in the default database{more})"))
+        t3 = time.monotonic()
+        for scope in scopes:
+            pair = (src, dst) if scope == DEFAULT_SCOPE else _open_scope(result, old, new, source_copy, target_copy,
+                                                                         scope)
+            if pair is not None:
+                _compare(result, *pair, scope=scope, batch_size=batch_size, progress=progress, seed=seed)
+        result.timings["compare"] = time.monotonic() - t3
         if contracts:
             _contracts(result, old, new)
 
@@ -227,16 +234,45 @@ def _rollback_check(result: Validation) -> None:
                                                        f"{result.target_release}"))
 
 
-DEFAULT_DATABASE = "default_tenant/default_database"
+DEFAULT_SCOPE = (None, None)  # what a client opens when given no tenant or database
+DEFAULT_DATABASE = "default_tenant/default_database"  # its name in the inventory
 
 
-def _scope_check(result: Validation) -> None:
-    """Clients open the default tenant and database: say so when data lives elsewhere, never pass it silently."""
-    others = [f"{c['database']}:{c['name']}" for c in result.inventory.get("collections", [])
-              if c.get("database") not in (None, DEFAULT_DATABASE)]
-    if others:
-        result.checks.append(Check("scope", "error", f"{len(others)} collection(s) outside {DEFAULT_DATABASE} are not "
-                                                     f"validated: {', '.join(others[:5])}", None, {"not validated": others}))
+def store_scopes(inventory: dict) -> list[tuple]:
+    """Every (tenant, database) that holds a collection, the default first.
+
+    Why from the inventory: chromadb has no call that lists a store's tenants;
+    the store's own ``databases`` table (0.4.15 on) does.
+    """
+    by_label = {f"{d['tenant']}/{d['name']}": (d["tenant"], d["name"]) for d in inventory.get("databases") or []}
+    others = sorted({by_label[c["database"]] for c in inventory.get("collections") or []
+                     if c.get("database") in by_label and c["database"] != DEFAULT_DATABASE})
+    return [DEFAULT_SCOPE, *others]
+
+
+def _in_scope(collection: dict, scope: tuple) -> bool:
+    """Whether an inventory collection lives in ``scope`` (stores before 0.4.15 have no databases)."""
+    return (collection.get("database") or DEFAULT_DATABASE) == (database_label(scope) or DEFAULT_DATABASE)
+
+
+def _open_scope(result: Validation, old: Release, new: Release, source_copy: Path, target_copy: Path,
+                scope: tuple) -> tuple[Client, Client] | None:
+    """Clients of one non-default database on both sides; a target that cannot open it fails ``collections``."""
+    tenant, database = scope
+    label = database_label(scope)
+    try:
+        src = old.persistent(source_copy, tenant=tenant, database=database)
+    except (ChromaError, WorkerError) as exc:
+        result.checks.append(Check("collections", "pre-existing", f"chromadb {old.version} cannot open database "
+                                                                  f"{label}: {compare._err(exc)}", label))
+        return None
+    try:
+        dst = new.persistent(target_copy, tenant=tenant, database=database)
+    except (ChromaError, WorkerError) as exc:
+        result.checks.append(Check("collections", "fail", f"chromadb {new.version} cannot open database {label}: "
+                                                          f"{compare._err(exc)}", label, {"error": compare._err(exc)}))
+        return None
+    return src, dst
 
 
 def _integrity_check(result: Validation) -> None:
@@ -253,7 +289,7 @@ def _integrity_check(result: Validation) -> None:
                                    {"notes": notes} if notes else {}))
 
 
-def _collections_check(result: Validation, src: Client, dst: Client) -> list[str]:
+def _collections_check(result: Validation, src: Client, dst: Client, scope: tuple) -> list[str]:
     src_meta = {n: src.get_collection(n).metadata for n in src.list_collection_names()}
     dst_names = set(dst.list_collection_names())
     missing = sorted(set(src_meta) - dst_names)
@@ -264,46 +300,48 @@ def _collections_check(result: Validation, src: Client, dst: Client) -> list[str
         if not values_close(src_meta[name] or None, got or None, [0]):
             changed[name] = {"source": src_meta[name], "target": got}
     legacy = result.inventory.get("format") == "duckdb+parquet" and result.path == "in-place"
+    where = database_label(scope)
     if missing or unexpected or changed:
         detail = (f"the target sees {len(dst_names)} of {len(src_meta)} collection(s)" if missing or unexpected
                   else f"collection metadata changed in {len(changed)} collection(s)")
         if legacy:
             detail += "; 0.3 stores (DuckDB/Parquet) are not migrated in place: validate --path export-import"
-        result.checks.append(Check("collections", "fail", detail, None,
+        result.checks.append(Check("collections", "fail", detail, where,
                                    {"missing in target": missing, "unexpected in target": unexpected,
                                     "metadata changed": changed}))
     else:
-        result.checks.append(Check("collections", "pass", f"{len(src_meta)} collection(s) with the same metadata"))
+        result.checks.append(Check("collections", "pass", f"{len(src_meta)} collection(s) with the same metadata",
+                                   where))
     return sorted(src_meta)
 
 
-def _compare(result: Validation, src: Client, dst: Client, *, batch_size: int, progress: Progress | None,
-             seed: int) -> None:
-    t0 = time.monotonic()
+def _compare(result: Validation, src: Client, dst: Client, *, scope: tuple, batch_size: int,
+             progress: Progress | None, seed: int) -> None:
     try:
-        names = _collections_check(result, src, dst)
+        names = _collections_check(result, src, dst, scope)
     except (ChromaError, WorkerError) as exc:
-        result.checks.append(Check("collections", "error", f"listing collections failed: {compare._err(exc)}"))
+        result.checks.append(Check("collections", "error", f"listing collections failed: {compare._err(exc)}",
+                                   database_label(scope)))
         return
-    spaces = {c["name"]: c.get("space") for c in result.inventory.get("collections", [])}
+    spaces = {c["name"]: c.get("space") for c in result.inventory.get("collections", []) if _in_scope(c, scope)}
     for name in names:
+        label = scope_label(scope, name)
         try:
             summary, checks = compare.compare_collection(
                 name, src, dst, space=spaces.get(name) or inventory.distance_space(src.get_collection(name).metadata),
-                batch_size=batch_size, seed=seed,
+                batch_size=batch_size, seed=seed, label=label,
                 progress=(lambda n, done, total: progress(f"compare {n}", done, total)) if progress else None)
         except compare.ReadFailed as exc:
             # the target failing is the upgrade's fault; the source failing on its own store is damage
             status = "fail" if exc.side == "target" else "pre-existing"
-            result.checks.append(Check("count", status, str(exc), name, {"side": exc.side, "error": exc.cause}))
+            result.checks.append(Check("count", status, str(exc), label, {"side": exc.side, "error": exc.cause}))
             continue
         except (ChromaError, WorkerError) as exc:
             result.checks.append(Check("count", "error", f"reading the collection failed: {compare._err(exc)}",
-                                       name, {"error": compare._err(exc)}))
+                                       label, {"error": compare._err(exc)}))
             continue
         result.collections.append(summary)
         result.checks.extend(checks)
-    result.timings["compare"] = time.monotonic() - t0
 
 
 def _contracts(result: Validation, old: Release, new: Release) -> None:

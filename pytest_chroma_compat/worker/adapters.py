@@ -33,8 +33,23 @@ class SqliteFamily:
         values.update(extra or {})
         return self.Settings(**values)
 
-    def persistent(self, path: str, settings: dict | None) -> Any:
-        return self.chromadb.PersistentClient(path=path, settings=self.settings(settings))
+    def persistent(self, path: str, settings: dict | None, tenant: str | None = None,
+                   database: str | None = None) -> Any:
+        # only what the caller set: releases before 0.4.15 have no tenants and take neither
+        scope = {k: v for k, v in (("tenant", tenant), ("database", database)) if v is not None}
+        return self.chromadb.PersistentClient(path=path, settings=self.settings(settings), **scope)
+
+    def ensure_database(self, client: Any, tenant: str, database: str) -> None:
+        """Create the tenant and database if they are missing (export-import, test stores)."""
+        admin = self.chromadb.AdminClient(client.get_settings())
+        try:
+            admin.get_tenant(tenant)
+        except Exception:  # NotFoundError, or ValueError in 0.4
+            admin.create_tenant(tenant)
+        try:
+            admin.get_database(database, tenant=tenant)
+        except Exception:
+            admin.create_database(database, tenant=tenant)
 
     def ephemeral(self, settings: dict | None) -> Any:
         return self.chromadb.EphemeralClient(settings=self.settings(settings))
@@ -54,8 +69,13 @@ class SqliteFamily:
 
         Releases keep one System per path in a class-level cache; a stopped
         system left there would be handed back to the next open of that path.
+        Clients of other databases in the same store share that System, so
+        the first of them to close stops it for all.
         """
-        system = getattr(client, "_system", None)
+        try:
+            system = getattr(client, "_system", None)
+        except KeyError:  # a property over that cache: another client of the store let it go already
+            return
         if system is not None and hasattr(system, "stop"):
             system.stop()
         for klass in type(client).__mro__:
@@ -96,7 +116,10 @@ class DuckdbParquetFamily(SqliteFamily):
 
     name = "duckdb-parquet"
 
-    def persistent(self, path: str, settings: dict | None) -> Any:
+    def persistent(self, path: str, settings: dict | None, tenant: str | None = None,
+                   database: str | None = None) -> Any:
+        if tenant is not None or database is not None:
+            raise ValueError("0.3 has no tenants or databases")
         values = {"chroma_db_impl": "duckdb+parquet", "persist_directory": path}
         values.update(settings or {})
         return self.chromadb.Client(self.settings(values))

@@ -154,9 +154,10 @@ def ping(state: State) -> str:
 
 @op("open")
 def open_client(state: State, kind: str, path: str | None = None, host: str = "127.0.0.1",
-                port: int = 8000, settings: dict | None = None, headers: dict | None = None) -> dict:
+                port: int = 8000, settings: dict | None = None, headers: dict | None = None,
+                tenant: str | None = None, database: str | None = None) -> dict:
     if kind == "persistent":
-        client = state.adapter.persistent(path, settings)
+        client = state.adapter.persistent(path, settings, tenant, database)
     elif kind == "ephemeral":
         client = state.adapter.ephemeral(settings)
     elif kind == "http":
@@ -175,6 +176,11 @@ def close_client(state: State, client: int) -> None:
     state.forget(client)
     if obj is not None:
         state.adapter.close(obj)
+
+
+@op("ensure_database")
+def ensure_database(state: State, client: int, tenant: str, database: str) -> None:
+    state.adapter.ensure_database(state.client(client), tenant, database)
 
 
 @op("flush")
