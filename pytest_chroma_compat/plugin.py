@@ -31,6 +31,8 @@ OPTIONS = {
                                                     "the upgrade to --chroma-to, one test per check"),
     "--chroma-snapshot-endpoint-url": ("chroma_compat_snapshot_endpoint_url",
                                        "S3-compatible endpoint for an s3:// --chroma-snapshot"),
+    "--chroma-snapshot-collections": ("chroma_compat_snapshot_collections",
+                                      "validate only these collections of --chroma-snapshot (comma-separated)"),
 }
 CHECKS_MODULE = Path(__file__).with_name("checks.py")
 SNAPSHOT_CHECKS_MODULE = Path(__file__).parent / "snapshot" / "checks.py"
@@ -93,7 +95,8 @@ def pair_from_config(config: pytest.Config) -> tuple[str, str]:
     return _resolve(old, "--chroma-from"), _resolve(new, "--chroma-to")
 
 
-def _listed(raw: Any) -> list[str]:
+def listed(raw: Any) -> list[str]:
+    """An option or ini value as a list: given as a list, or as one string separated by commas or spaces."""
     items = raw if isinstance(raw, (list, tuple)) else str(raw or "").replace(",", " ").split()
     return [v for v in items if v]
 
@@ -102,7 +105,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("chroma_versions")
     if marker is None:
         return
-    raw = list(marker.args) or _listed(option(metafunc.config, "chroma_compat_versions"))
+    raw = list(marker.args) or listed(option(metafunc.config, "chroma_compat_versions"))
     if not raw:
         pytest.fail(f"chroma-compat: {metafunc.definition.name} is marked chroma_versions() with no releases "
                     "and --chroma-versions is not set", pytrace=False)

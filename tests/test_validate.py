@@ -102,6 +102,21 @@ def test_every_tenant_and_database_is_validated(written, tmp_path, path):
     assert digests["acme/prod:orders"] != digests["acme/staging:orders"]
 
 
+def test_collection_selection(written, tmp_path):
+    """--collection: a plain name matches in every database, a label in one; an unknown one is exit 2."""
+    result = _validate(written["databases"], NEW, tmp_path, collections=["orders", "globex/default_database:faq"])
+    assert result.exit_code == 0, result.summary
+    assert {c.name for c in result.collections} == {"acme/prod:orders", "acme/staging:orders",
+                                                    "globex/default_database:faq"}
+    selection = next(c for c in result.checks if c.name == "selection")
+    assert selection.status == "info" and set(selection.evidence["not validated"]) == {"products-l2", "articles-cos"}
+    assert not any(c.collection in (None,) and c.name == "collections" for c in result.checks)  # default db not opened
+    proc = run_cli("validate", str(written["databases"]), "--to", NEW, "--no-contracts", "--collection", "nope",
+                   "--workdir", str(tmp_path / "work"))
+    assert proc.returncode == 2 and "no collection 'nope' in this store" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_legacy_store_in_place_is_unsafe_and_export_import_is_safe(written, tmp_path):
     in_place = _validate(written[LEGACY], NEW, tmp_path)
     assert in_place.exit_code == 1

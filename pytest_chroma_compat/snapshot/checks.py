@@ -21,7 +21,7 @@ VALIDATION = pytest.StashKey[Any]()
 
 def _run(config: pytest.Config) -> Any:
     if VALIDATION not in config.stash:
-        from ..plugin import installed_chromadb, option
+        from ..plugin import listed, installed_chromadb, option
         from .validate import validate
 
         source = option(config, "chroma_compat_snapshot")
@@ -30,7 +30,8 @@ def _run(config: pytest.Config) -> Any:
             raise pytest.UsageError("chroma-compat: --chroma-snapshot needs --chroma-to (no chromadb is installed here)")
         config.stash[VALIDATION] = validate(
             source, to, from_=option(config, "chroma_compat_from") or "auto",
-            endpoint_url=option(config, "chroma_compat_snapshot_endpoint_url"))
+            endpoint_url=option(config, "chroma_compat_snapshot_endpoint_url"),
+            collections=listed(option(config, "chroma_compat_snapshot_collections")) or None)
     return config.stash[VALIDATION]
 
 

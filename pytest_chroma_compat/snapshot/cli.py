@@ -28,6 +28,8 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--path", choices=("in-place", "export-import"), default="in-place",
                    help="how the store reaches the target: opened in place (pip install -U), or exported "
                         "and imported (the only way for 0.3 stores)")
+    p.add_argument("--collection", dest="collections", action="append", metavar="NAME",
+                   help="validate only this collection (a name, or tenant/database:name); repeatable")
     p.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, R2, ...)")
     p.add_argument("--profile", help="AWS profile for s3:// sources (default: the standard credential chain)")
     p.add_argument("--region", help="AWS region for s3:// sources")
@@ -76,7 +78,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         result = validate(args.source, args.new, from_=args.old, path=args.path, endpoint_url=args.endpoint_url,
                           profile=args.profile, region=args.region, workdir=args.workdir,
                           batch_size=args.batch_size, contracts=not args.no_contracts, timeout=args.timeout,
-                          progress=progress, keep=args.keep)
+                          progress=progress, keep=args.keep, collections=args.collections)
     json_to_stdout = args.json == "-"
     reports.write_reports(result, json_path=None if json_to_stdout else args.json, junit_path=args.junit,
                           markdown_path=args.markdown)

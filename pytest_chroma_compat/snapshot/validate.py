@@ -14,9 +14,10 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from packaging.version import Version
 
@@ -43,8 +44,13 @@ def validate(source: str, to: str, *, from_: str | None = None, path: str = "in-
              endpoint_url: str | None = None, profile: str | None = None, region: str | None = None,
              workdir: Path | None = None, batch_size: int = compare.BATCH_SIZE, contracts: bool = True,
              timeout: float = TIMEOUT, progress: Progress | None = None, keep: bool = False,
-             seed: int = 0) -> Validation:
-    """Validate ``source`` for an upgrade to ``to``; never raises for a bad store or source."""
+             seed: int = 0, collections: Sequence[str] | None = None) -> Validation:
+    """Validate ``source`` for an upgrade to ``to``; never raises for a bad store or source.
+
+    ``collections`` limits the comparison to these collections (a name, matched in
+    every database, or ``tenant/database:name``), as teams that migrate one
+    collection at a time validate one at a time.
+    """
     result = Validation(source={"location": source})
     started = time.monotonic()
     if path not in PATHS:
@@ -63,7 +69,7 @@ def validate(source: str, to: str, *, from_: str | None = None, path: str = "in-
     source_kw = {"endpoint_url": endpoint_url, "profile": profile, "region": region}
     try:
         _run(result, source, work, source_kw, batch_size=batch_size, contracts=contracts, timeout=timeout,
-             progress=progress, seed=seed)
+             progress=progress, seed=seed, selection=set(collections) if collections else None)
     except KeyboardInterrupt:
         result.error = "interrupted"
         raise
@@ -101,7 +107,7 @@ def _rehash(result: Validation, source: str, source_kw: dict) -> None:
 
 
 def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_size: int,
-         contracts: bool, timeout: float, progress: Progress | None, seed: int) -> None:
+         contracts: bool, timeout: float, progress: Progress | None, seed: int, selection: set[str] | None) -> None:
     t0 = time.monotonic()
     try:
         download = (lambda done, total: progress(f"download {source}", done, total)) if progress else None
@@ -135,6 +141,9 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
     with ExitStack() as stack:
         old = stack.enter_context(Release(result.source_release, timeout=timeout))
         new = stack.enter_context(Release(result.target_release, timeout=timeout))
+        t0 = time.monotonic()
+        _start_together(old, new)
+        result.timings["workers"] = time.monotonic() - t0
         if result.path == "export-import":
             t1 = time.monotonic()
             try:
@@ -146,11 +155,15 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
             result.timings["export-import"] = time.monotonic() - t1
         try:
             src = old.persistent(source_copy)
-            src.list_collection_names()
+            default_names = src.list_collection_names()
         except (ChromaError, WorkerError, CompatError) as exc:
             result.error = (f"chromadb {old.version}, which wrote this store, cannot read it: {compare._err(exc)}; "
                             "the store is damaged, or pass --from with the release that wrote it")
             return
+        if selection is not None:
+            scopes = _select(result, selection, scopes, default_names)
+            if scopes is None:
+                return
         t2 = time.monotonic()
         try:
             dst = new.persistent(target_copy)
@@ -168,10 +181,48 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
             pair = (src, dst) if scope == DEFAULT_SCOPE else _open_scope(result, old, new, source_copy, target_copy,
                                                                          scope)
             if pair is not None:
-                _compare(result, *pair, scope=scope, batch_size=batch_size, progress=progress, seed=seed)
+                _compare(result, *pair, scope=scope, batch_size=batch_size, progress=progress, seed=seed,
+                         selection=selection)
         result.timings["compare"] = time.monotonic() - t3
         if contracts:
             _contracts(result, old, new)
+
+
+def _selected(selection: set[str] | None, scope: tuple, name: str) -> bool:
+    return selection is None or name in selection or scope_label(scope, name) in selection
+
+
+def _select(result: Validation, selection: set[str], scopes: list[tuple],
+            default_names: list[str]) -> list[tuple] | None:
+    """The databases that hold a selected collection; None (and ``error`` set) when a selection names none."""
+    everywhere = [(DEFAULT_SCOPE, n) for n in default_names]
+    for c in result.inventory.get("collections") or []:
+        scope = next((sc for sc in scopes if sc != DEFAULT_SCOPE and _in_scope(c, sc)), None)
+        if scope is not None:
+            everywhere.append((scope, c["name"]))
+    labels = [scope_label(sc, n) for sc, n in everywhere]
+    unknown = sorted(x for x in selection if not any(_selected({x}, sc, n) for sc, n in everywhere))
+    if unknown:
+        result.error = (f"no collection {unknown[0]!r} in this store; it has: "
+                        f"{', '.join(labels[:10]) or 'none'}{' ...' if len(labels) > 10 else ''}")
+        return None
+    chosen = [label for (sc, n), label in zip(everywhere, labels) if _selected(selection, sc, n)]
+    left = [label for label in labels if label not in chosen]
+    result.checks.append(Check("selection", "info", f"{len(chosen)} of {len(labels)} collection(s) validated "
+                                                    f"(--collection){'; not validated: ' + ', '.join(left[:10]) if left else ''}",
+                               None, {"validated": chosen, "not validated": left}))
+    return [sc for sc in scopes if any(s == sc and label in chosen for (s, _), label in zip(everywhere, labels))]
+
+
+def _start_together(*rels: Release) -> None:
+    """Start every release's worker at once: each spends a second or more importing chromadb.
+
+    Failures are left for the first real use of each release, where they are
+    reported as before (a release that cannot start is retried there once).
+    """
+    with ThreadPoolExecutor(len(rels), thread_name_prefix="start") as pool:
+        for started in [pool.submit(lambda r=r: r.worker) for r in rels]:
+            started.exception()
 
 
 def _pick_source(result: Validation) -> bool:
@@ -289,9 +340,11 @@ def _integrity_check(result: Validation) -> None:
                                    {"notes": notes} if notes else {}))
 
 
-def _collections_check(result: Validation, src: Client, dst: Client, scope: tuple) -> list[str]:
-    src_meta = {n: src.get_collection(n).metadata for n in src.list_collection_names()}
-    dst_names = set(dst.list_collection_names())
+def _collections_check(result: Validation, src: Client, dst: Client, scope: tuple,
+                       selection: set[str] | None) -> list[str]:
+    src_meta = {n: src.get_collection(n).metadata for n in src.list_collection_names() if
+                _selected(selection, scope, n)}
+    dst_names = {n for n in dst.list_collection_names() if _selected(selection, scope, n)}
     missing = sorted(set(src_meta) - dst_names)
     unexpected = sorted(dst_names - set(src_meta))
     changed = {}
@@ -316,9 +369,9 @@ def _collections_check(result: Validation, src: Client, dst: Client, scope: tupl
 
 
 def _compare(result: Validation, src: Client, dst: Client, *, scope: tuple, batch_size: int,
-             progress: Progress | None, seed: int) -> None:
+             progress: Progress | None, seed: int, selection: set[str] | None) -> None:
     try:
-        names = _collections_check(result, src, dst, scope)
+        names = _collections_check(result, src, dst, scope, selection)
     except (ChromaError, WorkerError) as exc:
         result.checks.append(Check("collections", "error", f"listing collections failed: {compare._err(exc)}",
                                    database_label(scope)))
