@@ -44,6 +44,7 @@ def written(tmp_path_factory) -> dict[str, Path]:
     with Release(OLD) as release:
         out["orphan"] = stores.orphaned_fulltext_row(release, root / "orphan")
         out["databases"] = stores.several_databases(release, root / "databases")
+        out["orphan elsewhere"] = stores.orphaned_fulltext_row(release, root / "orphan-elsewhere", "acme", "prod")
     return out
 
 
@@ -100,6 +101,13 @@ def test_every_tenant_and_database_is_validated(written, tmp_path, path):
     # the same id in two databases is two records: a mix-up between them would show in the digests
     digests = {c.name: c.source_digest for c in result.collections}
     assert digests["acme/prod:orders"] != digests["acme/staging:orders"]
+
+
+def test_finding_in_another_database_is_found(written, tmp_path):
+    """Finding 1 in a collection outside the default database: its write check runs there too."""
+    result = _validate(written["orphan elsewhere"], NEW, tmp_path)
+    assert result.exit_code == 1
+    assert _failed(result) == {("writable", "acme/prod:notes")}
 
 
 def test_collection_selection(written, tmp_path):
