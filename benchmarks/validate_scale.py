@@ -56,6 +56,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -164,12 +165,17 @@ def ensure_store(release: str, size: int, dim: int) -> tuple[Path, dict]:
 
 # -- (a) the baseline -------------------------------------------------------------------------
 
-def get_loop(release: str, store: Path, batch_size: int, loop: str = "get_loop") -> dict:
+def get_loop(release: str, store: Path, batch_size: int, loop: str = "get_loop",
+             start: threading.Barrier | None = None) -> dict:
+    """``loop`` in a worker of ``release``, once the collection is open; with ``start``, once every
+    party of that barrier is ready too, so loops in several workers run at the same time."""
     from pytest_chroma_compat.client import Release
 
     with Release(release, timeout=TIMEOUT) as rel:
         client = rel.persistent(store)
         rel.run("_bench_worker:count", client=client, sys_path=[str(HERE)], name=COLLECTION)  # opened, warm
+        if start is not None:
+            start.wait()
         out = rel.run(f"_bench_worker:{loop}", client=client, sys_path=[str(HERE)], name=COLLECTION,
                       batch_size=batch_size)
         client.close()
@@ -192,8 +198,9 @@ def pair_loop(release: str, store: Path, batch_size: int, workdir: Path, loop: s
         for i in range(2):
             copies.append(workdir / f"pair-{os.getpid()}-{i}")
             shutil.copytree(store, copies[-1])
+        start = threading.Barrier(2)
         with ThreadPoolExecutor(2) as pool:
-            runs = list(pool.map(lambda c: get_loop(release, c, batch_size, loop), copies))
+            runs = list(pool.map(lambda c: get_loop(release, c, batch_size, loop, start), copies))
     finally:
         for c in copies:
             shutil.rmtree(c, ignore_errors=True)

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .client import Client, Collection, Release
 from .errors import WorkerCrashed
 from .model import Op
+from .scopes import DEFAULT_SCOPE, Scope, scope_label
 
 PATHS = ("in-place", "export-import", "unflushed-wal")
 # the smallest batch every release with these settings accepts (0.4-0.6 refuse 2)
@@ -99,39 +100,26 @@ def _groups(batch: dict) -> list[dict[str, Any]]:
     return out
 
 
-Scope = tuple  # (tenant, database); (None, None) is the default one every release opens
-
-
-def database_label(scope: Scope) -> str | None:
-    """``tenant/database``, or None for the default database."""
-    return None if scope == (None, None) else f"{scope[0]}/{scope[1]}"
-
-
-def scope_label(scope: Scope, name: str) -> str:
-    """How a collection is named in reports: plain in the default database, else ``tenant/database:name``."""
-    database = database_label(scope)
-    return name if database is None else f"{database}:{name}"
-
-
 def export_import(old: Release, src: Path, new: Release, dst: Path, batch_size: int = 500,
-                  scopes: list[Scope] | None = None) -> dict:
-    """Copy every collection of every database in ``scopes`` (default: the default database only)
-    through both releases' public APIs; returns counts per collection."""
+                  scopes: list[Scope] | None = None, keep: Callable[[Scope, str], bool] | None = None) -> dict:
+    """Copy every collection of every database in ``scopes`` (default: the default database only),
+    or those ``keep`` accepts, through both releases' public APIs; returns counts per collection."""
     counts: dict[str, int] = {}
     scratch = dst.parent / f"{dst.name}-source-copy"
     copy_store(src, scratch)  # even the old release reads a copy: opening can migrate a store
-    opened: list[Client] = []  # closed together at the end: clients of one store share its System
+    admin = new.persistent(dst)
+    opened: list[Client] = [admin]  # closed together at the end: clients of one store share its System
     try:
-        for scope in scopes or [(None, None)]:
+        for scope in scopes or [DEFAULT_SCOPE]:
             tenant, database = scope
+            if scope != DEFAULT_SCOPE:
+                admin.ensure_database(tenant, database)
             source = old.persistent(scratch, tenant=tenant, database=database)
-            opened.append(source)
-            if scope != (None, None):
-                opened.append(new.persistent(dst))
-                opened[-1].ensure_database(tenant, database)
             target = new.persistent(dst, tenant=tenant, database=database)
-            opened.append(target)
+            opened += [source, target]
             for name in source.list_collection_names():
+                if keep is not None and not keep(scope, name):
+                    continue
                 info = source.get_collection(name)
                 target.create_collection(name, metadata=info.metadata)
                 dest = _collection(target, name)

@@ -110,6 +110,20 @@ def test_finding_in_another_database_is_found(written, tmp_path):
     assert _failed(result) == {("writable", "acme/prod:notes")}
 
 
+def test_collection_in_no_listed_database_is_not_passed_silently(written, tmp_path):
+    """A collection whose database row is gone cannot be opened by any client: an error, never a silent pass."""
+    store = _copy(written["databases"], tmp_path / "store")
+    conn = sqlite3.connect(store / "chroma.sqlite3")
+    conn.execute("update collections set database_id = 'gone' where name = 'faq'")
+    conn.commit()
+    conn.close()
+    result = _validate(store, NEW, tmp_path)
+    assert result.exit_code == 1
+    assert _failed(result) == {("scope", None)}
+    assert next(c for c in result.checks if c.name == "scope").evidence["not validated"] == ["gone:faq"]
+    assert len(result.collections) == 4
+
+
 def test_collection_selection(written, tmp_path):
     """--collection: a plain name matches in every database, a label in one; an unknown one is exit 2."""
     result = _validate(written["databases"], NEW, tmp_path, collections=["orders", "globex/default_database:faq"])
@@ -118,7 +132,13 @@ def test_collection_selection(written, tmp_path):
                                                     "globex/default_database:faq"}
     selection = next(c for c in result.checks if c.name == "selection")
     assert selection.status == "info" and set(selection.evidence["not validated"]) == {"products-l2", "articles-cos"}
-    assert not any(c.collection in (None,) and c.name == "collections" for c in result.checks)  # default db not opened
+    assert not any(c.collection is None and c.name == "collections" for c in result.checks)  # default db not compared
+    # the default database by its full name; one name given as a plain string
+    only = _validate(written["databases"], NEW, tmp_path, collections="default_tenant/default_database:products-l2")
+    assert only.exit_code == 0 and [c.name for c in only.collections] == ["products-l2"]
+    exported = _validate(written["databases"], NEW, tmp_path, path="export-import", collections=["orders"])
+    assert exported.exit_code == 0, exported.summary
+    assert {c.name for c in exported.collections} == {"acme/prod:orders", "acme/staging:orders"}
     proc = run_cli("validate", str(written["databases"]), "--to", NEW, "--no-contracts", "--collection", "nope",
                    "--workdir", str(tmp_path / "work"))
     assert proc.returncode == 2 and "no collection 'nope' in this store" in proc.stderr

@@ -9,7 +9,8 @@ is read in a thread of its own, a page or two ahead, so both workers read at onc
 
 Nothing grows with the store: per collection the host keeps counters, a few
 examples of each difference, one chunk of ids, the running exact top-k for a
-handful of sample query vectors, and the filters picked from the first page.
+handful of sample query vectors (stored vectors of records drawn from the first
+chunk of ids, so one call fetches them), and the filters picked from the first page.
 The source release's answers are the reference; the exact answers computed
 from the source's vectors say which side is wrong when they differ.
 """
@@ -419,6 +420,8 @@ def compare_collection(name: str, source: Client, target: Client, *, space: str 
             chunks = _source_ids(src, batch_size * CHUNK_PAGES, summary.source_count)
             first = next(chunks, [])
             queries = _sample_queries(src, first, space, seed)
+            chunks = itertools.chain([first], chunks)
+            del first  # the stream lets go of it once it moves past it: one chunk of ids held at a time
         except (ChromaError, WorkerError) as exc:
             raise ReadFailed("source", source.release.version, exc) from None
         try:
@@ -428,8 +431,8 @@ def compare_collection(name: str, source: Client, target: Client, *, space: str 
     t = _Tally()
     streamed = time.monotonic()
     summary.source_digest, summary.target_digest = _read_pages(
-        t, src, tgt, source.release.version, target.release.version, batch_size, itertools.chain([first], chunks),
-        queries, (lambda done: progress(shown, done, summary.source_count or 0)) if progress else None)
+        t, src, tgt, source.release.version, target.release.version, batch_size, chunks, queries,
+        (lambda done: progress(shown, done, summary.source_count or 0)) if progress else None)
     summary.stream_seconds = time.monotonic() - streamed
     summary.records_compared = t.matched
     summary.dimension = t.dimension

@@ -25,7 +25,9 @@ from .. import paths, releases
 from ..client import Client, Release
 from ..errors import ChromaError, CompatError, WorkerError
 from ..invariants import values_close
-from ..migrate import copy_store, database_label, export_import, scope_label
+from ..migrate import copy_store, export_import
+from ..scopes import (DEFAULT_SCOPE, Selection, database_label, in_scope, inventory_collections, scope_label,
+                      store_scopes)
 from . import compare, inventory, writers
 from .result import Check, Validation
 from .sources import SourceError, fingerprint, materialize
@@ -69,7 +71,7 @@ def validate(source: str, to: str, *, from_: str | None = None, path: str = "in-
     source_kw = {"endpoint_url": endpoint_url, "profile": profile, "region": region}
     try:
         _run(result, source, work, source_kw, batch_size=batch_size, contracts=contracts, timeout=timeout,
-             progress=progress, seed=seed, selection=set(collections) if collections else None)
+             progress=progress, seed=seed, selection=Selection(collections) if collections else None)
     except KeyboardInterrupt:
         result.error = "interrupted"
         raise
@@ -107,7 +109,7 @@ def _rehash(result: Validation, source: str, source_kw: dict) -> None:
 
 
 def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_size: int,
-         contracts: bool, timeout: float, progress: Progress | None, seed: int, selection: set[str] | None) -> None:
+         contracts: bool, timeout: float, progress: Progress | None, seed: int, selection: Selection | None) -> None:
     t0 = time.monotonic()
     try:
         download = (lambda done, total: progress(f"download {source}", done, total)) if progress else None
@@ -135,7 +137,16 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
         return
     _rollback_check(result)
     _integrity_check(result)
-    scopes = store_scopes(result.inventory)
+    scopes, unplaced = store_scopes(result.inventory)
+    if unplaced:
+        result.checks.append(Check("scope", "error", f"{len(unplaced)} collection(s) belong to no database the store "
+                                                     f"lists, and no client can open them: {', '.join(unplaced[:5])}",
+                                   None, {"not validated": unplaced}))
+    sqlite = result.inventory.get("format") == "sqlite"
+    if selection is not None and sqlite:  # the inventory knows every collection: refuse a bad name now
+        scopes = _select(result, selection, scopes, inventory_collections(result.inventory, scopes))
+        if scopes is None:
+            return
     if result.path == "export-import":
         target_copy = work / "imported-store"
     with ExitStack() as stack:
@@ -147,7 +158,8 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
         if result.path == "export-import":
             t1 = time.monotonic()
             try:
-                export_import(old, source_copy, new, target_copy, batch_size=batch_size, scopes=scopes)
+                export_import(old, source_copy, new, target_copy, batch_size=batch_size, scopes=scopes,
+                              keep=selection.matches if selection else None)
             except (ChromaError, WorkerError) as exc:
                 result.checks.append(Check("open", "fail", f"export from chromadb {old.version} into "
                                                            f"{new.version} failed: {compare._err(exc)}"))
@@ -160,8 +172,8 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
             result.error = (f"chromadb {old.version}, which wrote this store, cannot read it: {compare._err(exc)}; "
                             "the store is damaged, or pass --from with the release that wrote it")
             return
-        if selection is not None:
-            scopes = _select(result, selection, scopes, default_names)
+        if selection is not None and not sqlite:  # a 0.3 store: its one database, as the release lists it
+            scopes = _select(result, selection, scopes, [(DEFAULT_SCOPE, n) for n in default_names])
             if scopes is None:
                 return
         t2 = time.monotonic()
@@ -173,7 +185,8 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
                                                        f"{compare._err(exc)}", None, {"error": compare._err(exc)}))
             return
         result.timings["target open"] = time.monotonic() - t2
-        more = f", and {len(scopes) - 1} other database(s)" if len(scopes) > 1 else ""
+        others = sum(scope != DEFAULT_SCOPE for scope in scopes)
+        more = f", and {others} other database(s) to compare" if others else ""
         result.checks.append(Check("open", "pass", f"chromadb {new.version} opened the store "
                                                    f"({len(names)} collection(s) in the default database{more})"))
         t3 = time.monotonic()
@@ -188,30 +201,22 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
             _contracts(result, old, new)
 
 
-def _selected(selection: set[str] | None, scope: tuple, name: str) -> bool:
-    return selection is None or name in selection or scope_label(scope, name) in selection
-
-
-def _select(result: Validation, selection: set[str], scopes: list[tuple],
-            default_names: list[str]) -> list[tuple] | None:
-    """The databases that hold a selected collection; None (and ``error`` set) when a selection names none."""
-    everywhere = [(DEFAULT_SCOPE, n) for n in default_names]
-    for c in result.inventory.get("collections") or []:
-        scope = next((sc for sc in scopes if sc != DEFAULT_SCOPE and _in_scope(c, sc)), None)
-        if scope is not None:
-            everywhere.append((scope, c["name"]))
-    labels = [scope_label(sc, n) for sc, n in everywhere]
-    unknown = sorted(x for x in selection if not any(_selected({x}, sc, n) for sc, n in everywhere))
+def _select(result: Validation, selection: Selection, scopes: list[tuple],
+            found: list[tuple[tuple, str]]) -> list[tuple] | None:
+    """The databases that hold a selected collection (of ``found``); None, with ``error`` set,
+    when the selection names a collection the store does not hold."""
+    labels = [scope_label(sc, n) for sc, n in found]
+    unknown = selection.unknown(found)
     if unknown:
         result.error = (f"no collection {unknown[0]!r} in this store; it has: "
                         f"{', '.join(labels[:10]) or 'none'}{' ...' if len(labels) > 10 else ''}")
         return None
-    chosen = [label for (sc, n), label in zip(everywhere, labels) if _selected(selection, sc, n)]
-    left = [label for label in labels if label not in chosen]
+    chosen = [(sc, label) for (sc, n), label in zip(found, labels) if selection.matches(sc, n)]
+    left = [label for label in labels if label not in {lb for _, lb in chosen}]
     result.checks.append(Check("selection", "info", f"{len(chosen)} of {len(labels)} collection(s) validated "
                                                     f"(--collection){'; not validated: ' + ', '.join(left[:10]) if left else ''}",
-                               None, {"validated": chosen, "not validated": left}))
-    return [sc for sc in scopes if any(s == sc and label in chosen for (s, _), label in zip(everywhere, labels))]
+                               None, {"validated": [lb for _, lb in chosen], "not validated": left}))
+    return [sc for sc in scopes if any(sc == s for s, _ in chosen)]
 
 
 def _start_together(*rels: Release) -> None:
@@ -285,27 +290,6 @@ def _rollback_check(result: Validation) -> None:
                                                        f"{result.target_release}"))
 
 
-DEFAULT_SCOPE = (None, None)  # what a client opens when given no tenant or database
-DEFAULT_DATABASE = "default_tenant/default_database"  # its name in the inventory
-
-
-def store_scopes(inventory: dict) -> list[tuple]:
-    """Every (tenant, database) that holds a collection, the default first.
-
-    Why from the inventory: chromadb has no call that lists a store's tenants;
-    the store's own ``databases`` table (0.4.15 on) does.
-    """
-    by_label = {f"{d['tenant']}/{d['name']}": (d["tenant"], d["name"]) for d in inventory.get("databases") or []}
-    others = sorted({by_label[c["database"]] for c in inventory.get("collections") or []
-                     if c.get("database") in by_label and c["database"] != DEFAULT_DATABASE})
-    return [DEFAULT_SCOPE, *others]
-
-
-def _in_scope(collection: dict, scope: tuple) -> bool:
-    """Whether an inventory collection lives in ``scope`` (stores before 0.4.15 have no databases)."""
-    return (collection.get("database") or DEFAULT_DATABASE) == (database_label(scope) or DEFAULT_DATABASE)
-
-
 def _open_scope(result: Validation, old: Release, new: Release, source_copy: Path, target_copy: Path,
                 scope: tuple) -> tuple[Client, Client] | None:
     """Clients of one non-default database on both sides; a target that cannot open it fails ``collections``."""
@@ -341,10 +325,12 @@ def _integrity_check(result: Validation) -> None:
 
 
 def _collections_check(result: Validation, src: Client, dst: Client, scope: tuple,
-                       selection: set[str] | None) -> list[str]:
-    src_meta = {n: src.get_collection(n).metadata for n in src.list_collection_names() if
-                _selected(selection, scope, n)}
-    dst_names = {n for n in dst.list_collection_names() if _selected(selection, scope, n)}
+                       selection: Selection | None) -> list[str]:
+    def wanted(name: str) -> bool:
+        return selection is None or selection.matches(scope, name)
+
+    src_meta = {n: src.get_collection(n).metadata for n in src.list_collection_names() if wanted(n)}
+    dst_names = {n for n in dst.list_collection_names() if wanted(n)}
     missing = sorted(set(src_meta) - dst_names)
     unexpected = sorted(dst_names - set(src_meta))
     changed = {}
@@ -369,14 +355,14 @@ def _collections_check(result: Validation, src: Client, dst: Client, scope: tupl
 
 
 def _compare(result: Validation, src: Client, dst: Client, *, scope: tuple, batch_size: int,
-             progress: Progress | None, seed: int, selection: set[str] | None) -> None:
+             progress: Progress | None, seed: int, selection: Selection | None) -> None:
     try:
         names = _collections_check(result, src, dst, scope, selection)
     except (ChromaError, WorkerError) as exc:
         result.checks.append(Check("collections", "error", f"listing collections failed: {compare._err(exc)}",
                                    database_label(scope)))
         return
-    spaces = {c["name"]: c.get("space") for c in result.inventory.get("collections", []) if _in_scope(c, scope)}
+    spaces = {c["name"]: c.get("space") for c in result.inventory.get("collections", []) if in_scope(c, scope)}
     for name in names:
         label = scope_label(scope, name)
         try:

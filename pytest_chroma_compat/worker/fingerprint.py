@@ -9,7 +9,8 @@ Why pages are summarized where they are read: comparing two releases used to
 mean shipping both releases' full pages to the host, decoding and comparing
 them there; on two cores that cost more than the releases spent reading. Now
 each release hashes the page it returned, the host compares two hashes, and
-full records cross the pipe only for a page whose hashes differ.
+full records cross the pipe only for a page whose hashes differ (and the
+source's first page, from which filters are picked).
 """
 
 from __future__ import annotations
