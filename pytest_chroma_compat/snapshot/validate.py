@@ -26,8 +26,8 @@ from ..client import Client, Release
 from ..errors import ChromaError, CompatError, WorkerError
 from ..invariants import values_close
 from ..migrate import copy_store, export_import
-from ..scopes import (DEFAULT_SCOPE, Selection, database_label, in_scope, inventory_collections, scope_label,
-                      store_scopes)
+from ..scopes import (DEFAULT_SCOPE, Scope, Selection, database_label, in_scope, inventory_collections,
+                      scope_label, store_scopes)
 from . import compare, inventory, writers
 from .result import Check, Validation
 from .sources import SourceError, fingerprint, materialize
@@ -201,8 +201,8 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
             _contracts(result, old, new)
 
 
-def _select(result: Validation, selection: Selection, scopes: list[tuple],
-            found: list[tuple[tuple, str]]) -> list[tuple] | None:
+def _select(result: Validation, selection: Selection, scopes: list[Scope],
+            found: list[tuple[Scope, str]]) -> list[Scope] | None:
     """The databases that hold a selected collection (of ``found``); None, with ``error`` set,
     when the selection names a collection the store does not hold."""
     labels = [scope_label(sc, n) for sc, n in found]
@@ -211,12 +211,13 @@ def _select(result: Validation, selection: Selection, scopes: list[tuple],
         result.error = (f"no collection {unknown[0]!r} in this store; it has: "
                         f"{', '.join(labels[:10]) or 'none'}{' ...' if len(labels) > 10 else ''}")
         return None
-    chosen = [(sc, label) for (sc, n), label in zip(found, labels) if selection.matches(sc, n)]
-    left = [label for label in labels if label not in {lb for _, lb in chosen}]
-    result.checks.append(Check("selection", "info", f"{len(chosen)} of {len(labels)} collection(s) validated "
-                                                    f"(--collection){'; not validated: ' + ', '.join(left[:10]) if left else ''}",
-                               None, {"validated": [lb for _, lb in chosen], "not validated": left}))
-    return [sc for sc in scopes if any(sc == s for s, _ in chosen)]
+    picked = [selection.matches(sc, n) for sc, n in found]
+    chosen = [label for label, yes in zip(labels, picked) if yes]
+    left = [label for label, yes in zip(labels, picked) if not yes]
+    detail = f"{len(chosen)} of {len(labels)} collection(s) validated (--collection)"
+    result.checks.append(Check("selection", "info", detail + (f"; not validated: {', '.join(left[:10])}" if left else ""),
+                               None, {"validated": chosen, "not validated": left}))
+    return [sc for sc in scopes if any(yes and s == sc for (s, _), yes in zip(found, picked))]
 
 
 def _start_together(*rels: Release) -> None:
@@ -291,7 +292,7 @@ def _rollback_check(result: Validation) -> None:
 
 
 def _open_scope(result: Validation, old: Release, new: Release, source_copy: Path, target_copy: Path,
-                scope: tuple) -> tuple[Client, Client] | None:
+                scope: Scope) -> tuple[Client, Client] | None:
     """Clients of one non-default database on both sides; a target that cannot open it fails ``collections``."""
     tenant, database = scope
     label = database_label(scope)
@@ -324,7 +325,7 @@ def _integrity_check(result: Validation) -> None:
                                    {"notes": notes} if notes else {}))
 
 
-def _collections_check(result: Validation, src: Client, dst: Client, scope: tuple,
+def _collections_check(result: Validation, src: Client, dst: Client, scope: Scope,
                        selection: Selection | None) -> list[str]:
     def wanted(name: str) -> bool:
         return selection is None or selection.matches(scope, name)
@@ -354,7 +355,7 @@ def _collections_check(result: Validation, src: Client, dst: Client, scope: tupl
     return sorted(src_meta)
 
 
-def _compare(result: Validation, src: Client, dst: Client, *, scope: tuple, batch_size: int,
+def _compare(result: Validation, src: Client, dst: Client, *, scope: Scope, batch_size: int,
              progress: Progress | None, seed: int, selection: Selection | None) -> None:
     try:
         names = _collections_check(result, src, dst, scope, selection)
