@@ -16,6 +16,7 @@ The source directory is never opened by the new release: paths copy first.
 from __future__ import annotations
 
 import shutil
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable
 
@@ -107,30 +108,28 @@ def export_import(old: Release, src: Path, new: Release, dst: Path, batch_size: 
     counts: dict[str, int] = {}
     scratch = dst.parent / f"{dst.name}-source-copy"
     copy_store(src, scratch)  # even the old release reads a copy: opening can migrate a store
-    admin = new.persistent(dst)
-    opened: list[Client] = [admin]  # closed together at the end: clients of one store share its System
     try:
-        for scope in scopes or [DEFAULT_SCOPE]:
-            tenant, database = scope
-            if scope != DEFAULT_SCOPE:
-                admin.ensure_database(tenant, database)
-            source = old.persistent(scratch, tenant=tenant, database=database)
-            target = new.persistent(dst, tenant=tenant, database=database)
-            opened += [source, target]
-            for name in source.list_collection_names():
-                if keep is not None and not keep(scope, name):
-                    continue
-                info = source.get_collection(name)
-                target.create_collection(name, metadata=info.metadata)
-                dest = _collection(target, name)
-                label = scope_label(scope, name)
-                counts[label] = 0
-                for batch in info.export(batch_size=batch_size):
-                    for group in _groups(batch):
-                        dest.add(**group)
-                    counts[label] += len(batch["ids"])
+        # clients stay open to the end, as clients of one store share its System; each is closed even if another fails
+        with ExitStack() as opened:
+            admin = opened.enter_context(new.persistent(dst))
+            for scope in scopes or [DEFAULT_SCOPE]:
+                tenant, database = scope
+                if scope != DEFAULT_SCOPE:
+                    admin.ensure_database(tenant, database)
+                source = opened.enter_context(old.persistent(scratch, tenant=tenant, database=database))
+                target = opened.enter_context(new.persistent(dst, tenant=tenant, database=database))
+                for name in source.list_collection_names():
+                    if keep is not None and not keep(scope, name):
+                        continue
+                    info = source.get_collection(name)
+                    target.create_collection(name, metadata=info.metadata)
+                    dest = _collection(target, name)
+                    label = scope_label(scope, name)
+                    counts[label] = 0
+                    for batch in info.export(batch_size=batch_size):
+                        for group in _groups(batch):
+                            dest.add(**group)
+                        counts[label] += len(batch["ids"])
     finally:
-        for client in opened:
-            client.close()
         shutil.rmtree(scratch, ignore_errors=True)
     return counts
