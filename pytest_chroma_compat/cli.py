@@ -17,7 +17,10 @@ from .errors import EXIT_INTERNAL, EXIT_OK, EXIT_UNSAFE, CompatError
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """Every line the command says on stderr; URLs lose any credentials written into them."""
+    from .snapshot.redact import redact
+
+    print(redact(message), file=sys.stderr, flush=True)
 
 
 def _versions(raw: Sequence[str]) -> list[str]:
@@ -65,11 +68,18 @@ def cmd_env_list(args: argparse.Namespace) -> int:
 
 
 def cmd_env_prune(args: argparse.Namespace) -> int:
+    """Lists only what is really gone; anything that would not go is one error line (exit 2)."""
     from . import envs
 
-    removed = envs.prune(args.older_than)
+    failed: list[tuple[str, str]] = []
+    removed = envs.prune(args.older_than, failed=failed)
     for path in removed:
-        print(f"removed {path}")
+        print(f"removed {path}", flush=True)
+    if failed:
+        path, why = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise CompatError(f"could not remove {path}: {why}{more}; fix its permissions (or unmount what is "
+                          "mounted inside it) and run `chroma-compat env prune` again")
     if not removed:
         print("nothing to prune")
     return EXIT_OK
@@ -134,6 +144,9 @@ def _paths(value: str) -> list[str] | None:
 def _round_trip(args: argparse.Namespace, old: str, new: str) -> list:
     """One pair, with the options `check` and `matrix` share."""
     from . import roundtrip
+
+    if args.examples is not None and args.examples < 1:
+        raise CompatError(f"--examples must be at least 1, not {args.examples}")
 
     return roundtrip.check_pair(old, new, _paths(args.path), examples=args.examples, seed=args.seed,
                                 profile=args.profile, failures_dir=args.failures_dir)
@@ -262,26 +275,46 @@ _EXTRA_COMMANDS.append(_register_validate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args) or 0)
-    except CompatError as exc:
-        if args.debug:
-            raise
-        _say(f"chroma-compat: error: {exc}")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        _say("chroma-compat: interrupted")
-        return 130
-    except BrokenPipeError:  # `chroma-compat ... | head` closed the pipe: not an error
-        sys.stderr.close()
-        return EXIT_OK
-    except Exception as exc:  # a bug of ours: one line, the traceback on --debug
-        if args.debug:
-            raise
-        _say(f"chroma-compat: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
-        return EXIT_INTERNAL
+    """Run one command. SIGINT, SIGTERM and SIGHUP unwind through every clean-up path, kill
+    every process the command started (interrupts.py), and exit 128 + the signal's number."""
+    from . import interrupts
+
+    args = argparse.Namespace(debug=False)
+    with interrupts.handling():
+        try:
+            try:
+                args = build_parser().parse_args(argv)
+                if args.command == "validate":  # copies of killed runs are hundreds of MB: drop them first
+                    try:
+                        from . import leftovers
+
+                        leftovers.sweep(leftovers.cache_roots(create=False))
+                    except Exception:  # noqa: BLE001 - a best effort; `env prune` reports what it cannot
+                        pass
+                return int(args.handler(args) or 0)
+            finally:
+                interrupts.hold()  # a signal from here on stops children only: the outcome is being told
+        except interrupts.Interrupted as exc:
+            interrupts.kill_all()
+            _say(f"chroma-compat: interrupted ({exc.name}); stopped its processes and removed its private copies")
+            return exc.exit_code
+        except CompatError as exc:
+            if args.debug:
+                raise
+            _say(f"chroma-compat: error: {exc}")
+            return exc.exit_code
+        except KeyboardInterrupt:
+            interrupts.kill_all()
+            _say("chroma-compat: interrupted (SIGINT); stopped its processes and removed its private copies")
+            return 130
+        except BrokenPipeError:  # `chroma-compat ... | head` closed the pipe: not an error
+            sys.stderr.close()
+            return EXIT_OK
+        except Exception as exc:  # a bug of ours: one line, the traceback on --debug
+            if args.debug:
+                raise
+            _say(f"chroma-compat: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+            return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

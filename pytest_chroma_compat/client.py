@@ -22,8 +22,8 @@ from pathlib import Path
 from queue import Empty, Queue
 from typing import Any, Iterator
 
-from . import envs, paths, releases
-from .errors import ChromaError, WorkerCrashed, WorkerTimeout
+from . import envs, interrupts, paths, releases
+from .errors import ChromaError, WorkerCrashed, WorkerKilled, WorkerTimeout
 from .worker import wire
 
 WORKER_MAIN = Path(__file__).with_name("worker") / "main.py"
@@ -50,23 +50,30 @@ class Worker:
         self._next_id = 0
         self._lock = threading.Lock()
         self.dead: str | None = None
+        # Its own process group: Ctrl-C on the host must not hit the release mid-write. So nothing
+        # kills it when we die: it is registered for the signal handler (interrupts.py), and it
+        # exits by itself when its parent (--host-pid) is gone, SIGKILL of the host included.
         self.proc = subprocess.Popen(
-            [str(env.interpreter), "-u", str(WORKER_MAIN), "--adapter", env.family],
+            [str(env.interpreter), "-u", str(WORKER_MAIN), "--adapter", env.family, "--host-pid", str(os.getpid())],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             cwd=self.scratch / "cwd", env=envs.hermetic_environ(self.scratch),
-            start_new_session=True,  # Ctrl-C on the host must not hit the release mid-write
+            start_new_session=True,
         )
-        self._threads = [
-            threading.Thread(target=self._read_stdout, daemon=True),
-            threading.Thread(target=self._read_stderr, daemon=True),
-        ]
-        for t in self._threads:
-            t.start()
-        _LIVE.add(self)
+        interrupts.track(self.proc)
         try:
+            self._threads = [
+                threading.Thread(target=self._read_stdout, daemon=True),
+                threading.Thread(target=self._read_stderr, daemon=True),
+            ]
+            for t in self._threads:
+                t.start()
+            _LIVE.add(self)
             self.info: dict = self.call("hello", timeout=START_TIMEOUT)
-        except BaseException:
+        except BaseException as exc:
             self.close()  # a worker that cannot even import chromadb is not left behind
+            broken = envs.start_failure(env, exc)  # its environment's fault, not the release's
+            if broken is not None:
+                raise broken from None
             raise
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -102,6 +109,8 @@ class Worker:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        if self.proc.returncode is not None:
+            interrupts.untrack(self.proc)
 
     def _describe_exit(self) -> tuple[str, int | None]:
         try:
@@ -133,6 +142,10 @@ class Worker:
         time.sleep(0.1)  # let the stderr reader catch the last words
         how, code = self._describe_exit()
         tail = self.stderr_tail()
+        if code == -signal.SIGKILL:  # we only SIGKILL after recording why; this came from outside
+            raise self._fail(WorkerKilled(
+                f"chromadb {self.env.version} worker was killed from outside (SIGKILL) during {op!r}: out of "
+                "memory, or an operator; free memory and run again", returncode=code, stderr_tail=tail))
         raise self._fail(WorkerCrashed(
             f"chromadb {self.env.version} worker {how} during {op!r}" + (f"; stderr: {tail.splitlines()[-1]}" if tail else ""),
             returncode=code, stderr_tail=tail))
@@ -145,7 +158,8 @@ class Worker:
             except Empty:
                 seconds = self.timeout if deadline else 0
                 raise self._fail(WorkerTimeout(
-                    f"chromadb {self.env.version} worker did not answer {op!r} within {seconds:.0f} s; killed it",
+                    f"chromadb {self.env.version} worker did not answer {op!r} within {seconds:g} s; killed it "
+                    "(a limit of the harness, not a verdict: pass a larger --timeout)",
                     seconds=seconds, stderr_tail=self.stderr_tail())) from None
             if line is None:
                 self._raise_crash(op)

@@ -12,11 +12,12 @@ stdlib ``venv`` and pip do the same job, slower.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import platform
+import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +32,7 @@ from .errors import CorruptEnvironment, InstallFailed
 MANIFEST = "chroma-compat-env.json"
 LAST_USED = "chroma-compat-last-used"
 BUILD_PREFIX = ".build-"
+_BUILD_OWNER = re.compile(r"-(\d+)-[0-9a-f]{8}$")  # .build-<key>-<pid>-<hex>: the building process
 
 
 def python_tag() -> str:
@@ -100,6 +102,7 @@ def env_key(version: str, applied: list[pins.PinRule]) -> str:
 
 
 def _read_manifest(path: Path) -> Environment:
+    """The environment at ``path``, verified (:func:`verify`) before anyone trusts it."""
     manifest = path / MANIFEST
     try:
         data = json.loads(manifest.read_text())
@@ -111,7 +114,86 @@ def _read_manifest(path: Path) -> Environment:
         raise CorruptEnvironment(f"environment {path} has an unreadable {MANIFEST}: {exc}") from None
     if not env.interpreter.exists():
         raise CorruptEnvironment(f"environment {path} has no interpreter at {env.interpreter}")
+    verify(env)
     return env
+
+
+def _site_packages(env: Environment) -> Path | None:
+    if os.name == "nt":
+        return env.path / "Lib" / "site-packages"
+    xy = ".".join(str(env.python).split(".")[:2])
+    found = env.path / "lib" / f"python{xy}" / "site-packages"
+    if found.is_dir():
+        return found
+    return next(iter(sorted(env.path.glob("lib/python*/site-packages"))), None)
+
+
+def _installed_version(metadata: Path) -> str | None:
+    """The ``Version:`` header of a dist-info METADATA file (the headers end at the first blank line)."""
+    with open(metadata, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.strip():
+                break
+            if line.lower().startswith("version:"):
+                return line.split(":", 1)[1].strip()
+    return None
+
+
+def _broken(env: Environment, why: str) -> CorruptEnvironment:
+    return CorruptEnvironment(f"environment for chromadb {env.version} at {env.path} is broken ({why})")
+
+
+def verify(env: Environment) -> None:
+    """Raise :class:`CorruptEnvironment` unless ``env`` holds chromadb at the version its manifest records.
+
+    Why structural and not an import: a warm ``env ensure`` must stay in
+    about a tenth of a second, and importing chromadb takes seconds. A few
+    stats and one small read catch what happens to a cached environment in
+    real life: a half-deleted directory, a package removed by hand, another
+    chromadb installed into it. Deeper damage (a dependency removed) shows
+    when the worker imports chromadb, and :func:`start_failure` names it.
+    """
+    site = _site_packages(env)
+    if site is None or not site.is_dir():
+        raise _broken(env, "it has no site-packages directory: half deleted?")
+    if not (site / "chromadb" / "__init__.py").is_file():
+        raise _broken(env, "the chromadb package is missing from its site-packages")
+    metadata = site / f"chromadb-{env.version}.dist-info" / "METADATA"
+    try:
+        installed = _installed_version(metadata)
+    except OSError:
+        others = sorted(p.name for p in site.glob("chromadb-*.dist-info"))
+        found = f"it holds {', '.join(others)}" if others else "no chromadb dist-info at all"
+        raise _broken(env, f"the manifest records chromadb {env.version}, but {found}") from None
+    if installed != env.version:
+        raise _broken(env, f"the manifest records chromadb {env.version}, but {metadata.parent.name} "
+                           f"says {installed or 'no version'}")
+
+
+def start_failure(env: Environment, exc: BaseException) -> CorruptEnvironment | None:
+    """The environment's fault when a worker cannot even say hello, or None when it is not that.
+
+    Why: a worker that cannot import chromadb (or one of its dependencies)
+    used to read as "the release cannot open the store", a verdict; it is a
+    broken environment, and the fix is a rebuild.
+    """
+    from .errors import ChromaError, WorkerCrashed
+
+    if isinstance(exc, ChromaError):
+        text = f"{exc.type}: {exc.message}" if exc.type in ("ImportError", "ModuleNotFoundError") else ""
+    elif isinstance(exc, WorkerCrashed):
+        lines = [ln for ln in (exc.stderr_tail or "").splitlines() if "ImportError" in ln or "ModuleNotFound" in ln]
+        text = lines[-1].strip() if lines else ""
+    else:
+        text = ""
+    if not text:
+        return None
+    return CorruptEnvironment(f"{_broken(env, f'its chromadb does not import: {text[:200]}')}; "
+                              f"{rebuild_hint(env.version)}")
+
+
+def rebuild_hint(version: str) -> str:
+    return f"run `chroma-compat env ensure --rebuild {version}`"
 
 
 def _uv() -> str | None:
@@ -124,7 +206,11 @@ def _uv() -> str | None:
 
 
 def _run(cmd: list[str], what: str, env: dict | None = None) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    """An installer step (uv, pip, venv) that must not outlive us: its own process group, killed
+    with everything it started on SIGTERM/SIGINT, and SIGKILLed by the kernel if we die (interrupts.py)."""
+    from . import interrupts
+
+    proc = interrupts.run(cmd, env=env)
     if proc.returncode != 0:
         raise InstallFailed(f"{what}: {_last_error_line(proc.stderr or proc.stdout)}")
     return proc.stdout
@@ -170,12 +256,13 @@ def _install(target: Path, version: str, applied: list[pins.PinRule], note: Call
 
 def _check_import(python: Path, version: str) -> None:
     """A release that installs but does not import is not an environment."""
-    with tempfile.TemporaryDirectory(prefix="import-check-", dir=paths.scratch_dir()) as scratch:
+    from . import interrupts
+
+    with tempfile.TemporaryDirectory(prefix=f"import-check-{os.getpid()}-", dir=paths.scratch_dir()) as scratch:
         env = hermetic_environ(Path(scratch))
         code = ("import chromadb, importlib.metadata as m; "
                 "print(chromadb.__version__); print(m.version('chromadb'))")
-        proc = subprocess.run([str(python), "-c", code],
-                              capture_output=True, text=True, cwd=scratch, env=env, timeout=300)
+        proc = interrupts.run([str(python), "-c", code], cwd=scratch, env=env, timeout=300)
     if proc.returncode != 0:
         raise InstallFailed(f"chromadb {version} installed but does not import: {_last_error_line(proc.stderr)}")
     # the distribution's version is the truth: 1.3.3 reports __version__ "1.3.2"
@@ -184,18 +271,52 @@ def _check_import(python: Path, version: str) -> None:
         raise InstallFailed(f"chromadb {version} was requested but {got} was installed")
 
 
+#: Variables a release never sees: credentials and tokens of the user's shell. Release code
+#: runs on stores we did not write (a crafted pickle, a hostile store) and needs none of them,
+#: so a secret it cannot read is one it cannot leak. fnmatch patterns, matched on the upper-cased
+#: name; anything else (PATH, LANG, TZ, proxies without a password) passes. A value that is a URL
+#: with a password in it (``scheme://user:pass@host``) is dropped whatever its name.
+SECRET_VARIABLES: tuple[str, ...] = (
+    # cloud providers: the whole namespace, keys, profiles, role and session settings alike
+    "AWS_*", "AZURE_*", "ARM_*", "GOOGLE_*", "GCLOUD_*", "CLOUDSDK_*", "GCP_*", "ALIBABA_CLOUD_*", "OCI_*",
+    "DIGITALOCEAN_*", "VAULT_*",
+    # model and embedding providers chromadb can call
+    "OPENAI_*", "ANTHROPIC_*", "COHERE_*", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_*",
+    # the harness's own and the server's settings (auth credentials among them)
+    "CHROMA_*",
+    # anything named like a secret
+    "*TOKEN", "*_TOKEN_*", "*SECRET*", "*PASSWORD*", "*PASSWD*", "*_PWD", "*API_KEY*", "*APIKEY*",
+    "*ACCESS_KEY*", "*PRIVATE_KEY*", "*_KEY", "*CREDENTIAL*", "*_AUTH", "*_AUTH_*", "*_JWT*", "*_PAT",
+    "*_COOKIE*",
+    # handles to credentials held elsewhere: an ssh/gpg agent, a Kerberos ticket, kube and netrc files
+    "SSH_AUTH_SOCK", "SSH_AGENT_PID", "GPG_AGENT_INFO", "KRB5CCNAME", "KUBECONFIG", "NETRC", "DOCKER_CONFIG",
+    "GIT_ASKPASS", "SSH_ASKPASS",
+)
+_URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
+
+
+def is_secret(name: str, value: str = "") -> bool:
+    """True for a variable ``hermetic_environ`` keeps from release code (see ``SECRET_VARIABLES``)."""
+    upper = name.upper()
+    return any(fnmatch.fnmatchcase(upper, pattern) for pattern in SECRET_VARIABLES) or \
+        bool(_URL_WITH_PASSWORD.search(value))
+
+
 def hermetic_environ(scratch: Path) -> dict[str, str]:
     """An environment for release code that keeps it off the user's home and the network.
 
     Paths are absolute: onnxruntime ignores a relative HOME and writes to the
     account's real home. Telemetry is off by env var as well as by Settings.
+    Credentials never pass (``SECRET_VARIABLES``): release code reads stores we
+    did not write, and what it cannot see it cannot leak.
     """
     home = scratch / "home"
     for sub in ("", ".cache", ".config", ".local/share"):
         (home / sub).mkdir(parents=True, exist_ok=True)
     keep = {k: v for k, v in os.environ.items()
             if not k.startswith(("PYTHON", "VIRTUAL_ENV", "CHROMA_", "UV_", "CONDA", "PIP_"))
-            and k not in ("HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "__PYVENV_LAUNCHER__")}
+            and k not in ("HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "__PYVENV_LAUNCHER__")
+            and not is_secret(k, v)}
     keep.update({
         "HOME": str(home.resolve()),
         "XDG_CACHE_HOME": str((home / ".cache").resolve()),
@@ -240,22 +361,19 @@ def ensure(version: str, *, rebuild: bool = False, ignore_pins: bool = False,
     key = env_key(version, applied)
     final = paths.envs_dir() / key
     if final.exists() and not rebuild:
-        try:
-            env = _read_manifest(final)  # a corrupt env is an error, not a silent rebuild
-        except CorruptEnvironment as exc:
-            raise CorruptEnvironment(f"{exc}; run `chroma-compat env ensure --rebuild {version}`") from None
+        env = _trusted(final, version)  # a corrupt env is an error, not a silent rebuild
         _touch(env)
         return env
     with _lock(key):
         if final.exists():
             if not rebuild:
-                env = _read_manifest(final)  # built by a concurrent run while we waited
+                env = _trusted(final, version)  # built by a concurrent run while we waited
                 _touch(env)
                 return env
             _discard(final)
         note(f"building an environment for chromadb {version} ({', '.join(r.id for r in applied) or 'no pins'})")
         started = time.monotonic()
-        build = final.parent / f"{BUILD_PREFIX}{key}-{uuid.uuid4().hex[:8]}"
+        build = final.parent / f"{BUILD_PREFIX}{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # pid: prune
         try:
             installer, packages = _install(build, version, applied, note)
             _check_import(build / "bin" / "python", version)
@@ -279,6 +397,18 @@ def ensure(version: str, *, rebuild: bool = False, ignore_pins: bool = False,
                 shutil.rmtree(build, ignore_errors=True)
         _touch(env)
         return env
+
+
+def _trusted(path: Path, version: str) -> Environment:
+    """The environment at ``path``, verified to be ``version``'s; otherwise one line naming the fix."""
+    try:
+        env = _read_manifest(path)
+        if env.version != version:
+            raise _broken(env, f"its manifest records chromadb {env.version}, but it is the environment of "
+                               f"{version}")
+    except CorruptEnvironment as exc:
+        raise CorruptEnvironment(f"{exc}; {rebuild_hint(version)}") from None
+    return env
 
 
 def _touch(env: Environment) -> None:
@@ -307,39 +437,43 @@ def list_envs() -> list[Environment | CorruptEnvironment]:
     return out
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def prune_scratch(failed: list[tuple[str, str]] | None = None) -> list[str]:
+    """Scratch space of processes that are gone (killed runs leave it behind): workers' HOMEs,
+    servers', validate's private copies (``scratch/validate/``), the round trip's fast stores.
 
+    Only entries whose name carries a dead owner's pid go (see leftovers.py); what could
+    not be removed is never reported as removed, and lands in ``failed`` with the reason.
+    """
+    from . import leftovers
 
-def prune_scratch() -> list[str]:
-    """Scratch space of workers whose host process is gone (killed runs leave it behind)."""
-    removed = []
-    roots = {paths.scratch_dir(), paths.fast_scratch_dir()}
-    for path in (p for root in roots for p in root.iterdir()):
-        parts = path.name.split("-")
-        owner = next((int(p) for p in parts[1:] if p.isdigit()), None)
-        if owner is not None and not _pid_alive(owner):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(str(path))
+    removed, could_not = leftovers.sweep(leftovers.cache_roots())
+    if failed is not None:
+        failed.extend(could_not)
     return removed
 
 
-def prune(older_than_days: float | None = None) -> list[str]:
-    """Remove leftovers of interrupted builds and dead workers, corrupt and outdated
-    environments, and, with ``older_than_days``, environments not used for that long."""
-    removed: list[str] = prune_scratch()
+def prune(older_than_days: float | None = None, *, failed: list[tuple[str, str]] | None = None) -> list[str]:
+    """Remove leftovers of interrupted builds and dead processes, corrupt and outdated
+    environments, and, with ``older_than_days``, environments not used for that long.
+    Returns what is gone; what could not be removed goes to ``failed`` as (path, why)."""
+    from . import leftovers
+
+    failures: list[tuple[str, str]] = [] if failed is None else failed
+    removed: list[str] = prune_scratch(failures)
     now = time.time()
     for path in sorted(paths.envs_dir().iterdir()):
         if path.name.startswith(BUILD_PREFIX):
-            if now - path.stat().st_mtime > 3600:
-                shutil.rmtree(path, ignore_errors=True)
-                removed.append(str(path))
+            try:
+                old = now - path.lstat().st_mtime > 3600
+            except OSError:
+                continue
+            builder = _BUILD_OWNER.search(path.name)  # a build whose builder is gone (SIGKILL) goes at once
+            if old or (builder and not leftovers.alive(int(builder.group(1)))):
+                why = leftovers.remove(path)
+                if why is None:
+                    removed.append(str(path))
+                else:
+                    failures.append((str(path), why))
             continue
         with _lock(path.name):
             if not path.exists():

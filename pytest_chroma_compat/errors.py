@@ -19,6 +19,16 @@ class CompatError(Exception):
     exit_code = EXIT_BAD_INPUT
 
 
+class HarnessFault(CompatError):
+    """The harness, its environments, its limits or the machine failed, not a release on the user's data.
+
+    Why a class of its own: the verdict is the product, so code that turns a
+    release's misbehaviour into "not safe" (exit 1) must let these through to
+    "could not validate" (exit 2), whatever ``except`` they pass on the way.
+    The message names the cause and the fix.
+    """
+
+
 class UnknownRelease(CompatError):
     pass
 
@@ -27,12 +37,16 @@ class YankedRelease(CompatError):
     pass
 
 
-class InstallFailed(CompatError):
+class InstallFailed(HarnessFault):
     pass
 
 
-class CorruptEnvironment(CompatError):
+class CorruptEnvironment(HarnessFault):
     pass
+
+
+class WorkDirUnusable(HarnessFault):
+    """A directory the harness must write to (cache, --workdir, a report's folder) cannot be written."""
 
 
 class WorkerError(CompatError):
@@ -49,10 +63,26 @@ class WorkerCrashed(WorkerError):
         self.returncode = returncode
 
 
-class WorkerTimeout(WorkerError):
+class WorkerTimeout(HarnessFault):
+    """A call outlived the limit the user gave (``--timeout``): a limit of ours, not a verdict.
+
+    Deliberately not a :class:`WorkerError`, so the handlers that record a
+    release's failures as findings do not catch it.
+    """
+
     def __init__(self, message: str, *, seconds: float, stderr_tail: str = "") -> None:
-        super().__init__(message, stderr_tail=stderr_tail)
+        super().__init__(message)
+        self.stderr_tail = stderr_tail
         self.seconds = seconds
+
+
+class WorkerKilled(HarnessFault):
+    """A worker killed from outside (SIGKILL we did not send: the kernel's OOM killer, an operator)."""
+
+    def __init__(self, message: str, *, returncode: int | None, stderr_tail: str = "") -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
 
 
 class ChromaError(Exception):

@@ -21,9 +21,36 @@ def home() -> Path:
     return Path(platformdirs.user_cache_dir(APP)).resolve()
 
 
+def writable_dir(path: Path, what: str, fix: str) -> Path:
+    """Create ``path`` if needed and prove it takes a file, or raise one line naming ``fix``.
+
+    Why a probe file rather than ``os.access``: root (CI) passes every access
+    check, yet a read-only mount or a full disk still refuses the write.
+    """
+    from .errors import WorkDirUnusable
+
+    if path.exists() and not path.is_dir():
+        raise WorkDirUnusable(f"cannot write to {what} {path}: it is not a directory; {fix}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-probe-{os.getpid()}"
+        with open(probe, "wb") as fh:
+            fh.write(b"x")
+        probe.unlink()
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise WorkDirUnusable(f"cannot write to {what} {path}: {why}; {fix}") from None
+    return path
+
+
+_CHECKED: set[Path] = set()
+
+
 def _sub(name: str) -> Path:
     path = home() / name
-    path.mkdir(parents=True, exist_ok=True)
+    if path not in _CHECKED:  # once per process: a warm `env ensure` costs a few stats
+        writable_dir(path, "the cache directory", "set CHROMA_COMPAT_HOME to a writable directory")
+        _CHECKED.add(path)
     return path
 
 

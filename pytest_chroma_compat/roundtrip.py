@@ -22,7 +22,7 @@ import numpy as np
 
 from . import capabilities, migrate, paths, profiles
 from .client import Release
-from .errors import ChromaError, CompatError, WorkerError
+from .errors import ChromaError, CompatError, HarnessFault, WorkerError
 from .invariants import Outcome, check_writable, evaluate, observe
 from .model import StoreModel, load_arrays, ops_from_json, ops_to_json, save_arrays
 from .strategies import Probes, Program, probes as probes_strategy, programs
@@ -229,6 +229,15 @@ class PairRunner:
 
 # -- driving Hypothesis ---------------------------------------------------------------------------
 
+class _HarnessStop(BaseException):
+    """Carries a :class:`HarnessFault` out of Hypothesis, which re-raises a BaseException at once
+    instead of shrinking it: a timeout or a broken environment says nothing about the data."""
+
+    def __init__(self, fault: HarnessFault) -> None:
+        super().__init__(str(fault))
+        self.fault = fault
+
+
 def check_path(runner: PairRunner, path: str, *, examples: int | None = None, seed: int | None = None,
                profile: str | None = None, failures_dir: Path | None = None) -> PathReport:
     """Run Hypothesis examples for one path; the report of the (shrunk) failure, or a pass."""
@@ -258,7 +267,10 @@ def check_path(runner: PairRunner, path: str, *, examples: int | None = None, se
             return
         else:
             count[0] += 1
-            report = runner.run_case(case)
+            try:
+                report = runner.run_case(case)
+            except HarnessFault as exc:  # not a failing example: stop now, never shrink a timeout
+                raise _HarnessStop(exc) from None
             total.absorb(report)
         if not report.ok:
             failed[key] = report
@@ -273,6 +285,8 @@ def check_path(runner: PairRunner, path: str, *, examples: int | None = None, se
         example = hypothesis_seed(seed)(example)
     try:
         example()
+    except _HarnessStop as stop:
+        raise stop.fault from None
     except UnsafeUpgrade as exc:
         report = last.get("report", exc.report)
         report.falsifying = repr(last["case"].program) if "case" in last else None

@@ -27,3 +27,12 @@ def test_import_never_loads_chromadb_or_numpy():
     code = "import sys, pytest_chroma_compat, pytest_chroma_compat.plugin; print(sorted(m for m in ('chromadb','numpy','hypothesis') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", [["check", "--from", "1.5.9", "--to", "1.5.9"],
+                                     ["matrix", "--versions", "1.5.9,1.5.8"]])
+def test_bad_examples_exit_2(command):
+    """--examples 0 would run nothing and call it a pass: refused before any release starts."""
+    proc = run_cli(*command, "--examples", "0")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == "chroma-compat: error: --examples must be at least 1, not 0"

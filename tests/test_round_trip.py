@@ -21,8 +21,11 @@ def runner():
         yield r
 
 
-def test_in_place_round_trip_holds_for_a_compatible_pair(runner):
-    report = roundtrip.check_path(runner, "in-place", examples=4, seed=3)
+def test_in_place_round_trip_holds_for_a_compatible_pair():
+    # 0.4.24 -> 0.6.3: compatible in place (docs/matrix.md). Not 0.4.24 -> 1.5.9: finding 1 makes that pair
+    # unsafe whenever Hypothesis happens to delete a record with a document, so it failed now and then.
+    with roundtrip.PairRunner(OLD, MID) as compatible:
+        report = roundtrip.check_path(compatible, "in-place", examples=4, seed=3)
     assert report.ok, report.first_failure()
     assert report.examples == 4
     assert "largest embedding difference" in report.outcomes[0].detail

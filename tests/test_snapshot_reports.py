@@ -89,7 +89,7 @@ def test_json_is_strict_and_carries_the_verdict(request, name, verdict, code):
     text = reports.to_json_text(v)
     doc = _strict(text)
     assert text.endswith("\n")
-    assert doc["schema"] == "pytest-chroma-compat/validate-report" and doc["schema_version"] == 1
+    assert doc["schema"] == "pytest-chroma-compat/validate-report" and doc["schema_version"] == 2
     assert (doc["verdict"], doc["exit_code"]) == (verdict, code)
     assert len(doc["checks"]) == len(v.checks)
 

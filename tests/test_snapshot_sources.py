@@ -185,7 +185,7 @@ def test_unsafe_tar_rejected_and_nothing_written_outside(tmp_path, case):
     with pytest.raises(SourceError) as exc:
         materialize(str(archive), work)
     message = str(exc.value)
-    assert "\n" not in message and "unsafe member" in message
+    assert "\n" not in message and ("unsafe member" in message or "symlink member" in message)
     assert repr(members[0].name) in message
     assert _snapshot_outside(tmp_path, work) == outside_before
     assert not abs_target.exists()
@@ -203,10 +203,13 @@ def test_unsafe_zip_rejected(tmp_path):
     assert not list(tmp_path.rglob("evil.txt"))
 
 
-def test_safe_internal_symlink_is_kept(tmp_path):
+def test_internal_symlink_is_refused_too(tmp_path):
+    """A Chroma store holds no links, so none is ever created, even one that stays inside
+    (tests/test_trust_sources.py has the chains that made "safe" links dangerous)."""
     archive = _evil_tar(tmp_path / "ok.tar", [_symlink("latest", "ok.txt")])
-    m = materialize(str(archive), tmp_path / "work")
-    assert os.readlink(m.path / "latest") == "ok.txt" and (m.path / "latest").read_bytes() == b"fine"
+    with pytest.raises(SourceError, match="symlink member 'latest' .* holds no links"):
+        materialize(str(archive), tmp_path / "work")
+    assert not any((tmp_path / "work").iterdir())
 
 
 # ---------------------------------------------------------------- S3

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from .. import envs, paths
+from .. import envs, interrupts, paths
 from ..errors import WorkerError
 
 if TYPE_CHECKING:
@@ -194,6 +194,8 @@ def _stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group too (uvicorn workers, Rust threads)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
+    if proc.returncode is not None:
+        interrupts.untrack(proc)
 
 
 @contextlib.contextmanager
@@ -215,10 +217,14 @@ def serve(release: "Release", env: dict | None = None, *, timeout: float = START
             log = scratch / f"server-{attempt}.log"
             server = Server(version, HOST, free_port(), "", log)
             with open(log, "wb") as out:
+                # its own process group, registered so a signal to us kills it; SIGKILL of us, the kernel
+                # (parent-death signal: this thread waits inside serve() for the server's whole life)
                 proc = subprocess.Popen(
-                    [str(interpreter), "-c", LAUNCHER, str(scratch / "store"), HOST, str(server.port)],
+                    interrupts.with_parent_death_signal(
+                        [str(interpreter), "-c", LAUNCHER, str(scratch / "store"), HOST, str(server.port)]),
                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=scratch / "cwd",
                     env=environ, start_new_session=True)
+                interrupts.track(proc)
             try:
                 _wait(proc, server, timeout)
                 break

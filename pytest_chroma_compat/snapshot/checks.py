@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ..errors import ChromaCompatFailure
+from .redact import redact
 
 VALIDATION = pytest.StashKey[Any]()
 
@@ -49,13 +50,16 @@ def test_snapshot(snapshot_check: Any, pytestconfig: pytest.Config) -> None:
     pair = (result.source_release or "?", result.target_release or "?")
     location = result.source["location"]
     if snapshot_check is None:
-        pytest.fail(f"chroma-compat: could not validate {location}: {result.error}", pytrace=False)
+        pytest.fail(redact(f"chroma-compat: could not validate {location}: {result.error}"), pytrace=False)
     c = snapshot_check
     if c.status == "skip":
         pytest.skip(c.detail)
+    if c.status == "error":  # could not be checked: not a verdict on the upgrade, and never a pass
+        where = f" in collection {c.collection!r}" if c.collection else ""
+        pytest.fail(redact(f"chroma-compat: could not check {c.name}{where}: {c.detail}"), pytrace=False)
     if c.failed:
         where = f" in collection {c.collection!r}" if c.collection else ""
         raise ChromaCompatFailure(
-            pair=pair, path=f"{result.path} ({location})", check=f"{c.name}{where} [{c.status}]: {c.detail}",
-            evidence=json.dumps(c.evidence, indent=1, default=repr)[:4000] if c.evidence else "",
+            pair=pair, path=f"{result.path} ({location})", check=redact(f"{c.name}{where} [{c.status}]: {c.detail}"),
+            evidence=redact(json.dumps(c.evidence, indent=1, default=repr)[:4000]) if c.evidence else "",
             reproduce=f"chroma-compat validate {location} --to {pair[1]} --from {pair[0]}")

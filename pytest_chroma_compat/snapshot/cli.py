@@ -33,6 +33,14 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, R2, ...)")
     p.add_argument("--profile", help="AWS profile for s3:// sources (default: the standard credential chain)")
     p.add_argument("--region", help="AWS region for s3:// sources")
+    p.add_argument("--s3-timeout", type=_positive(float), metavar="SECONDS",
+                   help="seconds an S3 endpoint may stay silent (connect, and each read) before a request is retried; "
+                        "3 attempts (default: 5 to connect, 15 to read)")
+    p.add_argument("--max-extract-bytes", type=_positive(_size), metavar="SIZE",
+                   help="largest private copy to make, e.g. 500M or 10G (default: 100x an archive's size, at least "
+                        "512M, and never more than half the work directory's free space less 512M)")
+    p.add_argument("--max-members", type=_positive(int), metavar="N",
+                   help="most archive members, directory entries or S3 objects to copy (default 100000)")
     p.add_argument("--json", metavar="FILE", help="write the JSON report (docs/validate-report.md); - for stdout")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML: one testcase per check per collection")
     p.add_argument("--markdown", metavar="FILE", help="write a Markdown report for a pull request")
@@ -44,6 +52,27 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--verbose", action="store_true", help="list every check, not only the failing ones")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
     p.set_defaults(handler=cmd_validate)
+
+
+def _size(text: str) -> int:
+    from .safecopy import parse_size
+
+    return parse_size(text)
+
+
+def _positive(kind: Any) -> Any:
+    """An argparse type: ``kind(text)``, which must be finite and above zero."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
+        return value
+
+    parse.__name__ = getattr(kind, "__name__", "value").lstrip("_")
+    return parse
 
 
 @contextmanager
@@ -68,25 +97,32 @@ def _progress(enabled: bool) -> Iterator[Any]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from ..errors import CompatError
-    from . import reports
+    from . import reports, sources
+    from .redact import redact
     from .validate import validate
 
-    if args.batch_size < 1:
-        raise CompatError("--batch-size must be at least 1")
+    from .validate import check_options
+
+    # every option is checked before a copy is made or a release starts
+    check_options(to=args.new, from_=args.old, path=args.path, timeout=args.timeout, batch_size=args.batch_size)
+    sources.check_source(args.source)
+    reports.check_report_paths(args.source, [p for p in (args.json, args.junit, args.markdown) if p and p != "-"])
     with _progress(not args.quiet) as progress:
         result = validate(args.source, args.new, from_=args.old, path=args.path, endpoint_url=args.endpoint_url,
                           profile=args.profile, region=args.region, workdir=args.workdir,
                           batch_size=args.batch_size, contracts=not args.no_contracts, timeout=args.timeout,
-                          progress=progress, keep=args.keep, collections=args.collections)
+                          progress=progress, keep=args.keep, collections=args.collections,
+                          s3_timeout=args.s3_timeout, max_extract_bytes=args.max_extract_bytes,
+                          max_members=args.max_members)
     json_to_stdout = args.json == "-"
-    reports.write_reports(result, json_path=None if json_to_stdout else args.json, junit_path=args.junit,
-                          markdown_path=args.markdown)
     if json_to_stdout:
         sys.stdout.write(reports.to_json_text(result))
+    if result.error is None:  # the verdict first: a report that fails to write must not hide it
+        out = sys.stderr if json_to_stdout else sys.stdout
+        text = redact(result.summary) if args.quiet else reports.terminal(result, verbose=args.verbose)
+        print(text, file=out, flush=True)
+    reports.write_reports(result, json_path=None if json_to_stdout else args.json, junit_path=args.junit,
+                          markdown_path=args.markdown)
     if result.error is not None:
-        print(f"chroma-compat: could not validate: {result.error}", file=sys.stderr)
-        return result.exit_code
-    out = sys.stderr if json_to_stdout else sys.stdout
-    print(result.summary if args.quiet else reports.terminal(result, verbose=args.verbose), file=out)
+        print(redact(f"chroma-compat: could not validate: {result.error}"), file=sys.stderr)
     return result.exit_code

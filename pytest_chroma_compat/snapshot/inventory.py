@@ -2,11 +2,14 @@
 
 Why in the host and not in a worker: the inventory decides *which* release
 reads the store, so it cannot need one. It only ever reads the private copy,
-SQLite in read-only mode (``mode=ro``, so no journal recovery or checkpoint
-writes), and file names and sizes. Pickles (``index_metadata.pickle``) are
-listed by size and never loaded: unpickling runs code from whoever made the
-file. Every query adapts to the columns the schema has, since 0.4, 0.5, 0.6
-and the 1.x Rust core each added some.
+SQLite in read-only mode (``mode=ro``), and file names and sizes; a hot
+journal or pending WAL, which ``mode=ro`` cannot recover, is first recovered on
+that copy by :mod:`.store_state`, as the release's own first open would.
+Pickles (``index_metadata.pickle``, 0.3's ``*.pkl``) are listed by size and
+read opcode by opcode (``pickles.py``), never loaded: unpickling runs code from
+whoever made the file. Every query adapts to the
+columns the schema has, since 0.4, 0.5, 0.6 and the 1.x Rust core each added
+some.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 
 from ..errors import CompatError
 from ..migrate import LEGACY_MARKERS, detect_format
-from . import writers
+from . import pickles, store_state, writers
 
 SQLITE_FILE = "chroma.sqlite3"
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -45,7 +48,7 @@ def take(path: Path) -> dict[str, Any]:
     if fmt == "duckdb+parquet":
         inv["format_evidence"] = [m for m in LEGACY_MARKERS if (path / m).exists()] or ["index/"]
         inv["writer_range"] = writers.legacy_range()
-        inv["pickles"] = {k: v for k, v in files.items() if k.endswith(".pickle")}
+        _pickles(path, inv, files)
         return inv
     if fmt != "sqlite":
         found = ", ".join(sorted(files)[:5]) or "nothing"
@@ -53,6 +56,11 @@ def take(path: Path) -> dict[str, Any]:
                               f"found {found})")
     inv["format_evidence"] = [SQLITE_FILE]
     try:
+        recovered = store_state.recover(path)  # a hot journal or pending WAL, as the release would on open
+        if recovered:
+            inv.setdefault("notes", []).extend(recovered)
+            files = _files(path)
+            inv.update(files=len(files), bytes=sum(files.values()))
         _read_sqlite(path, inv, files)
     except sqlite3.DatabaseError as exc:
         raise StoreUnreadable(f"{SQLITE_FILE} cannot be read as a Chroma database ({exc}); "
@@ -211,7 +219,7 @@ def _segment_dirs(root: Path, inv: dict[str, Any], segments: dict[str, dict],
     orphaned = sorted(dirs - set(segments))
     inv["orphaned_segment_dirs"] = [
         {"dir": d, "bytes": sum(v for k, v in files.items() if k.startswith(d + "/"))} for d in orphaned]
-    inv["pickles"] = {k: v for k, v in files.items() if k.endswith(".pickle")}
+    _pickles(root, inv, files)
     missing = []
     for sid in sorted(vector - dirs):
         col = collections.get(segments[sid].get("collection"))
@@ -235,3 +243,16 @@ def _segment_dirs(root: Path, inv: dict[str, Any], segments: dict[str, dict],
             col = collections.get(segments[d].get("collection"), {})
             lost = sorted(set(SEGMENT_FILES) - set(present))
             inv["problems"].append(f"vector index {d}/ of {col.get('name', '?')!r} lacks {', '.join(lost)}")
+
+
+def _pickles(root: Path, inv: dict[str, Any], files: dict[str, int]) -> None:
+    """Pickles by size, and the ones that hold code or are not pickles at all, as problems.
+
+    ``hostile_pickles``: ``[{"file", "segment", "references"}]``, files naming a
+    callable outside the workers' allowlist; ``unreadable_pickles``:
+    ``[{"file", "segment", "reason"}]``. Both are damage the store already has.
+    """
+    inv["pickles"] = {k: v for k, v in files.items() if k.endswith(pickles.SUFFIXES)}
+    found = pickles.scan_store(root, inv["pickles"])
+    inv.update(found)
+    inv["problems"].extend(pickles.problem(e) for e in found["hostile_pickles"] + found["unreadable_pickles"])

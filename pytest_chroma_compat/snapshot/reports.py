@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CompatError
+from .redact import redact
 from .result import Check, Validation
 
 HEADLINE = {0: "SAFE", 1: "NOT SAFE", 2: "COULD NOT VALIDATE"}
@@ -29,6 +30,18 @@ SYMBOL = {"pass": "ok", "fail": "FAIL", "error": "ERROR", "pre-existing": "PRE-E
           "info": "info"}
 #: characters that are invalid in XML 1.0 or that move a terminal's cursor (CR, ESC, C1, lone surrogates)
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def _redacted(render: Any) -> Any:
+    """Every rendering passes through :func:`redact`: a password written into ``--endpoint-url`` (or
+    any URL a store or an error message carries) never reaches a terminal, a CI log or a report."""
+    import functools
+
+    @functools.wraps(render)
+    def wrapper(*args: Any, **kwargs: Any) -> str:
+        return redact(render(*args, **kwargs))
+
+    return wrapper
 
 
 def _clean(text: Any) -> str:
@@ -154,6 +167,7 @@ def _wrap(text: str, indent: str, first: str = "") -> list[str]:
     return out
 
 
+@_redacted
 def terminal(v: Validation, *, verbose: bool = False) -> str:
     """Plain text, no markup: it is read in a terminal but just as often in a CI log or a file."""
     src = v.source
@@ -172,13 +186,13 @@ def terminal(v: Validation, *, verbose: bool = False) -> str:
         lines += ["", "inventory:"] + [ln for label, value in facts for ln in _wrap(value, "    ", f"  {label}: ")]
     if v.collections:
         lines += [""] + _table(_collection_rows(v))
-    shown = v.checks if verbose else v.failed
+    shown = v.checks if verbose else v.findings
     if shown:
         lines += ["", "checks:" if verbose else "failing checks:"]
         for c in shown:
             lines += _wrap(f"{c.name}{_where(c)}{': ' if c.detail else ''}{c.detail}", " " * 16,
                            f"  {SYMBOL.get(c.status, c.status):>12}  ")
-            if c.evidence and (verbose or c.failed):
+            if c.evidence and (verbose or c in v.findings):
                 lines.append(f"{'':16}evidence: {_compact(c.evidence)}")
     if v.checks:
         lines.append(f"checks: {v.tally}")
@@ -193,11 +207,13 @@ def terminal(v: Validation, *, verbose: bool = False) -> str:
     return _clean("\n".join(lines))  # once, at the end: user strings are everywhere above
 
 
+@_redacted
 def to_json_text(v: Validation) -> str:
     """The documented report (docs/validate-report.md); strict JSON, so any parser reads it."""
     return json.dumps(_plain(v.to_json()), indent=2, sort_keys=False, default=repr, allow_nan=False) + "\n"
 
 
+@_redacted
 def junit_xml(v: Validation) -> str:
     """One testcase per check, so CI shows which collection broke and how, next to the code's own tests."""
     cases: list[ET.Element] = []
@@ -246,6 +262,7 @@ def _fence(text: str, lang: str = "") -> str:
     return f"{ticks}{lang}\n{text}\n{ticks}"
 
 
+@_redacted
 def markdown(v: Validation) -> str:
     """For a pull-request comment: the verdict first, the evidence folded away, the command to rerun it."""
     verdict = {0: "safe to upgrade", 1: "NOT safe to upgrade", 2: "could not validate the upgrade"}[v.exit_code]
@@ -265,11 +282,11 @@ def markdown(v: Validation) -> str:
         rows = _collection_rows(v)
         out += ["### Collections", "", "| " + " | ".join(rows[0]) + " |", "|---" * len(rows[0]) + "|"]
         out += ["| " + " | ".join(_cell(x) for x in r) + " |" for r in rows[1:]] + [""]
-    if v.failed:
+    if v.findings:
         out += ["### Failing checks", "", "| check | collection | status | detail |", "|---|---|---|---|"]
         out += [f"| {_cell(c.name)} | {_cell(c.collection or '(store)')} | {c.status} | {_cell(c.detail)} |"
-                for c in v.failed] + [""]
-        for c in v.failed:
+                for c in v.findings] + [""]
+        for c in v.findings:
             if c.evidence:
                 out += [f"<details><summary>{_cell(c.name + _where(c))}: evidence</summary>", "",
                         _fence(_dumps(c.evidence, indent=2), "json"), "", "</details>", ""]
@@ -300,6 +317,42 @@ def _inside(path: Path, location: Any) -> bool:
     return path == src or src in path.parents
 
 
+def check_report_paths(source: Any, paths: list[str | Path]) -> None:
+    """Refuse, before any work, a report that could not be written at the end (one line, exit 2).
+
+    Why before: a report folder that is read-only used to fail only after the
+    whole run, with the verdict never printed. The nearest existing folder must
+    take a probe file (root passes ``os.access`` on a read-only mount); nothing
+    is created for the user here.
+    """
+    seen: set[Path] = set()
+    for given in paths:
+        path = Path(given).expanduser()
+        full = path.resolve()
+        if full.is_dir():
+            raise CompatError(f"cannot write a report to {path}: it is a directory")
+        if full in seen:
+            raise CompatError(f"cannot write two reports to the same file {path}")
+        if _inside(full, source):
+            raise CompatError(f"refusing to write a report to {path}: it is inside the source being validated")
+        seen.add(full)
+        folder = full.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise CompatError(f"cannot write report {path}: {folder} is not a directory")
+        probe = folder / f".chroma-compat-probe-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            with open(probe, "x"):
+                pass
+            probe.unlink()
+        except OSError as exc:
+            raise CompatError(f"cannot write report {path}: {exc.strerror or exc} in {folder}; "
+                              "choose a writable place") from None
+        if full.exists() and not os.access(full, os.W_OK):
+            raise CompatError(f"cannot write report {path}: the file is not writable")
+
+
 def write_reports(v: Validation, *, json_path: str | Path | None = None, junit_path: str | Path | None = None,
                   markdown_path: str | Path | None = None) -> list[Path]:
     """Write each requested report atomically: a CI step that reads it never sees half a file.
@@ -309,16 +362,7 @@ def write_reports(v: Validation, *, json_path: str | Path | None = None, junit_p
     """
     wanted = [(Path(p).expanduser(), render) for p, render in
               ((json_path, to_json_text), (junit_path, junit_xml), (markdown_path, markdown)) if p]
-    seen: set[Path] = set()
-    for path, _ in wanted:
-        full = path.resolve()
-        if full.is_dir():
-            raise CompatError(f"cannot write a report to {path}: it is a directory")
-        if full in seen:
-            raise CompatError(f"cannot write two reports to the same file {path}")
-        if _inside(full, v.source.get("location")):
-            raise CompatError(f"refusing to write a report to {path}: it is inside the source being validated")
-        seen.add(full)
+    check_report_paths(v.source.get("location"), [path for path, _ in wanted])
     written = []
     for path, text in [(path, render(v)) for path, render in wanted]:  # render all before writing any
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")

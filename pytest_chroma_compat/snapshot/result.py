@@ -13,12 +13,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 SCHEMA = "pytest-chroma-compat/validate-report"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the `error` status means "could not check" (exit 2), no longer "not safe"
 
 Status = Literal["pass", "fail", "pre-existing", "error", "skip", "info"]
 #: statuses that make the upgrade "not safe" (exit 1): a failure caused by the
 #: upgrade, and damage the store already had (the upgrade cannot be vouched for)
-FAILING: frozenset[str] = frozenset({"fail", "error", "pre-existing"})
+FAILING: frozenset[str] = frozenset({"fail", "pre-existing"})
+#: "error": the check could not be made (the store's own release cannot read that
+#: part, or it belongs to no database a client can open). Not a verdict on the
+#: upgrade, so it makes the run "could not validate" (exit 2) unless a check failed.
+UNCHECKED: frozenset[str] = frozenset({"error"})
 
 EXIT_SAFE = 0
 EXIT_UNSAFE = 1
@@ -96,12 +100,24 @@ class Validation:
         return ", ".join(f"{n} {status}" for status, n in counts.items())
 
     @property
+    def findings(self) -> list[Check]:
+        """What a reader must see: checks that failed and checks that could not be made, in order."""
+        return [c for c in self.checks if c.failed or c.status in UNCHECKED]
+
+    @property
+    def unchecked(self) -> list[Check]:
+        return [c for c in self.checks if c.status in UNCHECKED]
+
+    @property
     def exit_code(self) -> int:
+        """1 only when a release misbehaved on this data; what could not be checked is 2, never "safe"."""
         if self.error is not None:
             return EXIT_INVALID
         if self.source.get("unchanged") is False:
             return EXIT_UNSAFE  # the source changed under us: the copy we judged may be torn
-        return EXIT_UNSAFE if self.failed else EXIT_SAFE
+        if self.failed:
+            return EXIT_UNSAFE
+        return EXIT_INVALID if self.unchecked else EXIT_SAFE
 
     @property
     def verdict(self) -> str:
@@ -114,6 +130,11 @@ class Validation:
             return f"could not validate: {self.error}"
         if self.source.get("unchanged") is False:
             return f"{pair}: the source changed while it was copied (a live writer?); validate a quiescent snapshot"
+        if not self.failed and self.unchecked:
+            first = self.unchecked[0]
+            where = f" in {first.collection!r}" if first.collection else ""
+            return (f"{pair}: could not validate {len(self.unchecked)} part(s) of the store; first: "
+                    f"{first.name}{where}: {first.detail}")
         if not self.failed:
             n = sum(c.records_compared for c in self.collections)
             passed = sum(c.status == "pass" for c in self.checks)

@@ -11,6 +11,8 @@ for "not safe"), so reports are written even for a store that breaks a release.
 
 from __future__ import annotations
 
+import math
+import os
 import shutil
 import tempfile
 import time
@@ -23,12 +25,12 @@ from packaging.version import Version
 
 from .. import paths, releases
 from ..client import Client, Release
-from ..errors import ChromaError, CompatError, WorkerError
+from ..errors import ChromaError, CompatError, HarnessFault, WorkerError
 from ..invariants import values_close
 from ..migrate import copy_store, export_import
 from ..scopes import (DEFAULT_SCOPE, Scope, Selection, database_label, in_scope, inventory_collections,
                       scope_label, store_scopes)
-from . import compare, inventory, writers
+from . import compare, inventory, store_state, writers
 from .result import Check, Validation
 from .sources import SourceError, fingerprint, materialize
 
@@ -46,7 +48,8 @@ def validate(source: str, to: str, *, from_: str | None = None, path: str = "in-
              endpoint_url: str | None = None, profile: str | None = None, region: str | None = None,
              workdir: Path | None = None, batch_size: int = compare.BATCH_SIZE, contracts: bool = True,
              timeout: float = TIMEOUT, progress: Progress | None = None, keep: bool = False,
-             seed: int = 0, collections: Sequence[str] | None = None) -> Validation:
+             seed: int = 0, collections: Sequence[str] | None = None, s3_timeout: float | None = None,
+             max_extract_bytes: int | None = None, max_members: int | None = None) -> Validation:
     """Validate ``source`` for an upgrade to ``to``; never raises for a bad store or source.
 
     ``collections`` limits the comparison to these collections (a name, matched in
@@ -55,23 +58,29 @@ def validate(source: str, to: str, *, from_: str | None = None, path: str = "in-
     """
     result = Validation(source={"location": source})
     started = time.monotonic()
-    if path not in PATHS:
-        result.error = f"unknown path {path!r}; choose one of {', '.join(PATHS)}"
-        return result
     try:
+        check_options(to=to, from_=from_, path=path, timeout=timeout, batch_size=batch_size)
         result.target_release = releases.resolve(to)
-        if from_ not in (None, "", "auto"):
+        if from_ not in (None, "auto"):
             result.source_release = releases.resolve(from_)
             result.source_release_evidence = "given with --from"
+        result.path = path
+        owner = "kept" if keep else os.getpid()  # a dead owner's copies are removed by `env prune` (leftovers.py)
+        work = Path(tempfile.mkdtemp(prefix=f"validate-{owner}-", dir=_ensure(workdir or work_root())))
     except CompatError as exc:
         result.error = str(exc)
         return result
-    result.path = path
-    work = Path(tempfile.mkdtemp(prefix="validate-", dir=_ensure(workdir or work_root())))
-    source_kw = {"endpoint_url": endpoint_url, "profile": profile, "region": region}
+    source_kw = {"endpoint_url": endpoint_url, "profile": profile, "region": region, "s3_timeout": s3_timeout,
+                 "max_extract_bytes": max_extract_bytes, "max_members": max_members,
+                 "notify": (lambda text: progress(text, 0, 0)) if progress else None}  # S3 retries, as they happen
     try:
         _run(result, source, work, source_kw, batch_size=batch_size, contracts=contracts, timeout=timeout,
              progress=progress, seed=seed, selection=Selection(collections) if collections else None)
+    except HarnessFault as exc:  # a timeout, a broken environment, the machine: never a verdict
+        result.error = str(exc)
+    except OSError as exc:  # the work directory refused a write (disk full, read-only, quota)
+        result.error = (f"the work directory refused a write: {exc.strerror or exc} ({exc.filename or work}); "
+                        "free space or pass another --workdir")
     except KeyboardInterrupt:
         result.error = "interrupted"
         raise
@@ -86,8 +95,25 @@ def validate(source: str, to: str, *, from_: str | None = None, path: str = "in-
 
 
 def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return paths.writable_dir(Path(path), "the work directory", "pass a writable --workdir")
+
+
+def check_options(*, to: str, from_: str | None, path: str, timeout: float, batch_size: int) -> None:
+    """Refuse a bad option before any copy is made or any release starts (one line, exit 2).
+
+    Why up front: a zero or negative timeout used to kill the first call and call
+    the store damaged; an empty version, a minute into a download.
+    """
+    if path not in PATHS:
+        raise CompatError(f"unknown path {path!r}; choose one of {', '.join(PATHS)}")
+    if not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+        raise CompatError(f"--timeout must be a positive number of seconds, not {timeout!r}")
+    if batch_size < 1:
+        raise CompatError("--batch-size must be at least 1")
+    if not (to or "").strip():
+        raise CompatError("--to needs a release (e.g. 1.5.9, 1.5 or latest)")
+    if from_ is not None and not from_.strip():
+        raise CompatError("--from needs a release (e.g. 0.4.24) or auto")
 
 
 def _rehash(result: Validation, source: str, source_kw: dict) -> None:
@@ -111,6 +137,11 @@ def _rehash(result: Validation, source: str, source_kw: dict) -> None:
 def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_size: int,
          contracts: bool, timeout: float, progress: Progress | None, seed: int, selection: Selection | None) -> None:
     t0 = time.monotonic()
+    try:  # a copy taken under a live writer is torn: say so in one line instead of calling it damaged
+        store_state.refuse_live_writer(source)
+    except store_state.LiveWriter as exc:
+        result.error = str(exc)
+        return
     try:
         download = (lambda done, total: progress(f"download {source}", done, total)) if progress else None
         copy = materialize(source, work, progress=download, **source_kw)
@@ -124,8 +155,8 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
     result.timings["copy"] = time.monotonic() - t0
     source_copy, target_copy = copy.path, work / "target-store"
     try:
+        result.inventory = inventory.take(source_copy)  # first: it rolls a hot journal back, for both copies
         copy_store(source_copy, target_copy)
-        result.inventory = inventory.take(source_copy)
     except inventory.StoreUnreadable as exc:
         result.error = str(exc)
         return
@@ -168,6 +199,8 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
         try:
             src = old.persistent(source_copy)
             default_names = src.list_collection_names()
+        except HarnessFault:
+            raise
         except (ChromaError, WorkerError, CompatError) as exc:
             result.error = (f"chromadb {old.version}, which wrote this store, cannot read it: {compare._err(exc)}; "
                             "the store is damaged, or pass --from with the release that wrote it")
@@ -299,8 +332,10 @@ def _open_scope(result: Validation, old: Release, new: Release, source_copy: Pat
     try:
         src = old.persistent(source_copy, tenant=tenant, database=database)
     except (ChromaError, WorkerError) as exc:
-        result.checks.append(Check("collections", "pre-existing", f"chromadb {old.version} cannot open database "
-                                                                  f"{label}: {compare._err(exc)}", label))
+        result.checks.append(Check("collections", "error", f"chromadb {old.version}, which wrote this store, cannot "
+                                                           f"open database {label}: {compare._err(exc)}; the store is "
+                                                           "damaged, or pass --from with the release that wrote it",
+                                   label))
         return None
     try:
         dst = new.persistent(target_copy, tenant=tenant, database=database)
@@ -372,9 +407,14 @@ def _compare(result: Validation, src: Client, dst: Client, *, scope: Scope, batc
                 batch_size=batch_size, seed=seed, label=label,
                 progress=(lambda n, done, total: progress(f"compare {n}", done, total)) if progress else None)
         except compare.ReadFailed as exc:
-            # the target failing is the upgrade's fault; the source failing on its own store is damage
-            status = "fail" if exc.side == "target" else "pre-existing"
-            result.checks.append(Check("count", status, str(exc), label, {"side": exc.side, "error": exc.cause}))
+            # the target failing is the upgrade's fault; the source failing on its own store means this
+            # collection cannot be validated at all (damage, or the wrong --from): exit 2, not a verdict
+            if exc.side == "target":
+                result.checks.append(Check("count", "fail", str(exc), label, {"side": exc.side, "error": exc.cause}))
+            else:
+                result.checks.append(Check("count", "error", f"{exc}; the store is damaged, or pass --from with the "
+                                                             "release that wrote it", label,
+                                           {"side": exc.side, "error": exc.cause}))
             continue
         except (ChromaError, WorkerError) as exc:
             result.checks.append(Check("count", "error", f"reading the collection failed: {compare._err(exc)}",

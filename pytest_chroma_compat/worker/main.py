@@ -25,12 +25,16 @@ from typing import Any, Callable
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
+# -- trust: store pickles are data, never code (safe_pickle.py); first, before anything imports chromadb --
+import safe_pickle  # noqa: E402
+
+safe_pickle.install()
 import adapters  # noqa: E402
 import fingerprint  # noqa: E402
 import wire  # noqa: E402
 
 sys.path.remove(_HERE)  # our file names must not shadow the release's modules
-del sys.modules["adapters"], sys.modules["fingerprint"], sys.modules["wire"]
+del sys.modules["adapters"], sys.modules["fingerprint"], sys.modules["wire"], sys.modules["safe_pickle"]
 
 OPS: dict[str, Callable[..., Any]] = {}
 STREAM_OPS: set[str] = set()
@@ -579,10 +583,38 @@ def serve(adapter_name: str) -> int:
     return 0
 
 
+def watch_parent(host_pid: int, interval: float = 1.0) -> None:
+    """Exit, with our whole process group, as soon as the host that started us is gone.
+
+    Why a thread: the host may be SIGKILLed (nothing of ours runs then), and we run
+    in a session of our own, so no signal reaches us; stdin's EOF would tell, but
+    only once the chromadb call in progress returns, which can take minutes.
+    PR_SET_PDEATHSIG does not fit: it fires when the host *thread* that started
+    us exits, and hosts start workers from short-lived pool threads.
+    """
+    import signal
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != host_pid:  # reparented: the host is gone
+                try:
+                    if os.getpgrp() == os.getpid():  # our own group (as the host starts us): take it along
+                        os.killpg(os.getpid(), signal.SIGKILL)
+                finally:
+                    os._exit(70)
+
+    threading.Thread(target=watch, name="host-watchdog", daemon=True).start()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--adapter", required=True, choices=sorted(adapters.FAMILIES))
-    return serve(parser.parse_args().adapter)
+    parser.add_argument("--host-pid", type=int, help="exit when this process (our parent) is gone")
+    args = parser.parse_args()
+    watch_parent(args.host_pid or os.getppid())
+    return serve(args.adapter)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,209 @@
+"""Interruptions: SIGINT, SIGTERM and SIGHUP unwind like Ctrl-C, and take every child process along.
+
+Why it is built this way:
+- CI cancellation and ``timeout`` send SIGTERM, whose default action ends the
+  process on the spot: no ``finally:`` runs, private copies of the user's store
+  stay in the scratch space, workers keep running. The handler turns the signal
+  into :class:`Interrupted`, a ``KeyboardInterrupt``, so every clean-up path
+  written for Ctrl-C runs for SIGTERM too.
+- Workers, servers and installers run in process groups of their own (Ctrl-C on
+  the host must not hit a release mid-write), so nothing kills them when the CLI
+  dies. Each is registered here while it runs; the handler kills the process
+  groups of all of them *before* it raises, which also unblocks threads that
+  wait on them (a worker starting in a pool thread sees its pipe close). A
+  process registered after that is killed on the spot.
+- SIGKILL cannot be caught. Workers watch their parent themselves (a thread in
+  worker/main.py): PR_SET_PDEATHSIG would fire when the *thread* that started
+  them exits, and workers are started from short-lived pool threads. Installers
+  and servers are waited for by the thread that starts them, so for them the
+  kernel does it: they run under a small reaper process that asks for
+  PR_SET_PDEATHSIG (Linux only) and then kills its whole process group, the
+  installer's own children (uv's interpreter queries, build backends) included.
+  A reaper rather than ``preexec_fn``, which is unsafe once threads exist.
+- Only the first signal raises; later ones (an impatient second Ctrl-C) only
+  kill the children again, so the clean-up already under way is not cut short.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+
+# The reaper, run by the host's Python: argv = expected-parent-pid program args... It asks the kernel
+# for SIGUSR2 when the thread that started it exits (PR_SET_PDEATHSIG = 1), starts the program in its
+# own process group, forwards SIGTERM/SIGINT/SIGHUP to it, and exits the way it exited. On SIGUSR2 (or
+# a parent already gone) it SIGKILLs the whole group, itself included: uv's own children go too.
+_REAPER = """
+import os, signal, sys
+def gone(*_):
+    os.killpg(0, signal.SIGKILL)
+signal.signal(signal.SIGUSR2, gone)
+try:
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGUSR2), 0, 0, 0)
+except Exception:
+    pass
+if os.getppid() != int(sys.argv[1]):
+    gone()
+pid = os.fork()
+if pid == 0:
+    try:
+        signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+        os.execv(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(s, lambda signum, _f: os.kill(pid, signum))
+status = os.waitpid(pid, 0)[1]
+code = os.waitstatus_to_exitcode(status)
+if code < 0:
+    signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+os._exit(code & 255)
+"""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal that asks us to stop; a KeyboardInterrupt, so Ctrl-C clean-up paths run for it."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = int(signum)
+        super().__init__(self.name)
+
+    @property
+    def name(self) -> str:
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:
+            return f"signal {self.signum}"
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports a process the signal ended."""
+        return 128 + self.signum
+
+
+_lock = threading.RLock()  # re-entrant: the handler may run while the main thread holds it
+_tracked: dict[int, subprocess.Popen] = {}
+_state = {"stopping": False, "raise": False}
+
+
+def track(proc: subprocess.Popen) -> None:
+    """Register a child started in a process group of its own (``start_new_session=True``)."""
+    with _lock:
+        _tracked[proc.pid] = proc
+        stopping = _state["stopping"]
+    if stopping:  # started while we unwind (a pool thread racing the signal): it must not outlive us
+        kill_group(proc)
+
+
+def untrack(proc: subprocess.Popen) -> None:
+    with _lock:
+        _tracked.pop(proc.pid, None)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL ``proc``'s process group; never a pid already reaped (it may belong to someone else now)."""
+    if proc.returncode is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        try:
+            proc.kill()
+        except OSError:
+            pass
+
+
+def kill_all() -> None:
+    """Kill the process group of every registered child."""
+    with _lock:
+        procs = list(_tracked.values())
+    for proc in procs:
+        kill_group(proc)
+
+
+def live() -> list[int]:
+    """Pids of registered children not yet reaped."""
+    with _lock:
+        return [pid for pid, proc in _tracked.items() if proc.returncode is None]
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    first = not _state["stopping"]
+    _state["stopping"] = True
+    kill_all()
+    if first and _state["raise"]:
+        raise Interrupted(signum)
+
+
+def hold() -> None:
+    """From now on a signal only kills children: the outcome is being reported, let it finish."""
+    _state["raise"] = False
+
+
+@contextmanager
+def handling() -> Iterator[None]:
+    """Install the handlers for the duration of a command (main thread only; restored after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in SIGNALS}
+    _state.update(stopping=False, **{"raise": True})
+    for s in SIGNALS:
+        signal.signal(s, _on_signal)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        _state.update(stopping=False, **{"raise": False})
+
+
+def with_parent_death_signal(cmd: Sequence[str]) -> list[str]:
+    """``cmd`` under the reaper: when the thread that starts it exits (this process SIGKILLed, say),
+    the kernel signals the reaper, which kills ``cmd`` and everything it started (Linux only).
+
+    Only for children the starting thread waits for: PR_SET_PDEATHSIG follows
+    the starting *thread*, not the process. Start it with ``start_new_session=True``.
+    """
+    cmd = [os.fspath(c) for c in cmd]
+    if not sys.platform.startswith("linux") or not cmd or not os.path.isabs(cmd[0]):
+        return cmd
+    return [sys.executable, "-I", "-S", "-c", _REAPER, str(os.getpid()), *cmd]
+
+
+def run(cmd: Sequence[str], *, env: dict | None = None, cwd: str | os.PathLike | None = None,
+        timeout: float | None = None) -> subprocess.CompletedProcess:
+    """``subprocess.run(cmd, capture_output=True, text=True)`` for a child that must not outlive us.
+
+    The child gets a process group of its own (registered, so a signal kills it
+    with everything it started) and a parent-death signal (so SIGKILL of this
+    process kills it too). Any exception here, an interruption included, kills
+    the group before it propagates.
+    """
+    proc = subprocess.Popen(with_parent_death_signal(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd, start_new_session=True)
+    track(proc)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:
+        kill_group(proc)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        raise
+    finally:
+        untrack(proc)
+    return subprocess.CompletedProcess(list(cmd), proc.returncode, out, err)
