@@ -22,7 +22,7 @@ from pathlib import Path
 from queue import Empty, Queue
 from typing import Any, Iterator
 
-from . import envs, interrupts, paths, releases
+from . import envs, interrupts, leftovers, paths, releases
 from .errors import ChromaError, WorkerCrashed, WorkerKilled, WorkerTimeout
 from .worker import wire
 
@@ -44,6 +44,7 @@ class Worker:
         self.timeout = timeout
         self.scratch = paths.scratch_dir() / f"{env.version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         (self.scratch / "cwd").mkdir(parents=True)
+        self._owner = leftovers.hold(self.scratch)  # in use: no sweep removes it, whatever pid it sees
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=60)
         self._stderr_lines = 0
         self._replies: Queue = Queue(maxsize=REPLY_BUFFER)
@@ -95,6 +96,7 @@ class Worker:
         return "\n".join(list(self._stderr_tail)[-lines:])
 
     def _fail(self, exc: Exception) -> Exception:
+        exc.worker = self  # type: ignore[attr-defined]
         self.dead = str(exc)
         self._kill()
         return exc
@@ -190,7 +192,9 @@ class Worker:
         if panics:
             error = {**error, "message": f"{error.get('message', '')} [Rust panic on a background thread: {panics[0].strip()}]",
                      "base_exception": True}
-        return ChromaError(op, error)
+        exc = ChromaError(op, error)
+        exc.worker = self  # which release raised it, when both sides of a migration are in one call stack
+        return exc
 
     def stream(self, op: str, timeout: float | None = None, **args: Any) -> Iterator[Any]:
         """A request answered by many chunks; yields each, then returns the final result."""
@@ -230,6 +234,7 @@ class Worker:
                 pass
         self.dead = self.dead or "closed"
         shutil.rmtree(self.scratch, ignore_errors=True)
+        self._owner.close()
         _LIVE.discard(self)
 
 
@@ -299,6 +304,10 @@ class Release:
             self._finalizer.detach()
             self._finalizer = weakref.finalize(self, Release._stop, [self._worker])
         return self._worker
+
+    def raised(self, exc: BaseException) -> bool:
+        """True when ``exc`` came from this release's current worker (see ``Worker._error``)."""
+        return self._worker is not None and getattr(exc, "worker", None) is self._worker
 
     def info(self) -> dict:
         return self.worker.info

@@ -287,12 +287,14 @@ SECRET_VARIABLES: tuple[str, ...] = (
     # anything named like a secret
     "*TOKEN", "*_TOKEN_*", "*SECRET*", "*PASSWORD*", "*PASSWD*", "*_PWD", "*API_KEY*", "*APIKEY*",
     "*ACCESS_KEY*", "*PRIVATE_KEY*", "*_KEY", "*CREDENTIAL*", "*_AUTH", "*_AUTH_*", "*_JWT*", "*_PAT",
-    "*_COOKIE*",
+    "*_COOKIE*", "*_PASS", "*PASSPHRASE*", "*_DSN", "*WEBHOOK*", "PGPASSFILE", "BOTO_CONFIG", "*_SESSION",
     # handles to credentials held elsewhere: an ssh/gpg agent, a Kerberos ticket, kube and netrc files
     "SSH_AUTH_SOCK", "SSH_AGENT_PID", "GPG_AGENT_INFO", "KRB5CCNAME", "KUBECONFIG", "NETRC", "DOCKER_CONFIG",
     "GIT_ASKPASS", "SSH_ASKPASS",
 )
-_URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
+#: any URL with userinfo ``user:password@``; the password may hold "/" and "+" (AWS-style secrets,
+#: seldom percent-encoded), so the userinfo runs to the LAST "@" of the token, as redact() reads it
+_URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^\s@/:]*:[^\s]*@", re.IGNORECASE)
 
 
 def is_secret(name: str, value: str = "") -> bool:

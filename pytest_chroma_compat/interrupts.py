@@ -92,7 +92,7 @@ class Interrupted(KeyboardInterrupt):
 
 _lock = threading.RLock()  # re-entrant: the handler may run while the main thread holds it
 _tracked: dict[int, subprocess.Popen] = {}
-_state = {"stopping": False, "raise": False}
+_state: dict = {"stopping": False, "raise": False, "signum": None}
 
 
 def track(proc: subprocess.Popen) -> None:
@@ -136,9 +136,21 @@ def live() -> list[int]:
         return [pid for pid, proc in _tracked.items() if proc.returncode is None]
 
 
+def stopping() -> bool:
+    """True once a signal arrived: long loops that cannot take an exception (an SQLite progress
+    handler) poll this, stop, and then call :func:`raise_if_stopping`."""
+    return bool(_state["stopping"])
+
+
+def raise_if_stopping() -> None:
+    if _state["stopping"] and _state["raise"]:
+        raise Interrupted(int(_state.get("signum") or signal.SIGINT))
+
+
 def _on_signal(signum: int, frame: object) -> None:
     first = not _state["stopping"]
     _state["stopping"] = True
+    _state["signum"] = signum
     kill_all()
     if first and _state["raise"]:
         raise Interrupted(signum)

@@ -17,11 +17,13 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 #: Names of scratch entries and where their owner's pid sits. The mkdtemp suffix has no "-".
 OWNED_NAMES: tuple[re.Pattern[str], ...] = (
@@ -56,8 +58,41 @@ def alive(pid: int) -> bool:
     return True
 
 
+#: a file each live owner holds an exclusive ``flock`` on, inside its entry. Why beside the pid: a
+#: cache shared across pid namespaces (containers on one runner) shows another container's live
+#: owner as a dead pid here, but flock is one lock per file for the whole kernel.
+LOCK_NAME = ".owner.lock"
+
+
+def hold(entry: Path) -> Any:
+    """Mark ``entry`` as in use for as long as the returned file stays open (close it when done)."""
+    fd = os.open(entry / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    handle = os.fdopen(fd, "r+b")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise
+    return handle
+
+
+def held(entry: Path) -> bool:
+    """True while some process, in any pid namespace on this kernel, holds ``entry``'s lock."""
+    try:
+        fd = os.open(entry / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False  # no lock file (an older entry, a plain file): the pid decides
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def stale(root: Path) -> list[Path]:
-    """Entries of ``root`` whose owner is gone."""
+    """Entries of ``root`` whose owner is gone (dead pid, and no live holder of its lock)."""
     try:
         names = sorted(os.listdir(root))
     except OSError:
@@ -65,7 +100,7 @@ def stale(root: Path) -> list[Path]:
     out = []
     for name in names:
         pid = owner(name)
-        if pid is not None and pid != os.getpid() and not alive(pid):
+        if pid is not None and pid != os.getpid() and not alive(pid) and not held(root / name):
             out.append(root / name)
     return out
 

@@ -48,7 +48,7 @@ _CHECKED: set[Path] = set()
 
 def _sub(name: str) -> Path:
     path = home() / name
-    if path not in _CHECKED:  # once per process: a warm `env ensure` costs a few stats
+    if path not in _CHECKED or not path.is_dir():  # probed once while it stays: a warm `env ensure` is a few stats
         writable_dir(path, "the cache directory", "set CHROMA_COMPAT_HOME to a writable directory")
         _CHECKED.add(path)
     return path
@@ -76,13 +76,13 @@ def fast_scratch_dir() -> Path:
 
     Every fresh store runs a release's schema migrations, each an fsync on a
     real disk; measured, opening a fresh 0.4.24 store took 0.1-3 s on a busy
-    disk and ~20 ms on tmpfs. ``CHROMA_COMPAT_SCRATCH`` overrides.
+    disk and ~20 ms on tmpfs. ``CHROMA_COMPAT_SCRATCH`` names another place to hold that folder.
     """
     import os
 
     chosen = os.environ.get("CHROMA_COMPAT_SCRATCH")
-    if chosen:
-        path = Path(chosen)
+    if chosen:  # a folder of our own inside it: `env prune` sweeps this folder, never the user's (/tmp, say)
+        path = Path(chosen) / f"{APP}-{os.getuid()}"
     elif os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
         path = Path("/dev/shm") / f"{APP}-{os.getuid()}"
     else:

@@ -46,6 +46,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--chroma-compat", dest="chroma_compat", action="store_true", default=None,
                     help="collect the built-in round-trip checks for the from/to pair")
     parser.addini("chroma_compat", "collect the built-in checks (true/false)", type="bool", default=False)
+    allow = "--chroma-snapshot: a defect the store already has before the upgrade is shown (xfail), not failed"
+    group.addoption("--chroma-snapshot-allow-pre-existing", dest="chroma_compat_snapshot_allow_pre_existing",
+                    action="store_true", default=None, help=allow)
+    parser.addini("chroma_compat_snapshot_allow_pre_existing", allow, type="bool", default=False)
 
 
 def option(config: pytest.Config, name: str) -> Any:

@@ -120,7 +120,8 @@ def test_filters_are_selective_and_within_their_budget():
     clauses = [f.clause() for f in picked]
     assert {"where": {"kind": {"$eq": "z"}}} in clauses  # the rarest value of a key
     assert {"where_document": {"$contains": "0000"}} in clauses  # the rarest word
-    assert any(c.get("where", {}).get("score", {}).get("$gt") == 0.95 for c in clauses)  # near the top
+    # near the top, halfway between two stored values (1.x re-rounds some floats: never on the edge)
+    assert any(0.95 < c.get("where", {}).get("score", {}).get("$gt", 0) < 0.96 for c in clauses)
     assert {"where": {"flag": {"$eq": True}}} not in clauses  # half the records: over the budget
     assert sum(f.share for f in picked) <= compare.FILTER_SHARE
     assert len(picked) <= compare.MAX_FILTERS

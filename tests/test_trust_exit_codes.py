@@ -120,7 +120,8 @@ def test_harness_timeout_is_exit_2_not_a_verdict(small_store, tmp_path, canary):
     canary.assert_untouched()
 
 
-def test_a_store_its_own_release_cannot_read_is_exit_2(tmp_path):
+@pytest.mark.parametrize("path", ["in-place", "export-import"])
+def test_a_store_its_own_release_cannot_read_is_exit_2(tmp_path, path):
     """Damage the source release trips over is "could not validate", as the README promises, never "not safe"."""
     store = tmp_path / "damaged"
     with Release(OLD) as release, release.persistent(store) as client:  # 0.4.24 persists its index at 10 records
@@ -131,7 +132,7 @@ def test_a_store_its_own_release_cannot_read_is_exit_2(tmp_path):
     for seg in segments:
         for name in SEGMENT_FILES:
             (seg / name).write_bytes(b"\xff" * 7)  # not an index any release can load
-    proc = _validate(store, "--to", OLD, "--from", OLD, workdir=tmp_path / "work")
+    proc = _validate(store, "--to", OLD, "--from", OLD, "--path", path, workdir=tmp_path / "work")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert "the store is damaged" in proc.stdout + proc.stderr
@@ -149,8 +150,15 @@ def test_a_worker_killed_from_outside_is_exit_2_not_a_verdict(tmp_path, canary):
         store = stores.sample(release, tmp_path / "store", records=1500)
     before = tree_hash(store)
     proc = _start(*_validate_args(store, "--workdir", str(tmp_path / "work")))
-    workers = _wait_for(lambda: len(_workers_of(proc.pid)) == 2 and _workers_of(proc.pid), 60, "two workers")
-    time.sleep(1.5)  # past the workers' start (a worker that dies starting is retried), mid-comparison
+    def started(pid: int) -> bool:  # chromadb imported: past the start, which is retried when a worker dies in it
+        try:
+            return "chromadb_rust_bindings" in Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            return False
+
+    workers = _wait_for(lambda: len(_workers_of(proc.pid)) == 2 and all(map(started, _workers_of(proc.pid)))
+                        and _workers_of(proc.pid), 120, "two workers with chromadb imported")
+    time.sleep(0.2)
     os.kill(workers[-1], signal.SIGKILL)
     done = _finish(proc, timeout=120)
     one_line(done, 2, "killed from outside", "out of memory")
@@ -158,3 +166,60 @@ def test_a_worker_killed_from_outside_is_exit_2_not_a_verdict(tmp_path, canary):
     assert tree_hash(store) == before
     assert not any((tmp_path / "work").glob("validate-*"))
     canary.assert_untouched()
+
+
+def test_a_source_that_changes_during_validation_is_exit_2(small_store, tmp_path):
+    """A live writer that holds no lock while we look still moves the source: the copy may be torn, so there is
+    no verdict (was exit 1, as if a release had misbehaved)."""
+    import shutil
+
+    from pytest_chroma_compat.snapshot.validate import validate
+
+    store = tmp_path / "live"
+    shutil.copytree(small_store, store)
+    touched = []
+
+    def progress(label: str, done: int, total: int) -> None:
+        if label.startswith("compare") and not touched:
+            (store / "chroma.sqlite3").touch()  # what a writer's checkpoint does to the file's mtime
+            touched.append(label)
+
+    result = validate(str(store), NEW, workdir=tmp_path / "work", contracts=False, progress=progress)
+    assert touched and result.exit_code == 2, result.summary
+    assert result.source["unchanged"] is False and "quiescent snapshot" in result.summary
+
+
+def test_an_s3_endpoint_gone_at_the_end_is_exit_2_not_changed(small_store, tmp_path, monkeypatch):
+    """The last hash cannot be taken: the source cannot be shown unchanged, which is not "it changed" (was exit 1)."""
+    boto3 = pytest.importorskip("boto3")
+    moto_server = pytest.importorskip("moto.server")
+    from pytest_chroma_compat.snapshot.validate import validate
+
+    from .s3_server import _free_port
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    port = _free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    stopped = []
+    try:
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}")
+        s3.create_bucket(Bucket="bkt")
+        for p in small_store.rglob("*"):
+            if p.is_file():
+                s3.upload_file(str(p), "bkt", "store/" + p.relative_to(small_store).as_posix())
+
+        def progress(label: str, done: int, total: int) -> None:
+            if label.startswith("compare") and not stopped:
+                server.stop()  # the endpoint goes away after the copy was made and verified
+                stopped.append(label)
+
+        result = validate("s3://bkt/store/", NEW, endpoint_url=f"http://127.0.0.1:{port}", contracts=False,
+                          progress=progress, s3_timeout=1, workdir=tmp_path / "work")
+    finally:
+        if not stopped:
+            server.stop()
+    assert stopped and result.exit_code == 2, result.summary
+    assert result.source["unchanged"] is None and result.source["hash_after"].startswith("unavailable")
+    assert [c.status for c in result.checks if c.name == "source-unchanged"] == ["error"]

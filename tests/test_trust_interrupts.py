@@ -291,7 +291,8 @@ def _populate(kind: str, home: dict, tmp_path: Path, canary: Canary) -> tuple[li
         (path / "source" / "chroma.sqlite3").write_bytes(b"x" * 4096)
         return [path], []
     if kind == "dead round trip's store in the fast scratch":
-        path = Path(home["CHROMA_COMPAT_SCRATCH"]) / f"pair-{dead}-0.4.24-{NEW}-abcdefgh"
+        own = Path(home["CHROMA_COMPAT_SCRATCH"]) / f"pytest-chroma-compat-{os.getuid()}"  # paths.fast_scratch_dir
+        path = own / f"pair-{dead}-0.4.24-{NEW}-abcdefgh"
         (path / "store").mkdir(parents=True)
         return [path], []
     if kind == "entries of live processes, kept copies and names without an owner":
@@ -424,3 +425,27 @@ def test_kill_of_the_parent_kills_a_child_started_by_run(tmp_path):
     parent.kill()
     parent.wait()
     _wait_for(lambda: not [p for p in child if p in _processes()], 5, "the parent-death signal")
+
+
+def test_an_entry_whose_lock_is_held_is_never_swept(tmp_path):
+    """A cache shared across pid namespaces (containers on one runner) shows another container's live run as a
+    dead pid here: the flock its owner holds keeps its copy from being swept; once the owner is gone, it goes."""
+    root = tmp_path / "scratch"
+    entry = root / f"validate-{_dead_pid()}-abcd1234"
+    (entry / "store").mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from pytest_chroma_compat import leftovers\n"
+        "lock = leftovers.hold(Path(sys.argv[1]))\n"
+        "print('held', flush=True)\n"
+        "time.sleep(60)\n"), str(entry)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert leftovers.stale(root) == []
+        assert leftovers.sweep([root]) == ([], [])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert leftovers.stale(root) == [entry]
+    assert leftovers.sweep([root]) == ([str(entry)], [])

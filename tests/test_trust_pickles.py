@@ -398,3 +398,13 @@ def test_a_server_sees_no_credentials(monkeypatch):
                 seen.append(dict(e.split("=", 1) for e in raw.decode(errors="replace").split("\0") if "=" in e))
     assert seen, "found no server process carrying the tag"
     assert [_leaks(env) for env in seen] == [[] for _ in seen]
+
+
+@pytest.mark.parametrize("name,value", [
+    ("DATABASE_URL", "postgres://app:ab/cd+ef@db:5432/x"),  # an AWS-style password holds "/" and "+"
+    ("DB_PASS", "x"), ("GPG_PASSPHRASE", "x"), ("SENTRY_DSN", "https://abc@o1.ingest.sentry.io/1"),
+    ("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/x"), ("PGPASSFILE", "/home/u/.pgpass"),
+    ("BOTO_CONFIG", "/home/u/.boto"), ("ANY_NAME", "redis://:s3cr/et@cache:6379/0")])
+def test_secrets_by_value_and_by_less_common_names(name, value):
+    """Found in review: a password with "/" in a URL, and names like *_PASS, *_DSN, *WEBHOOK*, passed through."""
+    assert envs.is_secret(name, value)

@@ -211,3 +211,48 @@ def test_the_lock_probe_never_follows_a_link_out_of_the_source(written, tmp_path
         holder.release()
     one_line(proc, 2, "symlink 'chroma.sqlite3'", "points outside the source")
     canary.assert_untouched()
+
+
+def _super_journal_pointing_at(target: Path) -> bytes:
+    """A hot journal whose trailer names ``target`` as its super-journal: SQLite's rollback reads that file and
+    deletes it when it points nowhere back (the file format's super-journal record)."""
+    import struct
+
+    name = str(target).encode()
+    header = (store_state.JOURNAL_MAGIC + struct.pack(">IIIII", 0, 0x1234, 0, 512, 4096)).ljust(512, b"\0")
+    return header + name + struct.pack(">I", len(name)) + struct.pack(">I", sum(name)) + store_state.JOURNAL_MAGIC
+
+
+@pytest.mark.parametrize("as_archive", [False, True])
+def test_a_journal_naming_a_super_journal_is_refused(written, tmp_path, canary: Canary, as_archive):
+    """Recovery would delete the canary's file (measured before the fix): refused before SQLite sees it."""
+    import tarfile
+
+    store = _copy(written[NEW], tmp_path / "store")
+    (store / "chroma.sqlite3-journal").write_bytes(_super_journal_pointing_at(canary.root / "victim.txt"))
+    source = store
+    if as_archive:
+        source = tmp_path / "evil.tar"
+        with tarfile.open(source, "w") as tf:
+            tf.add(store, arcname="store")
+    before = tree_hash(store) if not as_archive else None
+    proc = cli("validate", str(source), "--to", NEW, "--workdir", str(tmp_path / "work"), "--no-contracts")
+    one_line(proc, 2, "names a super-journal", "refusing it")
+    canary.assert_untouched()
+    if before is not None:
+        assert tree_hash(store) == before
+    assert not list((tmp_path / "work").glob("validate-*"))
+
+
+def test_a_recursive_view_cannot_hang_the_host(written, tmp_path, canary: Canary):
+    """A view where Chroma keeps a table would be run by the host's read-only SQLite: refused, never run."""
+    store = _copy(written[NEW], tmp_path / "store")
+    _python("import sqlite3, sys\n"
+            "c = sqlite3.connect(sys.argv[1])\n"
+            "c.execute('alter table embeddings rename to embeddings_real')\n"
+            "c.execute('create view embeddings as with recursive r(x) as (select 1 union all select x + 1 from r) "
+            "select x as id, x as segment_id from r')\n"
+            "c.commit()\n", str(store / "chroma.sqlite3"))
+    proc, _ = _validate(store, NEW, tmp_path)
+    one_line(proc, 2, "views where Chroma keeps tables", "embeddings")
+    canary.assert_untouched()

@@ -32,7 +32,8 @@ def _run(config: pytest.Config) -> Any:
         config.stash[VALIDATION] = validate(
             source, to, from_=option(config, "chroma_compat_from") or "auto",
             endpoint_url=option(config, "chroma_compat_snapshot_endpoint_url"),
-            collections=listed(option(config, "chroma_compat_snapshot_collections")) or None)
+            collections=listed(option(config, "chroma_compat_snapshot_collections")) or None,
+            allow_pre_existing=bool(option(config, "chroma_compat_snapshot_allow_pre_existing")))
     return config.stash[VALIDATION]
 
 
@@ -57,6 +58,9 @@ def test_snapshot(snapshot_check: Any, pytestconfig: pytest.Config) -> None:
     if c.status == "error":  # could not be checked: not a verdict on the upgrade, and never a pass
         where = f" in collection {c.collection!r}" if c.collection else ""
         pytest.fail(redact(f"chroma-compat: could not check {c.name}{where}: {c.detail}"), pytrace=False)
+    if c.status == "pre-existing" and result.allow_pre_existing:  # shown, not failed on
+        where = f" in collection {c.collection!r}" if c.collection else ""
+        pytest.xfail(redact(f"chroma-compat: {c.name}{where} [pre-existing, allowed]: {c.detail}"))
     if c.failed:
         where = f" in collection {c.collection!r}" if c.collection else ""
         raise ChromaCompatFailure(

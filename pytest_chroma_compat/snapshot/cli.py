@@ -48,6 +48,12 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--workdir", type=Path, help="where private copies go (default: the cache's scratch dir)")
     p.add_argument("--keep", action="store_true", help="keep the private copies and print where they are")
     p.add_argument("--no-contracts", action="store_true", help="skip listing the behaviour contracts crossed")
+    p.add_argument("--require-rollback", action="store_true",
+                   help="not safe (exit 1) when the reading release cannot reopen the store after the target wrote "
+                        "to it (default: reported prominently, outside the exit code)")
+    p.add_argument("--allow-pre-existing", action="store_true",
+                   help="a defect the store already has before the upgrade (the release reading it fails the same "
+                        "way) is shown but does not fail (default: not safe, exit 1: it will still be there after)")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds one release call may take (default 1800)")
     p.add_argument("--verbose", action="store_true", help="list every check, not only the failing ones")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
@@ -112,6 +118,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                           profile=args.profile, region=args.region, workdir=args.workdir,
                           batch_size=args.batch_size, contracts=not args.no_contracts, timeout=args.timeout,
                           progress=progress, keep=args.keep, collections=args.collections,
+                          require_rollback=args.require_rollback, allow_pre_existing=args.allow_pre_existing,
                           s3_timeout=args.s3_timeout, max_extract_bytes=args.max_extract_bytes,
                           max_members=args.max_members)
     json_to_stdout = args.json == "-"

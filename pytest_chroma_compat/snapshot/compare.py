@@ -10,9 +10,14 @@ is read in a thread of its own, a page or two ahead, so both workers read at onc
 Nothing grows with the store: per collection the host keeps counters, a few
 examples of each difference, one chunk of ids, the running exact top-k for a
 handful of sample query vectors (stored vectors of records drawn from the first
-chunk of ids, so one call fetches them), and the filters picked from the first page.
-The source release's answers are the reference; the exact answers computed
-from the source's vectors say which side is wrong when they differ.
+chunk of ids, so one call fetches them), and the filters the source worker picked
+from the first page, with what the records it read say each matches (count and id
+digest, summed in that worker: ``worker/filter_oracle.py``).
+Both releases' answers are judged against the data itself: each filter's against
+the records it matches by their documents and metadata, so a store whose index
+answers wrongly (both releases read it, and agree) is found and reported as
+already in the store; query answers against the exact neighbours computed from
+the source's vectors (wrong distances on both sides are found so too).
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ import queue
 import threading
 import time
 import uuid
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -36,6 +40,7 @@ from ..invariants import (DISTANCE_ATOL, DISTANCE_RTOL, MAX_METADATA_ULPS, MAX_U
                           values_close)
 from ..model import distances
 from ..worker import wire
+from ..worker.filter_oracle import FILTER_SHARE, MAX_FILTERS, pick  # noqa: F401 (the budget, re-exported)
 from ..worker.fingerprint import RECORD_FIELDS, encode, float32_rows
 from .result import Check, CollectionSummary
 
@@ -43,10 +48,7 @@ BATCH_SIZE = 1000
 CHUNK_PAGES = 64  # ids fetched from the source per call: one offset scan per 64 pages, not per page
 QUERIES = 5
 K = 10
-MAX_FILTERS = 8
-FILTER_SHARE = 0.25  # the filters together may match this share of the records (estimated on the first page)
 EXAMPLES = 5
-WRITE_CHECK_ID = "chroma-compat-validate-write-check"
 Progress = Callable[[str, int, int], None]
 
 
@@ -154,60 +156,16 @@ class _Filter:
     where: dict | None
     where_document: dict | None
     share: float = 0.0  # of the first page's records it matches
+    expected: dict | None = None  # what the data says it matches: count, digest, sample, uncertain
 
     def clause(self) -> dict:
         return {k: v for k, v in (("where", self.where), ("where_document", self.where_document)) if v is not None}
 
 
-def _rarest(values: list) -> tuple[Any, int]:
-    """The least frequent value (the first seen, among equals); True, 1 and 1.0 are told apart."""
-    counts = Counter((type(v), v) for v in values)
-    (_, value), n = min(counts.items(), key=lambda kv: kv[1])
-    return value, n
-
-
 def pick_filters(metadatas: list, documents: list) -> list[_Filter]:
-    """Filters on the metadata keys and words of the first page, chosen to be selective.
-
-    Why selective: a filter costs its release time for every record it matches
-    (measured on 1.5.9: about 11 us per matched id, so a filter matching half of
-    a store costs a tenth of reading it). So each key gets ``$eq`` on its rarest
-    value and numeric keys ``$gt`` near the top of their range, documents
-    ``$contains`` their rarest word; then the most selective are kept while all
-    together match at most ``FILTER_SHARE`` of the first page. Only operators
-    every release since 0.4 answers the same way by its docs: a filter whose
-    meaning changed between releases (``$ne``, ``$nin``) is a contract, listed separately.
-    """
-    n = max(len(metadatas), 1)
-    values: dict[str, list] = {}
-    for meta in metadatas:
-        for key, value in (meta or {}).items():
-            if isinstance(value, (str, int, float, bool)) and not key.startswith("chroma:"):
-                values.setdefault(key, []).append(value)
-    candidates: list[_Filter] = []
-    for key in sorted(values)[:MAX_FILTERS // 2]:
-        vals = values[key]
-        value, count = _rarest(vals)
-        candidates.append(_Filter({key: {"$eq": value}}, None, count / n))
-        kinds = {type(v) for v in vals}
-        if kinds in ({int}, {float}):
-            ordered = sorted(vals)
-            above = [v for v in ordered if v < ordered[-1]]  # something must be greater
-            if above:
-                edge = above[min(int(len(ordered) * 0.95), len(above) - 1)]
-                candidates.append(_Filter({key: {"$gt": edge}}, None, sum(v > edge for v in vals) / n))
-    docs = [d for d in documents if isinstance(d, str)]
-    words = [w for d in docs for w in dict.fromkeys(d.split()) if len(w) >= 4 and w.isalnum()]
-    if words:
-        word, _ = _rarest(words)
-        candidates.append(_Filter(None, {"$contains": word}, sum(word in d for d in docs) / n))
-    chosen, share = [], 0.0
-    for f in sorted(candidates, key=lambda f: f.share):
-        if chosen and (share + f.share > FILTER_SHARE or len(chosen) == MAX_FILTERS):
-            break
-        chosen.append(f)
-        share += f.share
-    return chosen
+    """The filters the source worker picks from a first page (``filter_oracle.pick``: selective,
+    a document filter whenever there are documents, only operators every release answers alike)."""
+    return [_Filter(f["where"], f["where_document"], f["share"]) for f in pick(metadatas, documents)]
 
 
 @dataclass
@@ -314,11 +272,12 @@ def _read_pages(t: _Tally, src: Collection, tgt: Collection, src_version: str, t
 
     packed = wire.pack_ndarray(queries.vectors) if queries.ids else None
     tokens = {"source": uuid.uuid4().hex, "target": uuid.uuid4().hex}
-    readers = {"source": _Reader(src, "source", digest=tokens["source"], queries=packed, space=queries.space, k=K),
+    readers = {"source": _Reader(src, "source", digest=tokens["source"], queries=packed, space=queries.space, k=K,
+                                 filters=True),
                "target": _Reader(tgt, "target", digest=tokens["target"])}
     versions = {"source": src_version, "target": tgt_version}
-    # Records travel with the hashes after a page that differed, and the source's with the first
-    # page (they pick the filters): most upgrades change nothing, and then records are waste, but
+    # Records travel with the hashes after a page that differed (the source worker picks the
+    # filters from its first page itself): most upgrades change nothing, and then records are waste, but
     # when one page differs (0.x cosine vectors re-rounded by 1.x differ on every page) asking
     # again for its records would read it twice.
     wanted = False
@@ -333,9 +292,8 @@ def _read_pages(t: _Tally, src: Collection, tgt: Collection, src_version: str, t
         t.dimension = s["dimension"] if s["dimension"] is not None else t.dimension
         if s.get("nearest"):
             queries.merge(s["nearest"])
-        if t.filters is None:
-            t.filters = pick_filters(_column(s["records"], "metadatas", len(s["ids"])),
-                                     _column(s["records"], "documents", len(s["ids"])))
+        if "filters" in s:
+            t.filters = [_Filter(f["where"], f["where_document"], f["share"]) for f in s["filters"]]
         if s["hash"] == g["hash"]:
             t.matched += len(s["ids"])
             wanted = False
@@ -350,13 +308,11 @@ def _read_pages(t: _Tally, src: Collection, tgt: Collection, src_version: str, t
         if progress:
             progress(t.source_records)
 
-    first_page = True
     try:
         while (chunk := side("source", src_version, lambda: next(chunks, None))) is not None:
             for lo in range(0, len(chunk), batch_size):
                 ids = chunk[lo:lo + batch_size]
-                asked = (wanted or first_page, wanted)
-                first_page = False
+                asked = (wanted, wanted)
                 readers["source"].ask(ids, asked[0])
                 readers["target"].ask(ids, asked[1])
                 pending.append(asked)
@@ -367,8 +323,10 @@ def _read_pages(t: _Tally, src: Collection, tgt: Collection, src_version: str, t
     finally:
         for reader in readers.values():
             reader.close()
-    take = lambda col, which: side(which, versions[which], lambda: col.client.worker.call(  # noqa: E731
-        "take_digest", token=tokens[which]))
+    take = lambda col, which, op="take_digest": side(which, versions[which], lambda: col.client.worker.call(  # noqa
+        op, token=tokens[which]))
+    for f, expected in zip(t.filters or [], take(src, "source", "take_expected") or []):
+        f.expected = expected
     return take(src, "source"), take(tgt, "target")
 
 
@@ -400,7 +358,7 @@ def _check(name: str, collection: str, diffs: _Diffs, ok_detail: str, what: str,
 def compare_collection(name: str, source: Client, target: Client, *, space: str = "l2",
                        batch_size: int = BATCH_SIZE, seed: int = 0, label: str | None = None,
                        progress: Progress | None = None) -> tuple[CollectionSummary, list[Check]]:
-    """Every record of one collection on both sides, then queries, filters and a write.
+    """Every record of one collection on both sides, then queries and filters (the write: ``write_check``).
 
     ``label`` names the collection in the checks (``tenant/database:name`` outside the default database).
     """
@@ -461,13 +419,6 @@ def compare_collection(name: str, source: Client, target: Client, *, space: str 
         checks[1] = Check("ids", "fail", f"the target has {extra} record(s) the source does not", shown, counts)
     checks.append(_query_check(shown, src, tgt, queries))
     checks.append(_filter_check(shown, src, tgt, t.filters or []))
-    write = write_check(shown, tgt, t.dimension, summary.target_count)
-    if write.failed:  # the source's copy is private too: does the release that wrote it fare better?
-        before = write_check(shown, src, t.dimension, summary.source_count)
-        if before.failed:
-            write.status = "pre-existing"
-            write.detail += f"; chromadb {source.release.version} cannot write to it either: {before.detail}"
-    checks.append(write)
     return summary, checks
 
 
@@ -542,52 +493,71 @@ def _digest(col: Collection, f: _Filter) -> dict | str:
         return f"error: {_err(exc)}"
 
 
+def _said(answer: dict | str) -> str:
+    """An answer in a few words: the error, or the count and the first ids."""
+    if isinstance(answer, str):
+        return answer
+    first = ", ".join(answer["sample"][:3]) + (", ..." if answer["count"] > 3 else "")
+    return f"{answer['count']} id(s)" + (f" ({first})" if answer["count"] else "")
+
+
+def _right(answer: dict | str, expected: dict) -> bool:
+    return not isinstance(answer, str) and (answer["count"], answer["digest"]) == (expected["count"],
+                                                                                   expected["digest"])
+
+
+def _judge(f: _Filter, s: dict | str, t: dict | str, src_version: str, tgt_version: str) -> tuple[str, str, dict]:
+    """One filter's status, detail and evidence: each release's answer against the records it must match.
+
+    Why against the data: both releases read the same store, indexes included, so
+    a store whose full-text index answers wrongly makes them agree, and wrongly.
+    Where the data holds values whose matching changed between releases
+    (``uncertain``, see ``filter_oracle``), the releases are only compared with each other.
+    """
+    e = f.expected
+    evidence = {**f.clause(), "source": s, "target": t}
+    what = "full-text index" if f.where_document else "metadata index"
+    asked = json.dumps(f.clause(), ensure_ascii=False)
+    if e is None or e["uncertain"]:
+        if e is not None:
+            evidence["not judged against the data"] = (f"{e['uncertain']} record(s) hold values releases match "
+                                                       f"differently")
+        if s == t:
+            return "pass", "", evidence
+        return "fail", f"{asked}: chromadb {src_version} answers {_said(s)}, {tgt_version} {_said(t)}", evidence
+    evidence["expected from the data"] = {k: e[k] for k in ("count", "digest", "sample")}
+    source_ok, target_ok = _right(s, e), _right(t, e)
+    data = f"the data has {_said(e).replace('id(s)', 'matching record(s)')}"
+    if source_ok and target_ok:
+        return "pass", "", evidence
+    if source_ok:
+        return "fail", (f"{asked}: chromadb {tgt_version} answers {_said(t)}, {data} (and {src_version} answers "
+                        f"so)"), evidence
+    if target_ok:
+        return "pre-existing", (f"{asked}: chromadb {src_version} (source) answers {_said(s)}, {data}; "
+                                f"{tgt_version} answers right"), evidence
+    same = f"the same {_said(s)}" if s == t else f"{_said(s)} and {_said(t)}"
+    return "pre-existing", (f"the store's {what} answers wrongly: both releases ({src_version}, {tgt_version}) "
+                            f"answer {asked} with {same}, {data}"), evidence
+
+
 def _filter_check(name: str, src: Collection, tgt: Collection, filters: list[_Filter]) -> Check:
     started = time.monotonic()
     if not filters:
-        return Check("filters", "skip", "no metadata keys or words to filter on", name)
-    bad = []
+        return Check("filters", "skip", "no metadata keys or documents to filter on", name)
+    versions = src.client.release.version, tgt.client.release.version
     with ThreadPoolExecutor(2, thread_name_prefix="filters") as pool:  # two workers: ask both at once
         answers = [(pool.submit(_digest, src, f), pool.submit(_digest, tgt, f)) for f in filters]
-        for f, (s, t) in zip(filters, answers):
-            if s.result() != t.result():
-                bad.append({**f.clause(), "source": s.result(), "target": t.result()})
+        judged = [_judge(f, s.result(), t.result(), *versions) for f, (s, t) in zip(filters, answers)]
     seconds = time.monotonic() - started
+    on_data = sum(1 for f in filters if f.expected is not None and not f.expected["uncertain"])
+    texts = sum(1 for f in filters if f.where_document)
+    bad = [(status, detail, ev) for status, detail, ev in judged if status != "pass"]
     if not bad:
-        return Check("filters", "pass", f"{len(filters)} filter(s) give the same ids", name,
-                     {"filters": [f.clause() for f in filters]}, seconds)
-    b = bad[0]
-    count = lambda side: side if isinstance(side, str) else f"{side['count']} id(s)"  # noqa: E731
-    clause = {k: b[k] for k in ("where", "where_document") if k in b}
-    return Check("filters", "fail", f"{len(bad)} of {len(filters)} filter(s) answer differently; first: {clause} "
-                                    f"source {count(b['source'])}, target {count(b['target'])}", name,
-                 {"mismatches": bad}, seconds)
-
-
-# -- writes ------------------------------------------------------------------------------------------
-
-def write_check(name: str, col: Collection, dimension: int | None, count: int | None) -> Check:
-    """Write one record to the (private, migrated) copy, read it back, delete it.
-
-    Reads can survive an upgrade that breaks writes: 0.4.6-0.4.24 stores with an
-    orphaned full-text row open and read fine under 1.x, then refuse every add.
-    """
-    started = time.monotonic()
-    if not dimension:
-        return Check("writable", "skip", "no vectors: the dimension to write is unknown", name)
-    try:
-        col.add(ids=[WRITE_CHECK_ID], embeddings=np.full((1, dimension), 0.5, dtype=np.float32),
-                documents=["written by chroma-compat validate"], metadatas=[{"chroma_compat": True}])
-        got = col.get(ids=[WRITE_CHECK_ID], include=["documents", "metadatas"])
-        if got["ids"] != [WRITE_CHECK_ID] or got["documents"] != ["written by chroma-compat validate"]:
-            return Check("writable", "fail", "a record written after the upgrade did not read back", name,
-                         {"got": got}, time.monotonic() - started)
-        col.delete(ids=[WRITE_CHECK_ID])
-        after = col.count()
-        if count is not None and after != count:
-            return Check("writable", "fail", f"count is {after} after writing and deleting one record, was {count}",
-                         name, {}, time.monotonic() - started)
-    except (ChromaError, WorkerError) as exc:
-        return Check("writable", "fail", f"writing to the upgraded store failed: {_err(exc)}", name,
-                     {"error": _err(exc)}, time.monotonic() - started)
-    return Check("writable", "pass", "wrote, read back and deleted a record", name, {}, time.monotonic() - started)
+        return Check("filters", "pass", f"{len(filters)} filter(s) ({texts} full-text) give the same ids, "
+                                        f"{on_data} of them the ids the data says", name,
+                     {"filters": [ev for _, _, ev in judged]}, seconds)
+    status = "fail" if any(b[0] == "fail" for b in bad) else "pre-existing"
+    first = next(b for b in bad if b[0] == status)
+    return Check("filters", status, f"{len(bad)} of {len(filters)} filter(s) answer wrongly; first: {first[1]}", name,
+                 {"mismatches": [b[2] for b in bad], "filters": [f.clause() for f in filters]}, seconds)

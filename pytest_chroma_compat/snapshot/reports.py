@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CompatError
+from . import writers as _writers
 from .redact import redact
 from .result import Check, Validation
 
@@ -92,7 +93,22 @@ def _where(c: Check) -> str:
 
 
 def _pair(v: Validation) -> str:
-    return f"{v.source_release or '?'} -> {v.target_release or '?'}"
+    return f"{v.source_label} -> {v.target_release or '?'}"
+
+
+def _rollback(v: Validation) -> str | None:
+    """The one-way door, in one line: shown next to the verdict, whatever the exit code."""
+    rb = v.rollback
+    if not isinstance(rb, dict) or not rb.get("checked"):
+        return None
+    if rb.get("possible"):
+        who = ", ".join(rb.get("releases") or [str(rb.get("release"))])
+        return f"rollback after upgrading: possible (chromadb {who} reopened the upgraded copy)"
+    required = any(c.name == "rollback-after-upgrade" and c.status == "fail" for c in v.checks)
+    return (f"rollback after upgrading: NOT POSSIBLE (chromadb {rb.get('release')} cannot open the store once "
+            f"{v.target_release} has written to it: {rb.get('error')}"
+            + (f"; chromadb {', '.join(rb['reopened_by'])} did reopen it" if rb.get("reopened_by") else "") + ")"
+            + ("" if required else "; not part of the verdict: pass --require-rollback to make it so"))
 
 
 def _inventory(inv: dict[str, Any]) -> list[tuple[str, str]]:
@@ -102,8 +118,7 @@ def _inventory(inv: dict[str, Any]) -> list[tuple[str, str]]:
         facts.append(("format", str(inv["format"])))
     wr = inv.get("writer_range")
     if isinstance(wr, dict):
-        span = wr.get("first") if wr.get("first") == wr.get("last") else f"{wr.get('first')}-{wr.get('last')}"
-        facts.append(("written by", f"{span if wr.get('first') else 'unknown'} ({wr.get('evidence', '')})"))
+        facts.append(("written by", _writers.describe(wr)))
     elif wr:
         facts.append(("written by", str(wr)))
     sizes = [(_count(inv.get(k)), k) for k in ("tenants", "databases", "collections") if k in inv]
@@ -172,14 +187,19 @@ def terminal(v: Validation, *, verbose: bool = False) -> str:
     """Plain text, no markup: it is read in a terminal but just as often in a CI log or a file."""
     src = v.source
     # wrapped, not clipped: for "could not validate" the summary is the only explanation there is
-    lines = _wrap(f"{HEADLINE[v.exit_code]}  {' '.join(v.summary.split())}", "  ") + [""]
+    lines = _wrap(f"{HEADLINE[v.exit_code]}  {' '.join(v.summary.split())}", "  ")
+    door = _rollback(v)
+    lines += (_wrap(door, "  ", "  ") if door else []) + [""]
     lines.append(f"source:  {src.get('location', '?')} ({src.get('kind', '?')})")
+    if src.get("pointer"):
+        lines += _wrap(f"{src['pointer']} (names {src.get('pointer_names')!r})", "  ", "  followed pointer: ")
     if "hash_before" in src and src.get("hash_after") == src["hash_before"]:
         lines.append(f"  hash:  {src['hash_before']} (the same before and after)")
     elif "hash_before" in src:
         lines += [f"  hash before: {src['hash_before']}", f"  hash after:  {src.get('hash_after', '?')} "
                                                            f"(unchanged: {_yes(src.get('unchanged'))})"]
-    lines += _wrap(f"{v.source_release or '?'} ({v.source_release_evidence or 'no evidence'})", "  ", "from:    ")
+    lines += _wrap(f"{v.source_release or '?'} ({v.source_release_evidence or 'no evidence'})", "  ",
+                   "read with: " if v.source_release_evidence.startswith("written by") else "from:    ")
     lines.append(f"to:      {v.target_release or '?'} ({v.direction or 'direction unknown'}, path {v.path})")
     facts = _inventory(v.inventory)
     if facts:
@@ -225,6 +245,9 @@ def junit_xml(v: Validation) -> str:
         case = ET.Element("testcase", classname=_clean("chroma-compat.validate." + (c.collection or "store")),
                           name=_clean(c.name), time=f"{c.seconds:.3f}")
         kind = {"fail": "failure", "pre-existing": "failure", "error": "error", "skip": "skipped"}.get(c.status)
+        if c in v.allowed:  # --allow-pre-existing: shown, not a failure CI stops on
+            kind = None
+            ET.SubElement(case, "system-out").text = _clean(f"pre-existing, allowed: {c.detail}")
         if kind:
             outcome = ET.SubElement(case, kind, message=_clean(c.detail), type=c.status)
             if kind != "skipped" and c.evidence:
@@ -267,14 +290,19 @@ def markdown(v: Validation) -> str:
     """For a pull-request comment: the verdict first, the evidence folded away, the command to rerun it."""
     verdict = {0: "safe to upgrade", 1: "NOT safe to upgrade", 2: "could not validate the upgrade"}[v.exit_code]
     src = v.source
-    out = [f"## chroma-compat validate: {verdict} {_cell(_pair(v))}", "", _cell(v.summary, 1000), "",
-           "| source | |", "|---|---|",
-           f"| location | {_cell(src.get('location', '?'))} ({_cell(src.get('kind', '?'))}) |",
-           f"| hash before / after | {_cell(src.get('hash_before', '?'))} / {_cell(src.get('hash_after', '?'))} |",
-           f"| unchanged during validation | {_yes(src.get('unchanged'))} |",
-           f"| written by | {_cell(v.source_release or '?')} ({_cell(v.source_release_evidence or 'no evidence')}) |",
-           f"| target | {_cell(v.target_release or '?')} ({_cell(v.direction or 'direction unknown')}, "
-           f"path {_cell(v.path)}) |", ""]
+    door = _rollback(v)
+    out = [f"## chroma-compat validate: {verdict} {_cell(_pair(v))}", "", _cell(v.summary, 1000), ""]
+    out += [f"**{_cell(door, 1000)}**", ""] if door else []
+    out += ["| source | |", "|---|---|",
+            f"| location | {_cell(src.get('location', '?'))} ({_cell(src.get('kind', '?'))}) |",
+            *([f"| followed pointer | {_cell(src['pointer'])} (names {_cell(src.get('pointer_names'))}) |"]
+              if src.get("pointer") else []),
+            f"| hash before / after | {_cell(src.get('hash_before', '?'))} / {_cell(src.get('hash_after', '?'))} |",
+            f"| unchanged during validation | {_yes(src.get('unchanged'))} |",
+            f"| {'read with' if v.source_release_evidence.startswith('written by') else 'written by'} | "
+            f"{_cell(v.source_release or '?')} ({_cell(v.source_release_evidence or 'no evidence', 1000)}) |",
+            f"| target | {_cell(v.target_release or '?')} ({_cell(v.direction or 'direction unknown')}, "
+            f"path {_cell(v.path)}) |", ""]
     facts = _inventory(v.inventory)
     if facts:
         out += ["### Inventory", ""] + [f"- **{label}**: {_cell(value, 400)}" for label, value in facts] + [""]

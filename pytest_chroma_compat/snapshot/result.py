@@ -85,11 +85,22 @@ class Validation:
     contracts_crossed: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None  # set when the store could not be validated (exit 2)
+    #: --allow-pre-existing: defects the store had before the upgrade are shown but do not fail validate
+    allow_pre_existing: bool = False
+    rollback: dict[str, Any] | None = None  # the reading release reopening the target's copy (validate.py)
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
 
     @property
     def failed(self) -> list[Check]:
-        return [c for c in self.checks if c.failed]
+        return [c for c in self.checks if c.failed and not self._allowed(c)]
+
+    def _allowed(self, check: Check) -> bool:
+        return self.allow_pre_existing and check.status == "pre-existing"
+
+    @property
+    def allowed(self) -> list[Check]:
+        """Pre-existing defects shown but not failed on (``--allow-pre-existing``)."""
+        return [c for c in self.checks if self._allowed(c)]
 
     @property
     def tally(self) -> str:
@@ -114,7 +125,7 @@ class Validation:
         if self.error is not None:
             return EXIT_INVALID
         if self.source.get("unchanged") is False:
-            return EXIT_UNSAFE  # the source changed under us: the copy we judged may be torn
+            return EXIT_INVALID  # the source changed under us: the copy we judged may be torn, no verdict
         if self.failed:
             return EXIT_UNSAFE
         return EXIT_INVALID if self.unchecked else EXIT_SAFE
@@ -124,8 +135,16 @@ class Validation:
         return {EXIT_SAFE: "safe", EXIT_UNSAFE: "unsafe", EXIT_INVALID: "error"}[self.exit_code]
 
     @property
+    def source_label(self) -> str:
+        """The writer as the evidence has it: "1.0.0-1.2.2" when auto-detected, never the reading release alone."""
+        versions = (self.inventory.get("writer_range") or {}).get("versions") or []
+        if self.source_release_evidence.startswith("written by") and len(versions) > 1:
+            return f"{versions[0]}-{versions[-1]}"
+        return self.source_release or "?"
+
+    @property
     def summary(self) -> str:
-        pair = f"chromadb {self.source_release or '?'} -> {self.target_release or '?'}"
+        pair = f"chromadb {self.source_label} -> {self.target_release or '?'}"
         if self.error is not None:
             return f"could not validate: {self.error}"
         if self.source.get("unchanged") is False:
@@ -138,8 +157,11 @@ class Validation:
         if not self.failed:
             n = sum(c.records_compared for c in self.collections)
             passed = sum(c.status == "pass" for c in self.checks)
+            allowed = self.allowed
+            extra = (f"; {len(allowed)} pre-existing defect(s) in the store allowed (--allow-pre-existing), first: "
+                     f"{allowed[0].name}{_where(allowed[0])}: {allowed[0].detail}") if allowed else ""
             return f"{pair}: safe to upgrade ({len(self.collections)} collection(s), {n} record(s) identical " \
-                   f"within tolerance, {passed} check(s) passed)"
+                   f"within tolerance, {passed} check(s) passed){extra}"
         first = self.failed[0]
         where = f" in {first.collection!r}" if first.collection else ""
         return f"{pair}: NOT safe, {len(self.failed)} check(s) failed; first: {first.name}{where}: {first.detail}"
@@ -160,9 +182,15 @@ class Validation:
             "releases": {"source": self.source_release, "source_evidence": self.source_release_evidence,
                          "target": self.target_release, "direction": self.direction},
             "path": self.path,
+            "allow_pre_existing": self.allow_pre_existing,
+            "rollback": self.rollback,
             "inventory": self.inventory,
             "checks": [asdict(c) for c in self.checks],
             "collections": [asdict(c) for c in self.collections],
             "contracts_crossed": self.contracts_crossed,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
+
+
+def _where(check: Check) -> str:
+    return f" in {check.collection!r}" if check.collection else ""

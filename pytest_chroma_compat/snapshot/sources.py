@@ -184,17 +184,23 @@ def tree_hash(path: str | Path, *, mtimes: bool = True) -> str:
             rel = Path(os.path.relpath(full, root)).as_posix()
             entries.append((rel, full))
     for rel, full in sorted(entries):
-        st = os.lstat(full)
-        if stat.S_ISLNK(st.st_mode):
-            record = f"L\0{rel}\0{os.readlink(full)}"
-        elif stat.S_ISDIR(st.st_mode):
-            record = f"D\0{rel}"
-        elif stat.S_ISREG(st.st_mode):
-            record = f"F\0{rel}\0{st.st_size}\0{_file_sha256(full)}"
-            if mtimes:
-                record += f"\0{st.st_mtime_ns}"
-        else:
-            record = f"O\0{rel}\0{stat.S_IFMT(st.st_mode)}"
+        try:
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                record = f"L\0{rel}\0{os.readlink(full)}"
+            elif stat.S_ISDIR(st.st_mode):
+                record = f"D\0{rel}"
+            elif stat.S_ISREG(st.st_mode):
+                record = f"F\0{rel}\0{st.st_size}\0{_file_sha256(full)}"
+                if mtimes:
+                    record += f"\0{st.st_mtime_ns}"
+            else:
+                record = f"O\0{rel}\0{stat.S_IFMT(st.st_mode)}"
+        except FileNotFoundError:  # a writer's journal, there when listed and gone when read
+            raise SourceError(f"{root} changed while it was being read ({rel} vanished): something is writing "
+                              "to it; validate a quiescent snapshot") from None
+        except OSError as exc:
+            raise SourceError(f"cannot read {rel} in {root}: {exc.strerror or exc}") from None
         digest.update(record.encode("utf-8", "surrogateescape") + b"\n")
     return digest.hexdigest()
 
@@ -587,7 +593,13 @@ def _list(s3: _S3, bucket: str, prefix: str, where: str, *, budget: Budget | Non
     limit = MAX_MEMBERS if max_objects is None else max_objects
     try:
         found: list[dict] = []
-        for page in s3.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for pages, page in enumerate(s3.client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                                          Prefix=prefix), 1):
+            # a page is up to 1000 keys; an endpoint that keeps sending near-empty pages with new
+            # continuation tokens would otherwise list forever without crossing the object limit
+            if pages > limit // 100 + 100:
+                raise SourceError(f"{where}: the listing did not end after {pages - 1} pages holding "
+                                  f"{len(found)} object(s); refusing it")
             for o in page.get("Contents", []):
                 if o["Key"].endswith("/") and o["Size"] == 0:
                     continue  # "folder" markers made by consoles: not data

@@ -49,6 +49,36 @@ class LiveWriter(CompatError):
     """Another process is writing to the source right now (exit 2: a copy now may be torn)."""
 
 
+class StoreRefused(CompatError):
+    """The store holds something no Chroma release writes, which SQLite would act on outside the copy."""
+
+
+def super_journal(journal: Path) -> str | None:
+    """The super-journal a rollback journal names in its trailer, or None.
+
+    Why it matters: rolling a journal back makes SQLite read the file it names
+    (any absolute path) and delete it when it points nowhere back; chromadb never
+    commits across databases, so a Chroma store's journal never names one, and a
+    crafted one could make recovery delete a file of the user's (SQLite's file
+    format: ... name, 4-byte length, 4-byte checksum, the 8-byte journal magic).
+    """
+    try:
+        with open(journal, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            if size < 16 + 1:
+                return None
+            fh.seek(size - 16)
+            tail = fh.read(16)
+            length = struct.unpack(">I", tail[:4])[0]
+            if tail[8:] != JOURNAL_MAGIC or not 0 < length <= size - 16:
+                return None
+            fh.seek(size - 16 - length)
+            return fh.read(length).split(b"\0", 1)[0].decode("utf-8", "replace") or None
+    except OSError:
+        return None
+
+
 @dataclass(frozen=True)
 class WriteLock:
     pid: int
@@ -158,11 +188,20 @@ def recover(copy: Path) -> list[str]:
     wal = db.with_name(f"{SQLITE_FILE}-wal")
     hot = _hot_journal(db)
     wal_bytes = wal.stat().st_size if wal.is_file() else 0
+    journal = db.with_name(f"{SQLITE_FILE}-journal")
+    named = super_journal(journal)  # whether or not it looks hot: the releases' SQLite decides that later
+    if named is not None:
+        raise StoreRefused(f"{journal.name} names a super-journal ({named!r}), which no Chroma release writes and "
+                           "SQLite would read and delete when rolling back: a crafted store; refusing it")
     if not hot and not wal_bytes:
         return []
-    conn = sqlite3.connect(str(db), isolation_level=None)
+    from .inventory import check_stopped, guard
+
+    conn = guard(sqlite3.connect(str(db), isolation_level=None))
     try:
         conn.execute("pragma schema_version").fetchone()  # the first read recovers
+    except sqlite3.DatabaseError as exc:
+        raise check_stopped(exc) from None
     finally:
         conn.close()  # the last connection to close checkpoints and removes the -wal
     notes = []

@@ -23,18 +23,22 @@ from typing import Any, Callable, Sequence
 
 from packaging.version import Version
 
-from .. import paths, releases
-from ..client import Client, Release
+from .. import leftovers, paths, releases
+from ..client import Client, Collection, Release
 from ..errors import ChromaError, CompatError, HarnessFault, WorkerError
 from ..invariants import values_close
 from ..migrate import copy_store, export_import
 from ..scopes import (DEFAULT_SCOPE, Scope, Selection, database_label, in_scope, inventory_collections,
                       scope_label, store_scopes)
-from . import compare, inventory, store_state, writers
+from . import compare, inventory, pointers, store_state, writers
+from .write_check import dimension_for, write_check
 from .result import Check, Validation
 from .sources import SourceError, fingerprint, materialize
 
 PATHS = ("in-place", "export-import")
+#: candidates tried, newest first, before a store every one refuses is called damaged (4: the whole
+#: 0.4.0-0.4.3 range, whose newest three refuse a 0.4.0 store when hashes did not narrow it)
+MAX_READERS = 4
 #: a call on a large store (opening it migrates it) may legitimately take minutes
 TIMEOUT = 1800.0
 Progress = Callable[[str, int, int], None]
@@ -49,17 +53,24 @@ def validate(source: str, to: str, *, from_: str | None = None, path: str = "in-
              workdir: Path | None = None, batch_size: int = compare.BATCH_SIZE, contracts: bool = True,
              timeout: float = TIMEOUT, progress: Progress | None = None, keep: bool = False,
              seed: int = 0, collections: Sequence[str] | None = None, s3_timeout: float | None = None,
-             max_extract_bytes: int | None = None, max_members: int | None = None) -> Validation:
+             max_extract_bytes: int | None = None, max_members: int | None = None,
+             require_rollback: bool = False, allow_pre_existing: bool = False) -> Validation:
     """Validate ``source`` for an upgrade to ``to``; never raises for a bad store or source.
 
     ``collections`` limits the comparison to these collections (a name, matched in
     every database, or ``tenant/database:name``), as teams that migrate one
-    collection at a time validate one at a time.
+    collection at a time validate one at a time. ``allow_pre_existing``: a defect
+    the store already had before the upgrade is shown but does not fail (exit 0).
     """
-    result = Validation(source={"location": source})
+    result = Validation(source={"location": source}, allow_pre_existing=allow_pre_existing)
     started = time.monotonic()
     try:
         check_options(to=to, from_=from_, path=path, timeout=timeout, batch_size=batch_size)
+        followed = pointers.follow(source, endpoint_url=endpoint_url, profile=profile, region=region,
+                                   s3_timeout=s3_timeout)
+        if followed.pointer is not None:  # latest-pointer.txt: validate what it names, and say so
+            source = followed.location
+            result.source.update({"location": source, "pointer": followed.pointer, "pointer_names": followed.content})
         result.target_release = releases.resolve(to)
         if from_ not in (None, "auto"):
             result.source_release = releases.resolve(from_)
@@ -67,6 +78,7 @@ def validate(source: str, to: str, *, from_: str | None = None, path: str = "in-
         result.path = path
         owner = "kept" if keep else os.getpid()  # a dead owner's copies are removed by `env prune` (leftovers.py)
         work = Path(tempfile.mkdtemp(prefix=f"validate-{owner}-", dir=_ensure(workdir or work_root())))
+        in_use = leftovers.hold(work)  # no sweep removes it while we run, from any pid namespace
     except CompatError as exc:
         result.error = str(exc)
         return result
@@ -76,22 +88,40 @@ def validate(source: str, to: str, *, from_: str | None = None, path: str = "in-
     try:
         _run(result, source, work, source_kw, batch_size=batch_size, contracts=contracts, timeout=timeout,
              progress=progress, seed=seed, selection=Selection(collections) if collections else None)
+        if require_rollback:
+            _require_rollback(result)
     except HarnessFault as exc:  # a timeout, a broken environment, the machine: never a verdict
-        result.error = str(exc)
-    except OSError as exc:  # the work directory refused a write (disk full, read-only, quota)
-        result.error = (f"the work directory refused a write: {exc.strerror or exc} ({exc.filename or work}); "
-                        "free space or pass another --workdir")
+        _stopped(result, str(exc))
+    except OSError as exc:
+        if exc.filename and not str(exc.filename).startswith(str(work)):  # reading the source: it moved under us
+            _stopped(result, f"cannot read {exc.filename}: {exc.strerror or exc}; the source changed while it was "
+                             "copied, or is not readable: validate a quiescent snapshot")
+        else:  # the work directory refused a write (disk full, read-only, quota)
+            _stopped(result, f"the work directory refused a write: {exc.strerror or exc} ({exc.filename or work}); "
+                             "free space or pass another --workdir")
     except KeyboardInterrupt:
         result.error = "interrupted"
         raise
     finally:
-        _rehash(result, source, source_kw)
-        result.timings["total"] = time.monotonic() - started
-        if not keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            result.source["work_dir"] = str(work)
+        try:
+            _rehash(result, source, source_kw)
+        finally:  # the private copies go whatever the last hash did
+            result.timings["total"] = time.monotonic() - started
+            if not keep:
+                shutil.rmtree(work, ignore_errors=True)
+            else:
+                result.source["work_dir"] = str(work)
+            in_use.close()
     return result
+
+
+def _stopped(result: Validation, why: str) -> None:
+    """A harness fault stopped the run: "could not validate", unless a release had already failed on
+    this data, whose evidence then stands (exit 1) with the fault shown beside it."""
+    if result.failed:
+        result.checks.append(Check("run", "error", f"the validation stopped early: {why}"))
+    else:
+        result.error = why
 
 
 def _ensure(path: Path) -> Path:
@@ -123,15 +153,19 @@ def _rehash(result: Validation, source: str, source_kw: dict) -> None:
         return
     try:
         after = fingerprint(source, **source_kw)
-    except CompatError as exc:
-        after = f"unavailable: {exc}"
+    except Exception as exc:  # noqa: BLE001 - an endpoint gone, a file vanishing: unknown, not "changed"
+        why = str(exc) if isinstance(exc, CompatError) else f"{type(exc).__name__}: {exc}"
+        result.source.update({"hash_after": f"unavailable: {why}", "unchanged": None})
+        detail = f"the source could not be hashed again after validation, so it cannot be shown unchanged: {why}"
+        result.checks.insert(0, Check("source-unchanged", "error", detail, None, {"before": before}))
+        return
     result.source["hash_after"] = after
     result.source["unchanged"] = after == before
     result.checks.insert(0, Check(
-        "source-unchanged", "pass" if after == before else "fail",
+        "source-unchanged", "pass" if after == before else "error",
         "the source hashes the same before and after validation" if after == before else
-        "the source changed during validation (something else is writing to it?); the copy may be torn",
-        None, {"before": before, "after": after}))
+        "the source changed during validation (something else is writing to it?); the copy may be torn: "
+        "validate a quiescent snapshot", None, {"before": before, "after": after}))
 
 
 def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_size: int,
@@ -192,19 +226,22 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
                 export_import(old, source_copy, new, target_copy, batch_size=batch_size, scopes=scopes,
                               keep=selection.matches if selection else None)
             except (ChromaError, WorkerError) as exc:
-                result.checks.append(Check("open", "fail", f"export from chromadb {old.version} into "
-                                                           f"{new.version} failed: {compare._err(exc)}"))
+                if old.raised(exc):  # the release that wrote the store cannot export it: damage, not the upgrade
+                    result.checks.append(Check("open", "error", f"chromadb {old.version}, which wrote this store, "
+                                                               f"cannot export it: {compare._err(exc)}; the store is "
+                                                               "damaged, or pass --from with the release that wrote "
+                                                               "it", None, {"side": "source",
+                                                                            "error": compare._err(exc)}))
+                else:
+                    result.checks.append(Check("open", "fail", f"export from chromadb {old.version} into "
+                                                               f"{new.version} failed: {compare._err(exc)}", None,
+                                               {"side": "target", "error": compare._err(exc)}))
                 return
             result.timings["export-import"] = time.monotonic() - t1
-        try:
-            src = old.persistent(source_copy)
-            default_names = src.list_collection_names()
-        except HarnessFault:
-            raise
-        except (ChromaError, WorkerError, CompatError) as exc:
-            result.error = (f"chromadb {old.version}, which wrote this store, cannot read it: {compare._err(exc)}; "
-                            "the store is damaged, or pass --from with the release that wrote it")
+        opened = _open_source(result, stack, old, source_copy, timeout)
+        if opened is None:
             return
+        old, src, default_names = opened
         if selection is not None and not sqlite:  # a 0.3 store: its one database, as the release lists it
             scopes = _select(result, selection, scopes, [(DEFAULT_SCOPE, n) for n in default_names])
             if scopes is None:
@@ -232,6 +269,87 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
         result.timings["compare"] = time.monotonic() - t3
         if contracts:
             _contracts(result, old, new)
+    _reopen_by_source(result, target_copy, timeout)
+
+
+def _reopen_by_source(result: Validation, target_copy: Path, timeout: float) -> None:
+    """The one-way door: once the target has written to its copy, can the reading release open it again?
+
+    Why: upgrade plans rely on reverting (pin the old release back) when
+    something goes wrong, and a store the target has migrated or written may no
+    longer open with the old release (1.0.21 panics on a 1.5.9-written store).
+    It runs on copy B, after the target's workers are gone (its open and its
+    write check are what wrote there), in a fresh worker of the reading
+    release: a count, a page and a query per collection of the default
+    database. With an auto-detected writer range the oldest candidate reopens
+    it too: 1.2.2 reopens a copy 1.5.9 wrote to, 1.0.21 does not, so the
+    reading release alone could promise a rollback the user's release cannot
+    make. Recorded in ``result.rollback``; the check is ``info``, or
+    ``fail`` with ``--require-rollback`` (see :func:`_require_rollback`).
+    """
+    if result.path != "in-place":
+        result.rollback = {"checked": False, "possible": True, "release": result.source_release, "error": None,
+                           "detail": "export-import leaves the source store as it was: rolling back is using it"}
+        return
+    if not any(c.name == "open" and c.status == "pass" for c in result.checks):
+        return  # the target never opened its copy: nothing was upgraded to roll back from
+    t0 = time.monotonic()
+    wr = result.inventory.get("writer_range") or {}
+    versions = [result.source_release]
+    if result.source_release_evidence.startswith("written by") and wr.get("readers"):
+        # the range's other end first: each reopen may write to the copy, and the oldest is the likelier to refuse
+        versions = [v for v in wr["readers"][-1:] if v != result.source_release] + versions
+    outcomes = [_reopen(version, target_copy, timeout) for version in versions]
+    refused = [(v, err) for v, (err, _) in zip(versions, outcomes) if err is not None]
+    reopened = [v for v, (err, _) in zip(versions, outcomes) if err is None]
+    if refused:
+        version, error = refused[0]
+        also = f"; chromadb {', '.join(reopened)} did reopen it" if reopened else ""
+        result.rollback = {"checked": True, "possible": False, "release": version, "error": error,
+                           "releases": versions, "reopened_by": reopened,
+                           "detail": f"rollback after upgrading: not possible (chromadb {version} cannot open the "
+                                     f"store once {result.target_release} has written to it: {error}{also})"}
+        result.checks.append(Check("rollback-after-upgrade", "info", result.rollback["detail"], None,
+                                   {"release": version, "error": error, "reopened by": reopened}))
+    else:
+        read = outcomes[-1][1]
+        result.rollback = {"checked": True, "possible": True, "release": result.source_release, "error": None,
+                           "releases": versions, "reopened_by": reopened,
+                           "detail": f"rollback after upgrading: possible (chromadb {', '.join(versions)} reopened the "
+                                     f"store after {result.target_release} wrote to it: {len(read)} collection(s) "
+                                     "counted, paged and queried)"}
+        result.checks.append(Check("rollback-after-upgrade", "pass", result.rollback["detail"], None,
+                                   {"releases": versions, "collections": read}))
+    result.timings["rollback"] = time.monotonic() - t0
+
+
+def _reopen(version: str, store: Path, timeout: float) -> tuple[str | None, list[str]]:
+    """(what ``version`` raised, or None; "name: count" per collection it read) on ``store``."""
+    read: list[str] = []
+    try:
+        with Release(version, timeout=timeout) as back:
+            client = back.persistent(store)
+            for name in client.list_collection_names():
+                col = client.get_collection(name)
+                n = col.count()
+                page = col.get(limit=1, include=["embeddings"])
+                vectors = page.get("embeddings")
+                if n and vectors is not None and len(vectors):
+                    col.query(query_embeddings=[vectors[0]], n_results=1, include=["distances"])
+                read.append(f"{name}: {n}")
+            client.close()
+    except HarnessFault:
+        raise
+    except (ChromaError, WorkerError, CompatError) as exc:
+        return compare._err(exc), read
+    return None, read
+
+
+def _require_rollback(result: Validation) -> None:
+    """``--require-rollback``: a store the reading release cannot reopen after the upgrade is "not safe"."""
+    for check in result.checks:
+        if check.name == "rollback-after-upgrade" and check.status == "info":
+            check.status = "fail"
 
 
 def _select(result: Validation, selection: Selection, scopes: list[Scope],
@@ -265,7 +383,12 @@ def _start_together(*rels: Release) -> None:
 
 
 def _pick_source(result: Validation) -> bool:
-    """The release that reads the store as the reference: --from, or the newest that could have written it."""
+    """The release that reads the store as the reference (``releases.source``), never stated as its writer.
+
+    With --from, that release; otherwise the first of the writer range's
+    ``readers`` (``writers.READER_RULE``); :func:`_open_source` moves down that
+    list when a candidate refuses the store.
+    """
     wr = result.inventory.get("writer_range") or {}
     if result.source_release is None:
         if not wr.get("source_release"):
@@ -277,14 +400,53 @@ def _pick_source(result: Validation) -> bool:
             result.error = f"cannot tell which release wrote this store ({wr.get('evidence', 'no evidence')}); pass --from"
             return False
         result.source_release = wr["source_release"]
-        span = wr["first"] if wr["first"] == wr["last"] else f"{wr['first']}-{wr['last']}"
-        result.source_release_evidence = f"written by chromadb {span}: {wr['evidence']}"
+        result.source_release_evidence = _reader_evidence(wr, result.source_release)
     elif wr.get("versions") and result.source_release not in wr["versions"]:
         result.checks.append(Check("source-release", "info", f"--from {result.source_release}, but the store's schema "
                                                              f"says chromadb {wr['first']}-{wr['last']} wrote it",
                                    None, {"writer_range": {k: wr[k] for k in ("first", "last", "evidence")}}))
     result.direction = _direction(result, wr)
     return True
+
+
+def _reader_evidence(wr: dict, reader: str, refused: list[str] | None = None) -> str:
+    """"written by one of chromadb 1.0.0-1.2.2 (evidence: ...); read with 1.2.2, the newest candidate ..."."""
+    tried = f"; {'; '.join(refused)}" if refused else ""
+    return (f"written by {writers.describe(wr)}; read with chromadb {reader}, {wr.get('reader_rule', '')}{tried}; "
+            "pass --from X if you know which release wrote it")
+
+
+def _open_source(result: Validation, stack: ExitStack, old: Release, source_copy: Path,
+                 timeout: float) -> tuple[Release, Client, list[str]] | None:
+    """Open copy A with the reading release; an auto-detected reader that refuses the store gives way
+    to the next candidate (at most ``MAX_READERS`` tried: a store every candidate refuses is damaged).
+
+    Why: candidates share the store's migrations but not always what they accept
+    (0.4.1-0.4.3 refuse a 0.4.0 store over one migration's hash), and calling the
+    store damaged when an older candidate reads it hides the real answer.
+    """
+    wr = result.inventory.get("writer_range") or {}
+    auto = result.source_release_evidence.startswith("written by")
+    readers = [v for v in wr.get("readers") or [] if v != old.version] if auto else []
+    refused: list[str] = []
+    while True:
+        try:
+            src = old.persistent(source_copy)
+            return old, src, src.list_collection_names()
+        except HarnessFault:
+            raise
+        except (ChromaError, WorkerError, CompatError) as exc:
+            why = compare._err(exc)
+            refused.append(f"chromadb {old.version} refused it: {why if len(why) <= 200 else why[:200] + ' ...'}")
+            if not readers or len(refused) >= MAX_READERS:
+                who = "the release given with --from" if not auto else \
+                    "the only candidate writer" if len(refused) == 1 else f"{len(refused)} candidate writers"
+                result.error = (f"{who} cannot read this store ({'; '.join(refused)}); the store is damaged, or "
+                                "pass --from with the release that wrote it")
+                return None
+        old = stack.enter_context(Release(readers.pop(0), timeout=timeout))
+        result.source_release = old.version
+        result.source_release_evidence = _reader_evidence(wr, old.version, refused)
 
 
 def _direction(result: Validation, wr: dict) -> str:
@@ -399,6 +561,7 @@ def _compare(result: Validation, src: Client, dst: Client, *, scope: Scope, batc
                                    database_label(scope)))
         return
     spaces = {c["name"]: c.get("space") for c in result.inventory.get("collections", []) if in_scope(c, scope)}
+    recorded = {c["name"]: c.get("dimension") for c in result.inventory.get("collections", []) if in_scope(c, scope)}
     for name in names:
         label = scope_label(scope, name)
         try:
@@ -422,6 +585,13 @@ def _compare(result: Validation, src: Client, dst: Client, *, scope: Scope, batc
             continue
         result.collections.append(summary)
         result.checks.extend(checks)
+        if summary.target_count is None:
+            continue  # the target cannot open the collection: the count check says so, there is nothing to write to
+        # every collection, an empty one too; the source's private copy is the baseline (write_check.py)
+        result.checks.append(write_check(label, Collection(dst, {"name": name, "id": ""}),
+                                         dimension_for(summary.dimension, recorded.get(name)),
+                                         source=Collection(src, {"name": name, "id": ""}),
+                                         source_version=src.release.version))
 
 
 def _contracts(result: Validation, old: Release, new: Release) -> None:

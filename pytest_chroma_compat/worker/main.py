@@ -30,11 +30,13 @@ import safe_pickle  # noqa: E402
 
 safe_pickle.install()
 import adapters  # noqa: E402
+import filter_oracle  # noqa: E402
 import fingerprint  # noqa: E402
 import wire  # noqa: E402
 
 sys.path.remove(_HERE)  # our file names must not shadow the release's modules
 del sys.modules["adapters"], sys.modules["fingerprint"], sys.modules["wire"], sys.modules["safe_pickle"]
+del sys.modules["filter_oracle"]
 
 OPS: dict[str, Callable[..., Any]] = {}
 STREAM_OPS: set[str] = set()
@@ -68,6 +70,7 @@ class State:
         self.clients: dict[int, Any] = {}
         self.collections: dict[tuple[int, str], Any] = {}
         self.digests: dict[str, Any] = {}  # running collection digests, by the host's token
+        self.expected: dict[str, Any] = {}  # what the data says each filter matches, by the same token
         self.next_client = 1
 
     @property
@@ -309,7 +312,8 @@ def _rows(values: Any, rows: list[int]) -> list | None:
 
 @op("fingerprint")
 def fingerprint_page(state: State, client: int, collection: str, ids: list, digest: str | None = None,
-                     records: bool = False, queries: Any = None, space: str = "l2", k: int = 10) -> dict:
+                     records: bool = False, queries: Any = None, space: str = "l2", k: int = 10,
+                     filters: bool = False) -> dict:
     """Read records by id and summarize them here: the ids found (in the order asked),
     a hash of their content, and, asked for, the page's nearest neighbours of the
     ``queries`` and the records themselves.
@@ -319,6 +323,10 @@ def fingerprint_page(state: State, client: int, collection: str, ids: list, dige
     of every record before it (measured on 1.5.9: an ids-only page at offset 99k
     takes 2.4x the one at 0), while a page by id costs the same anywhere.
     ``digest`` names a running collection digest this page is added to.
+    ``filters`` (with ``digest``): the first page picks filters (returned as
+    ``filters``) and every page adds what its records say they match; read the
+    sums with ``take_expected``. Why here: the records are at hand, and a defect
+    both releases share (a corrupted full-text index) shows only against the data.
     """
     import numpy as np
 
@@ -342,6 +350,12 @@ def fingerprint_page(state: State, client: int, collection: str, ids: list, dige
         state.digests.setdefault(digest, fingerprint.Digest()).update(page)
     out: dict = {"ids": found, "hash": fingerprint.page_hash(page, width), "dimension": width,
                  "unrequested": len(got) - len(found)}
+    if filters and digest and found:
+        if digest not in state.expected:
+            picked = filter_oracle.pick(metadatas or [], documents or [])
+            state.expected[digest] = filter_oracle.Expected(picked)
+            out["filters"] = picked
+        state.expected[digest].update(found, documents, metadatas)
     if queries is not None:
         q = np.asarray(_vectors(queries), dtype=np.float64)
         out["nearest"] = fingerprint.nearest(found, vectors, q.reshape(len(q), -1), space, k)
@@ -356,6 +370,13 @@ def take_digest(state: State, token: str) -> str | None:
     """The running digest named ``token`` (see ``fingerprint``), forgotten once read."""
     running = state.digests.pop(token, None)
     return None if running is None else running.hexdigest()
+
+
+@op("take_expected")
+def take_expected(state: State, token: str) -> list | None:
+    """Per filter picked under ``token`` (see ``fingerprint``): what the records read say it matches."""
+    expected = state.expected.pop(token, None)
+    return None if expected is None else expected.result()
 
 
 @op("count")
