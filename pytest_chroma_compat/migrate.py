@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .client import Client, Collection, Release
-from .errors import WorkerCrashed
+from .errors import ChromaError, WorkerCrashed
 from .model import Op
 from .scopes import DEFAULT_SCOPE, Scope, scope_label
 
@@ -60,19 +60,50 @@ def apply(client: Client, op: Op) -> None:
             ids=op.ids, embeddings=op.embeddings, documents=op.documents, metadatas=op.metadatas)
 
 
-def write(release: Release, path: Path, ops: list[Op], *, abandon: bool = False) -> None:
+def write(release: Release, path: Path, ops: list[Op], *, abandon: bool = False,
+          refused: list[tuple[Op, ChromaError]] | None = None) -> list[Op]:
     """Apply ops with a persistent client, then close it, or with ``abandon`` kill the
-    worker first so nothing buffered in memory reaches the disk."""
-    client = release.persistent(path)
-    for op in ops:
-        apply(client, op)
+    worker first so nothing buffered in memory reaches the disk; returns the ops applied.
+
+    With ``refused`` (a list to fill), an op the release refuses is not raised: what the
+    writer never stored cannot be lost by an upgrade, so the caller records the refusal as
+    a finding about that release and judges the rest. A refused write may still have stored
+    part of itself (0.3.29 adds an ``upsert``'s record with a control character in its id,
+    then raises, and a later delete leaves a duplicate), so the store is written again from
+    scratch without that op: the oracle built from the returned ops then matches the store."""
+    todo = list(ops)
+    while True:
+        client = release.persistent(path)
+        applied: list[Op] = []
+        live: set[str] = set()  # a refused op on a missing collection stored nothing: no rewrite
+        for i, op in enumerate(todo):
+            try:
+                apply(client, op)
+            except ChromaError as exc:
+                if refused is None:
+                    raise
+                refused.append((op, exc))
+                if op.kind in ("create", "delete_collection") or op.collection not in live:
+                    continue
+                todo = applied + todo[i + 1:]
+                client.close()
+                shutil.rmtree(path)
+                break
+            applied.append(op)
+            if op.kind == "create":
+                live.add(op.collection)
+            elif op.kind == "delete_collection":
+                live.discard(op.collection)
+        else:
+            break
     if not abandon:
         client.close()
-        return
+        return applied
     try:
         release.call("debug", action="exit", seconds=0)
     except WorkerCrashed:
         pass  # expected: the worker is gone, the next call starts a fresh one
+    return applied
 
 
 def copy_store(src: Path, dst: Path) -> Path:

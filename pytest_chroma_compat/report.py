@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Iterable
 if TYPE_CHECKING:
     from .roundtrip import PathReport
 
-SYMBOL = {"pass": "ok", "fail": "FAIL", "error": "ERROR", "pre-existing": "pre-existing"}
+SYMBOL = {"pass": "ok", "fail": "FAIL", "error": "ERROR", "pre-existing": "pre-existing", "flaky": "flaky",
+          "release-defect": "defect"}
+VERDICT = {"safe": "SAFE", "unsafe": "UNSAFE", "flaky": "SAFE (a failure did not reproduce: flaky)"}
+# what a passing invariant established, for checks that pass without a detail of their own
+HELD = {"count": "count() and the records read match the model in every collection",
+        "ids": "every expected id and no other", "documents": "every document read back as written",
+        "metadata": "every metadata value read back as written"}
 
 
 def _evidence(evidence: dict, limit: int = 1200) -> str:
@@ -22,18 +28,20 @@ def _evidence(evidence: dict, limit: int = 1200) -> str:
 
 
 def path_text(report: "PathReport", verbose: bool = False) -> str:
-    verdict = "SAFE" if report.ok else "UNSAFE"
+    verdict = VERDICT[report.outcome]
+    shrunk = f", {report.shrink_steps} shrink step(s)" if report.shrink_steps else ""
     lines = [f"{report.old} -> {report.new}  [{report.path}]  {verdict}  "
-             f"({report.examples} example(s), {report.seconds:.1f}s)"]
+             f"({report.examples} example(s){shrunk}, {report.seconds:.1f}s)"]
     for note in report.notes:
         lines.append(f"  note: {note}")
     for o in report.outcomes:
         if o.status == "pass" and not verbose and o.name != "all":
             continue
-        lines.append(f"  {SYMBOL.get(o.status, o.status):>12}  {o.name}: {o.detail}")
+        detail = o.detail or (HELD.get(o.name, "held") if o.status == "pass" else "(no detail)")
+        lines.append(f"  {SYMBOL.get(o.status, o.status):>12}  {o.name}: {detail}")
         if o.evidence and o.status != "pass":
             lines.append(f"{'':16}evidence: {_evidence(o.evidence)}")
-    if not report.ok:
+    if report.outcome != "safe":
         if report.falsifying:
             lines.append("  shrunk example:")
             lines.extend("    " + ln for ln in report.falsifying.splitlines())

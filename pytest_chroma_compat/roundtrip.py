@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from . import capabilities, migrate, paths, profiles
+from . import capabilities, known_shapes, migrate, paths, profiles
 from .client import Release
 from .errors import ChromaError, CompatError, HarnessFault, WorkerError
-from .invariants import Outcome, check_writable, evaluate, observe
-from .model import StoreModel, load_arrays, ops_from_json, ops_to_json, save_arrays
+from .invariants import CHECKS, Outcome, check_writable, evaluate, observe
+from .model import CollectionModel, Op, Record, StoreModel, load_arrays, ops_from_json, ops_to_json, save_arrays
 from .strategies import Probes, Program, probes as probes_strategy, programs
 
 
@@ -45,6 +45,7 @@ class PathReport:
     outcomes: list[Outcome] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     examples: int = 0
+    shrink_steps: int = 0
     seconds: float = 0.0
     case_file: str | None = None
     falsifying: str | None = None
@@ -59,7 +60,8 @@ class PathReport:
                 self.largest["embedding_ulps"] = max(self.largest["embedding_ulps"], big["max_ulps"])
             if o.name == "metadata" and o.evidence.get("max_float_ulps"):
                 self.largest["metadata_float_ulps"] = max(self.largest["metadata_float_ulps"], o.evidence["max_float_ulps"])
-        for note in other.notes:
+        defects = [f"{o.name}: {o.detail}" for o in other.outcomes if o.status == "release-defect"]
+        for note in other.notes + defects:
             if note not in self.notes:
                 self.notes.append(note)
 
@@ -78,13 +80,33 @@ class PathReport:
     def ok(self) -> bool:
         return not self.failed
 
+    @property
+    def outcome(self) -> str:
+        """``unsafe`` only for a failure that reproduced; ``flaky`` when it did not come back."""
+        if self.failed:
+            return "unsafe"
+        return "flaky" if any(o.status == "flaky" for o in self.outcomes) else "safe"
+
+    def settle(self, again: "PathReport") -> None:
+        """Judge this failure by a rerun on fresh workers: one that does not come back depends on
+        timing or on state earlier examples left in a worker, so it is a note, never the verdict."""
+        if not again.ok:
+            self.notes.append(f"reproduced on fresh workers (failing: {', '.join(o.name for o in again.failed)})")
+            return
+        self.notes.append("did NOT reproduce on fresh workers: it depends on timing or on state left by earlier "
+                          "examples; reported as flaky, not counted against the upgrade")
+        for o in self.outcomes:
+            if o.failed:
+                o.status = "flaky"
+
     def first_failure(self) -> str:
         f = self.failed
         return f"{f[0].name}: {f[0].detail}" if f else ""
 
     def to_dict(self) -> dict:
         return {
-            "old": self.old, "new": self.new, "path": self.path, "ok": self.ok, "examples": self.examples,
+            "old": self.old, "new": self.new, "path": self.path, "ok": self.ok, "outcome": self.outcome,
+            "examples": self.examples, "shrink_steps": self.shrink_steps,
             "seconds": round(self.seconds, 1), "notes": self.notes, "case_file": self.case_file,
             "largest_difference": self.largest,
             "falsifying_example": self.falsifying,
@@ -163,11 +185,17 @@ class PairRunner:
 
     def _run(self, case: Case, model: StoreModel, ex: Path, report: PathReport) -> None:
         written = ex / "written"
+        refused: list[tuple[Op, ChromaError]] = []
         try:
-            migrate.write(self.old, written, case.program.ops, abandon=case.path == "unflushed-wal")
+            applied = migrate.write(self.old, written, case.program.ops, abandon=case.path == "unflushed-wal",
+                                    refused=refused)
         except (ChromaError, WorkerError) as exc:
             report.outcomes.append(Outcome("write", "error", f"chromadb {self.old.version} rejected the data: {exc}"))
             return
+        if refused:
+            # the oracle describes what the old release stored, not what it was asked to store
+            model = StoreModel.from_ops(applied, case.program.merge_updates)
+            report.notes.extend(_refusal_note(self.old.version, op, exc) for op, exc in refused)
         fmt = migrate.detect_format(written)
         target = ex / "migrated"
         route = case.path
@@ -203,20 +231,51 @@ class PairRunner:
 
         with client:
             new_view = observe(client, case.probes, self.batch_size)
-            report.outcomes.extend(evaluate(model, old_view, new_view, case.probes))
+            outcomes = evaluate(model, old_view, new_view, case.probes)
+            kept = _kept_otherwise(outcomes, seen[0] if seen else None)
+            if kept:
+                # the old release did not keep what it accepted: judge the upgrade by what it did keep
+                model = _model_of(seen[0], model)
+                report.notes.append(f"chromadb {self.old.version} did not keep the data it accepted ({kept} already "
+                                    f"differ when it reads its own store); judged against what it kept")
+                outcomes = evaluate(model, old_view, new_view, case.probes)
             if not new_view.error:
-                report.outcomes.append(check_writable(client, model))
+                outcomes.append(check_writable(client, model))
+        if any(o.status == "fail" and o.name in CHECKS for o in outcomes):
+            self._attribute(outcomes, case, applied, model, ex / "baseline")
+        report.outcomes.extend(outcomes)
 
-    def confirm(self, case: Case) -> str:
-        """Rerun a failing case on fresh workers: a failure that does not come back depends
-        on timing or on state earlier examples left in a worker, and the user must know."""
+    def _attribute(self, outcomes: list[Outcome], case: Case, applied: list[Op], model: StoreModel,
+                   where: Path) -> None:
+        """A read difference counts against the upgrade only if the target answers correctly on the
+        same data written by itself through the same path; if it answers the same wrong way there,
+        the defect is the release's own, and the upgrade neither causes nor cures it."""
+        refused: list[tuple[Op, ChromaError]] = []
+        try:
+            migrate.write(self.new, where, applied, abandon=case.path == "unflushed-wal", refused=refused)
+            if refused:
+                return  # the target does not store the same data: no baseline to compare with
+            with self.new.persistent(where) as own:
+                view = observe(own, case.probes, self.batch_size)
+        except (ChromaError, WorkerError):
+            return
+        if view.error:
+            return
+        for o in outcomes:
+            if o.status != "fail" or o.name not in CHECKS:
+                continue
+            args = (model, view, case.probes) if o.name in ("filters", "query") else (model, view)
+            own_ok, _, own_evidence = CHECKS[o.name](*args)
+            if not own_ok and repr(own_evidence) == repr(o.evidence):
+                o.status = "release-defect"
+                o.detail += (f"; chromadb {self.new.version} answers the same on a store it wrote itself: "
+                             f"a defect of that release, not of the upgrade")
+
+    def confirm(self, case: Case) -> "PathReport":
+        """Rerun a failing case on fresh workers (see :meth:`PathReport.settle`)."""
         self.old.close()
         self.new.close()
-        again = self.run_case(case)
-        if not again.ok:
-            same = [o.name for o in again.failed]
-            return f"reproduced on fresh workers (failing: {', '.join(same)})"
-        return "did NOT reproduce on fresh workers: it depends on timing or on state left by earlier examples"
+        return self.run_case(case)
 
     def _legacy_in_place_view(self, written: Path, where: Path) -> str:
         try:
@@ -225,6 +284,34 @@ class PairRunner:
             return f"{len(names)} collection(s) and no error" if not names else f"collections {names}"
         except (ChromaError, WorkerError) as exc:
             return f"an error ({exc})"
+
+
+STORED = ("collections", "count", "ids", "documents", "metadata", "embeddings")
+
+
+def _kept_otherwise(outcomes: list[Outcome], old: Any) -> str:
+    """The stored-data invariants the old release already breaks on its own store, if any."""
+    if old is None or old.error:
+        return ""
+    return ", ".join(o.name for o in outcomes if o.status == "pre-existing" and o.name in STORED)
+
+
+def _model_of(view: Any, model: StoreModel) -> StoreModel:
+    """An oracle holding what a release shows of its own store (records, not answers to questions)."""
+    out = StoreModel(model.merge_updates)
+    for name, seen in view.collections.items():
+        dim = model.collections[name].dim if name in model.collections else None
+        col = out.collections[name] = CollectionModel(name, seen["metadata"], dim=dim)
+        for rid, (emb, doc, meta) in seen["records"].items():
+            col.records[rid] = Record(emb, doc, meta)
+            col.dim = col.dim or (None if emb is None else len(emb))
+    return out
+
+
+def _refusal_note(version: str, op: Op, exc: ChromaError) -> str:
+    """One line per kind of refusal, so notes absorbed across examples do not repeat."""
+    return f"chromadb {version} refused a generated {op.kind}: {str(exc).splitlines()[0][:200]}; the example " \
+           f"continued without that op's records (data the old release never stored cannot be lost by the upgrade)"
 
 
 # -- driving Hypothesis ---------------------------------------------------------------------------
@@ -249,7 +336,8 @@ def check_path(runner: PairRunner, path: str, *, examples: int | None = None, se
     failed: dict[str, PathReport] = {}
     total = PathReport(runner.old.version, runner.new.version, path)
     started = time.monotonic()
-    count = [0]
+    count = [0]  # generated examples, up to and including the first failure
+    shrinks = [0]  # runs after it: Hypothesis shrinking the failure
     budget = profiles.shrink_seconds(profile)
 
     @settings(profiles.settings(profile, examples))
@@ -266,7 +354,10 @@ def check_path(runner: PairRunner, path: str, *, examples: int | None = None, se
             # the smallest failure found so far
             return
         else:
-            count[0] += 1
+            if "since" in last:
+                shrinks[0] += 1
+            else:
+                count[0] += 1
             try:
                 report = runner.run_case(case)
             except HarnessFault as exc:  # not a failing example: stop now, never shrink a timeout
@@ -277,6 +368,12 @@ def check_path(runner: PairRunner, path: str, *, examples: int | None = None, se
             last.setdefault("since", time.monotonic())
             last["case"], last["report"] = case, report
             raise UnsafeUpgrade(report)
+
+    known = _known_shapes(runner, path, failures_dir, started)
+    if known is not None:  # a known breakage: the verdict does not wait on what Hypothesis draws
+        return known
+    total.notes.append(f"{len(known_shapes.SHAPES)} known shape(s) held first: "
+                       f"{', '.join(s.name for s in known_shapes.SHAPES)}")
 
     # one example database entry per pair and path, not one for every pair
     example.hypothesis.inner_test._hypothesis_internal_add_digest = (
@@ -292,13 +389,34 @@ def check_path(runner: PairRunner, path: str, *, examples: int | None = None, se
         report.falsifying = repr(last["case"].program) if "case" in last else None
         if "case" in last:
             report.case_file = str(save_case(last["case"], failures_dir))
-            report.notes.append(runner.confirm(last["case"]))
-        report.examples = count[0]
+            report.settle(runner.confirm(last["case"]))
+        report.examples, report.shrink_steps = count[0], shrinks[0]
         report.seconds = time.monotonic() - started
         return report
     total.examples, total.seconds = count[0], time.monotonic() - started
     total.outcomes.append(Outcome("all", "pass", f"{count[0]} example(s), every invariant held; {total.rounding_note()}"))
     return total
+
+
+def _known_shapes(runner: PairRunner, path: str, failures_dir: Path | None, started: float) -> PathReport | None:
+    """Run ``known_shapes`` for this path; the report of the first that fails (and reproduces), else None."""
+    extra = migrate.UNFLUSHED_SETTINGS if path == "unflushed-wal" else {}
+    for shape, program, probes in known_shapes.cases(extra, runner.old_caps.merges_metadata_updates):
+        case = Case(runner.old.version, runner.new.version, path, program, probes)
+        try:
+            report = runner.run_case(case)
+        except HarnessFault:
+            raise
+        if report.ok:
+            continue
+        report.falsifying = repr(program)
+        report.notes.append(f"known shape {shape.name!r} ({shape.reproduces})")
+        report.case_file = str(save_case(case, failures_dir))
+        report.settle(runner.confirm(case))
+        report.examples, report.seconds = 1, time.monotonic() - started
+        if not report.ok:
+            return report
+    return None
 
 
 def check_pair(old: str, new: str, path_names: list[str] | None = None, **kwargs: Any) -> list[PathReport]:

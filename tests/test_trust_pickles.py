@@ -205,6 +205,11 @@ def test_validate_reports_a_hostile_store(stores, tmp_path, canary: Canary, vers
                                        "references": ["os.system"]}]
     integrity = [c for c in report["checks"] if c["name"] == "integrity"]
     assert integrity and integrity[0]["status"] == "pre-existing"
+    assert [c["status"] for c in report["checks"] if c["name"] == "code-in-store"] == ["fail"]
+    allowed = cli("validate", str(store), "--to", target, "--workdir", str(tmp_path / "work"), "--no-contracts",
+                  "--quiet", "--allow-pre-existing", env=SECRETS)
+    assert allowed.returncode == 1, allowed.stdout + allowed.stderr  # never a defect to live with
+    assert "NOT safe" in allowed.stdout and "code-in-store" in allowed.stdout and "Traceback" not in allowed.stderr
     _wait_absent(marker, Path(f"{marker}.env"))
     canary.assert_untouched()
     assert tree_hash(store) == before

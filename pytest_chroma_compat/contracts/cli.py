@@ -79,7 +79,7 @@ def show_table(as_json: bool) -> int:
 
 def compare_pair(args: argparse.Namespace) -> int:
     from .. import releases
-    from .measure import compare, compact, describe_change, load_table, probe_hash, server_probe_hash
+    from .measure import SILENT, by_call, compare, compact, describe_change, load_table, probe_hash, server_probe_hash
 
     old, new = releases.resolve(args.old), releases.resolve(args.new)
     rows = compare(old, new, fresh=args.fresh)
@@ -91,6 +91,7 @@ def compare_pair(args: argparse.Namespace) -> int:
             {"id": r.contract.id, "title": r.contract.title, "section": r.contract.section,
              "documented": r.contract.documented, "quote": r.contract.quote, "from_value": r.before,
              "to_value": r.after, "crossed": r.crossed, "failure": r.failure or None,
+             "silently_empty": r.silently_empty, "from_by_call": by_call(r.before), "to_by_call": by_call(r.after),
              "consequence": r.contract.consequence} for r in rows],
             "not_measured": [{"id": c.id, "section": c.section, "reason": c.unmeasured} for c in unmeasured]}
         print(json.dumps(doc, indent=1, ensure_ascii=False))
@@ -110,12 +111,20 @@ def compare_pair(args: argparse.Namespace) -> int:
             print(f"  {old + ':':<{width}} {compact(r.before)}")
             print(f"  {new + ':':<{width}} {compact(r.after)}")
             print(f"  change   {describe_change(r.before, r.after)}")
+            if r.silently_empty:
+                cases = "; ".join(repr(case) if case else "the call" for case in r.silently_empty)
+                print(f"  NOTE     {SILENT}: {cases} raised under {old}, answer nothing (no error) under {new}")
+            for version, value in ((old, r.before), (new, r.after)):
+                for line in by_call(value):
+                    print(f"  by call  {line} ({version})")
         print(f"  means    {c.consequence}")
     same = [r for r in rows if not r.crossed and not r.failure]
     if same:
         print("\nunchanged between the two releases:")
         for r in same:
             print(f"  same     {r.contract.id} [{r.contract.section}]: {_short(compact(r.before))}")
+            for line in by_call(r.before):
+                print(f"    by call  {line}")
     for c in unmeasured:
         print(f"  not measured  {c.id} [{c.section}]: {c.unmeasured}")
     return EXIT_UNSAFE if failed else EXIT_OK
@@ -155,11 +164,18 @@ def measure_range(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=1, ensure_ascii=False))
     else:
         for h in hist:
-            at = ", ".join(ch["at"] for ch in h.changes) or "-"
+            at = ", ".join(_at(ch) for ch in h.changes) or "-"
             print(f"{h.contract.id:<32} log:{h.contract.documented or '-':<15} changes at: {at:<28} {h.verdict}")
         if failures:
             print(f"\n{len(failures)} release(s) with probes that could not run: {', '.join(failures)}")
     return EXIT_UNSAFE if failures else EXIT_OK
+
+
+def _at(change: dict) -> str:
+    """The release a change happens at, marked when a refusal there became a silent empty answer."""
+    from .measure import SILENT
+
+    return f"{change['at']} ({SILENT})" if change.get("silently_empty") else change["at"]
 
 
 def _cell(text: str) -> str:
@@ -171,7 +187,7 @@ def _span(run: dict) -> str:
 
 
 def markdown(doc: dict) -> str:
-    from .measure import compact, describe_change
+    from .measure import by_call, compact, describe_change
 
     vs = doc["versions"]
     lines = [
@@ -195,7 +211,7 @@ def markdown(doc: dict) -> str:
         "|---|---|---|---|---|",
     ]
     for c in doc["contracts"]:
-        at = ", ".join(ch["at"] for ch in c["changes"]) or "—"
+        at = ", ".join(_at(ch) for ch in c["changes"]) or "—"
         documented = c["documented"] or "—"
         if c["documented_at"] and c["documented_at"] not in c["documented"]:
             documented += f" (→ {c['documented_at']})"
@@ -219,6 +235,8 @@ def markdown(doc: dict) -> str:
             else:
                 lines.append(f"- {_span(run)} ({n} release{'s' * (n > 1)}): "
                              f"`{_cell(describe_change(previous, run['value']))}`")
+            if by_call(run["value"]) != by_call(previous):  # stated where the calls start (or stop) disagreeing
+                lines += [f"  - by call: {_cell(line)}" for line in by_call(run["value"]) or ["all calls agree"]]
             previous = run["value"]
         if c["unmeasured"]:
             lines.append(f"- not measured on: {', '.join(c['unmeasured'])}")

@@ -195,6 +195,11 @@ class Crossing:
     def crossed(self) -> bool:
         return not self.failure and not self.shadowed_by and self.before != self.after
 
+    @property
+    def silently_empty(self) -> list[str]:
+        """Cases that raised under the old release and answer nothing, without an error, under the new one."""
+        return silently_empty(self.before, self.after) if self.crossed else []
+
 
 def compare(old: "Release | str", new: "Release | str", contracts: Iterable[Contract] | None = None,
             **kwargs: Any) -> list[Crossing]:
@@ -235,20 +240,92 @@ def attribute(crossings: list[Crossing], old: str, new: str) -> list[Crossing]:
 
 
 def describe_change(before: Any, after: Any) -> str:
-    """A short account of what differs: changed keys of a dict, added/removed items of a list of names."""
-    if isinstance(before, dict) and isinstance(after, dict):
-        keys = [k for k in {**before, **after} if before.get(k) != after.get(k)]
-        return "; ".join(f"{k}: {compact(before.get(k))} -> {compact(after.get(k))}" for k in keys)
+    """A short account of what differs: changed keys of a dict (nested dicts as ``outer.inner``),
+    added/removed items of a list of names; an error that became an empty answer is named so."""
+    if _is_dict(before) and _is_dict(after):
+        return "; ".join(_changed_keys(before, after))
     if isinstance(before, list) and isinstance(after, list) and all(isinstance(x, str) for x in before + after) \
             and len(set(before)) == len(before) and len(before + after) > 4:
         gone, new = [x for x in before if x not in after], [x for x in after if x not in before]
         if gone or new:
             return " ".join([f"-{x}" for x in gone] + [f"+{x}" for x in new])
-    return f"{compact(before)} -> {compact(after)}"
+    return f"{compact(before)} -> {compact(after)}" + (f" ({SILENT})" if _silently_empty(before, after) else "")
+
+
+SILENT = "now silently matches nothing"
+
+
+def _is_dict(value: Any) -> bool:
+    return isinstance(value, dict) and not _is_error(value)
+
+
+def _is_error(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"error"}
+
+
+def _silently_empty(before: Any, after: Any) -> bool:
+    """A refusal replaced by an empty answer: code that caught the error now gets nothing, and no sign of it."""
+    return _is_error(before) and (after == [] or (type(after) is int and after == 0))
+
+
+def _changed_keys(before: dict, after: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in {**before, **after}:
+        b, a = before.get(k), after.get(k)
+        if b == a:
+            continue
+        if _is_dict(b) and _is_dict(a):
+            out += _changed_keys(b, a, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}: {describe_change(b, a)}")
+    return out
+
+
+def silently_empty(before: Any, after: Any, prefix: str = "") -> list[str]:
+    """Where (dotted keys; "" for the whole value) an error in ``before`` became an empty answer in ``after``."""
+    if _silently_empty(before, after):
+        return [prefix.rstrip(".")]
+    if _is_dict(before) and _is_dict(after):
+        return [p for k in before if k in after for p in silently_empty(before[k], after[k], f"{prefix}{k}.")]
+    return []
+
+
+WRITE_CALLS = ("add", "upsert", "update")  # the keys of a per-call answer (probes.WRITE_CALLS)
+
+
+def _call_answer(value: Any) -> str:
+    if _is_error(value):
+        return f"refuse{{s}} ({value['error']})"
+    words = {"dropped": "accept{s} and drop{s} the key", "kept": "keep{s} it", "accepted": "accept{s} it"}
+    if isinstance(value, str) and value.startswith("changed:"):
+        return f"change{{s}} it to {value.split(':', 1)[1]}"
+    return words.get(value, f"answer{{s}} {compact(value)}")
+
+
+def by_call(value: Any) -> list[str]:
+    """For an answer measured per write call: each case the calls do not agree on, in words.
+
+    "none: add refuses (TypeError); upsert/update accept and drop the key" -- a contract measured
+    through one call would have said "refused everywhere".
+    """
+    if not (_is_dict(value) and len(value) > 1 and set(value) <= set(WRITE_CALLS)
+            and all(_is_dict(v) for v in value.values())):
+        return []
+    calls = [c for c in WRITE_CALLS if c in value]
+    out = []
+    for label in {k: None for c in calls for k in value[c]}:
+        groups: dict[str, list[str]] = {}
+        for c in calls:
+            groups.setdefault(compact(value[c].get(label)), []).append(c)
+        if len(groups) < 2:
+            continue
+        parts = [_call_answer(value[cs[0]].get(label)).format(s="s" if len(cs) == 1 else "") for cs in groups.values()]
+        out.append(f"{label}: " + "; ".join(f"{'/'.join(cs)} {part}" for cs, part in zip(groups.values(), parts)))
+    return out
 
 
 def compact(value: Any) -> str:
-    if isinstance(value, dict) and set(value) == {"error"}:
+    if _is_error(value):
         return f"error:{value['error']}"
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
@@ -336,7 +413,9 @@ def histories(versions: list[str], observations: dict[str, Observation],
                 h.runs[-1]["releases"] += 1
             else:
                 if h.runs:
-                    h.changes.append({"after": previous, "at": v, "before": h.runs[-1]["value"], "value": value})
+                    before = h.runs[-1]["value"]
+                    h.changes.append({"after": previous, "at": v, "before": before, "value": value,
+                                      "silently_empty": silently_empty(before, value)})
                 h.runs.append({"first": v, "last": v, "value": value, "releases": 1})
             previous = v
         h.verdict, h.disagrees = _verdict(h, versions, table)

@@ -366,28 +366,56 @@ METADATA_VALUES = {
     "list_str": ["a", "b"], "list_int": [1, 2], "list_float": [1.5], "list_bool": [True], "empty_list": [],
 }
 
+# Releases check metadata in each write call separately (1.5.9 refuses None through add but takes it
+# through upsert/update), so every value goes through every call. An empty metadata dict is a whole
+# record's metadata, not a value, hence its own label.
+WRITE_CALLS = ("add", "upsert", "update")
+
+
+def _write_through(col: Any, call: str, metadata: dict) -> None:
+    """Write record "x" with ``metadata`` through ``call``; update needs the record first (set-up by add)."""
+    if call == "update":
+        col.add(ids=["x"], embeddings=[E2[0]], metadatas=[{"other": 1}])
+        col.update(ids=["x"], metadatas=[metadata])
+    else:
+        getattr(col, call)(ids=["x"], embeddings=[E2[0]], metadatas=[metadata])
+
+
+def _read_metadata(col: Any) -> dict:
+    return col.get(ids=["x"], include=["metadatas"])["metadatas"][0] or {}
+
 
 @_guarded
 def metadata_types() -> Any:
-    """Per metadata value type: kept as sent, changed (to which type), dropped, or rejected."""
-    out = {}
+    """Per write call and metadata value type: kept as sent, changed (to which type), dropped, or rejected."""
+    out: dict[str, dict] = {}
     with _store() as (client, _):
-        for i, (label, value) in enumerate(METADATA_VALUES.items()):
-            col = _collection(client, name=f"probe-{i}")
+        for call in WRITE_CALLS:
+            answers: dict[str, Any] = {}
+            for i, (label, value) in enumerate(METADATA_VALUES.items()):
+                col = _collection(client, name=f"probe-{call}-{i}")
 
-            def attempt() -> Any:
-                col.add(ids=["x"], embeddings=[E2[0]], metadatas=[{"k": value, "other": 1}])
-                got = col.get(ids=["x"], include=["metadatas"])["metadatas"][0] or {}
-                if "k" not in got:
-                    return "dropped"
-                return "kept" if type(got["k"]) is type(value) and got["k"] == value else f"changed:{type(got['k']).__name__}"
-            out[label] = _attempt(attempt)
+                def attempt() -> Any:
+                    _write_through(col, call, {"k": value, "other": 1})
+                    got = _read_metadata(col)
+                    if "k" not in got:
+                        return "dropped"
+                    same = type(got["k"]) is type(value) and got["k"] == value
+                    return "kept" if same else f"changed:{type(got['k']).__name__}"
+                answers[label] = _attempt(attempt)
+            col = _collection(client, name=f"probe-{call}-empty")
+            answers["empty_dict"] = _attempt(lambda: (_write_through(col, call, {}), "accepted")[1])
+            out[call] = answers
     return out
 
 
 @_guarded
 def operators() -> Any:
-    """Which filter operators a release accepts (the answer's ids are other probes' business)."""
+    """Per filter operator: the ids it matches (an empty list is an answer too), or the error.
+
+    Ids, not "ok": an operator that stops raising and silently matches nothing must look
+    different from one that starts working.
+    """
     calls = {
         "$eq": {"where": {"k": {"$eq": 1}}}, "$ne": {"where": {"k": {"$ne": 1}}}, "$gt": {"where": {"k": {"$gt": 0}}},
         "$in": {"where": {"k": {"$in": [1]}}}, "$nin": {"where": {"k": {"$nin": [1]}}},
@@ -399,7 +427,27 @@ def operators() -> Any:
     }
     with _store() as (client, _):
         col = _filter_collection(client)
-        return {name: _attempt(lambda kw=kw: (col.get(**kw), "ok")[1]) for name, kw in calls.items()}
+        return {name: _attempt(lambda kw=kw: sorted(col.get(**kw)["ids"])) for name, kw in calls.items()}
+
+
+@_guarded
+def where_contains() -> Any:
+    """``$contains`` / ``$not_contains`` in ``where`` on a string, an int and a list metadata field: ids or error.
+
+    a: s="hello", b: s="world", c: n=1, d: l=["x", "y"] (written only where lists are accepted).
+    """
+    with _store() as (client, _):
+        col = _collection(client)
+        col.add(ids=["a", "b", "c"], embeddings=E2[:3], metadatas=[{"s": "hello"}, {"s": "world"}, {"n": 1}])
+        _attempt(lambda: col.add(ids=["d"], embeddings=[E2[3]], metadatas=[{"l": ["x", "y"]}]))
+        calls = {
+            "string, substring": {"s": {"$contains": "ell"}},
+            "string, whole value": {"s": {"$contains": "hello"}},
+            "string, $not_contains": {"s": {"$not_contains": "ell"}},
+            "int": {"n": {"$contains": 1}},
+            "list": {"l": {"$contains": "x"}},
+        }
+        return {label: _attempt(lambda w=w: sorted(col.get(where=w)["ids"])) for label, w in calls.items()}
 
 
 COLLECTION_NAMES = {

@@ -513,7 +513,16 @@ def _integrity_check(result: Validation) -> None:
     if problems:
         result.checks.append(Check("integrity", "pre-existing", f"{len(problems)} problem(s) in the store itself; "
                                                                 f"first: {problems[0]}", None, {"problems": problems}))
-    elif result.inventory.get("format") != "sqlite":
+    hostile = result.inventory.get("hostile_pickles") or []
+    if hostile:  # never a defect to live with (--allow-pre-existing): every 0.3-0.6 release runs it on open
+        first = hostile[0]
+        result.checks.append(Check("code-in-store", "fail", f"{len(hostile)} pickle(s) in the store hold code, not "
+                                                            f"data; first: {first['file']} (references "
+                                                            f"{', '.join(first['references'])})", None,
+                                   {"hostile_pickles": hostile}))
+    if problems:
+        return
+    if result.inventory.get("format") != "sqlite":
         result.checks.append(Check("integrity", "skip", "no schema to check in the 0.3 format"))
     else:
         notes = result.inventory.get("notes") or []
