@@ -29,7 +29,6 @@ MAX_METADATA_ULPS = 2
 RECALL = 0.9
 DISTANCE_RTOL = 1e-3
 DISTANCE_ATOL = 1e-4
-WRITE_CHECK_ID = "chroma-compat-write-check"
 
 INVARIANTS = ("open", "collections", "count", "ids", "documents", "metadata", "embeddings",
               "filters", "query", "writable")

@@ -160,6 +160,10 @@ class Validation:
             allowed = self.allowed
             extra = (f"; {len(allowed)} pre-existing defect(s) in the store allowed (--allow-pre-existing), first: "
                      f"{allowed[0].name}{_where(allowed[0])}: {allowed[0].detail}") if allowed else ""
+            skipped = [c for c in self.checks if c.status == "skip"]
+            if skipped:  # a check that did not run is said beside the verdict, never only in a tally
+                extra += (f"; {len(skipped)} check(s) skipped, first: {skipped[0].name}{_where(skipped[0])}: "
+                          f"{skipped[0].detail}")
             return f"{pair}: safe to upgrade ({len(self.collections)} collection(s), {n} record(s) identical " \
                    f"within tolerance, {passed} check(s) passed){extra}"
         first = self.failed[0]

@@ -340,8 +340,10 @@ def _reopen(version: str, store: Path, timeout: float) -> tuple[str | None, list
             client.close()
     except HarnessFault:
         raise
-    except (ChromaError, WorkerError, CompatError) as exc:
+    except (ChromaError, WorkerError) as exc:  # the release refused the store: that is the answer
         return compare._err(exc), read
+    except CompatError as exc:  # the release could not even be started: ours to fix, never "not possible"
+        raise HarnessFault(f"cannot start chromadb {version} to check the rollback: {exc}") from None
     return None, read
 
 
