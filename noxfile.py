@@ -28,6 +28,9 @@ MATRIX = ["0.4", "0.5", "0.6", "1.0", "latest"]
 
 
 def _scenarios(session: nox.Session, old: str, new: str, *extra: str) -> None:
+    """pytest on scenarios/: while it runs, the plugin prints progress (installs, examples, shrinking)
+    through pytest's terminal, and the run ends with one `chroma-compat verdict:` line taken from the
+    outcomes of the round-trip and contract tests (SAFE / NOT SAFE / COULD NOT CHECK)."""
     session.install("-e", ".")
     # a fixed seed by default, so a session gives the same verdict every run; pass
     # -- --chroma-seed=random (or another number) to explore other examples
@@ -39,7 +42,8 @@ def _pair_session(name: str, old: str, new: str) -> None:
     def run(session: nox.Session) -> None:
         _scenarios(session, old, new, *session.posargs)
 
-    run.__doc__ = f"Round trip chromadb {old} -> {new} (in place, export/import, unflushed log)."
+    run.__doc__ = (f"Round trip chromadb {old} -> {new} (in place, export/import, unflushed log); "
+                   "ends with a verdict line.")
     nox.session(name=name)(run)
 
 
@@ -49,7 +53,7 @@ for _name, (_old, _new) in PAIRS.items():
 
 @nox.session
 def compat(session: nox.Session) -> None:
-    """Any pair: nox -s compat -- --from 0.5.3 --to 1.3.4 [pytest options]."""
+    """Any pair: nox -s compat -- --from 0.5.3 --to 1.3.4 [pytest options, e.g. --chroma-progress=2]."""
     args = list(session.posargs)
     pair = {}
     for flag in ("--from", "--to"):
@@ -132,3 +136,17 @@ def benchmarks_validate(session: nox.Session) -> None:
     """
     session.install("-e", ".")
     session.run("python", "benchmarks/validate_scale.py", *session.posargs)
+
+
+SKEW_CLIENTS = ["0.4", "0.5", "0.6", "1.0", "latest"]
+SKEW_SERVERS = ["0.5", "0.6", "1.0", "latest"]
+
+
+@nox.session
+def skew(session: nox.Session) -> None:
+    """Every client release (latest 0.4, 0.5, 0.6, 1.0, newest) against a fresh real server of every
+    server release (latest 0.5, 0.6, 1.0, newest); writes docs/skew.md and docs/skew.json."""
+    session.install("-e", ".")
+    session.run("chroma-compat", "skew", "--clients", ",".join(resolve(v) for v in SKEW_CLIENTS),
+                "--servers", ",".join(resolve(v) for v in SKEW_SERVERS),
+                *(session.posargs or ["--markdown", "docs/skew.md", "--json", "docs/skew.json"]))

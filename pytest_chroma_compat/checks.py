@@ -6,7 +6,8 @@ test module of your own:
     from pytest_chroma_compat.checks import test_chroma_round_trip_in_place
 
 Each failure is a ``ChromaCompatFailure`` with sections (pair, path, check,
-evidence, how to reproduce).
+evidence, how to reproduce), shown without the harness's frames; each check is
+marked ``chroma_verdict`` so its outcome makes the run's verdict line.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from .errors import ChromaCompatFailure
 CROSSED = pytest.StashKey[list]()
 
 
-def _round_trip(runner: Any, settings: dict, path: str) -> None:
-    import pytest
-
+def round_trip(runner: Any, settings: dict, path: str) -> Any:
+    """One migration path of the pair: its ``PathReport`` when the upgrade held, else a
+    ``ChromaCompatFailure``; a fault of the harness (a timeout, a broken environment) fails the test
+    as "could not run", which the verdict reports as not checked, never as safe or unsafe."""
     from . import report, roundtrip
-
     from .errors import HarnessFault
 
     __tracebackhide__ = True
@@ -41,23 +42,31 @@ def _round_trip(runner: Any, settings: dict, path: str) -> None:
             evidence=report.path_text(result),
             reproduce=f"chroma-compat replay {result.case_file}" if result.case_file else
             f"chroma-compat check --from {result.old} --to {result.new} --path {path}")
+    return result
 
 
+@pytest.mark.chroma_verdict("round-trip", "in-place")
 def test_chroma_round_trip_in_place(chroma_pair_runner, chroma_round_trip_settings) -> None:
     """Stores written by the old release, opened in place by the new one."""
-    _round_trip(chroma_pair_runner, chroma_round_trip_settings, "in-place")
+    __tracebackhide__ = True
+    round_trip(chroma_pair_runner, chroma_round_trip_settings, "in-place")
 
 
+@pytest.mark.chroma_verdict("round-trip", "export-import")
 def test_chroma_round_trip_export_import(chroma_pair_runner, chroma_round_trip_settings) -> None:
     """Every collection exported by the old release and imported by the new one."""
-    _round_trip(chroma_pair_runner, chroma_round_trip_settings, "export-import")
+    __tracebackhide__ = True
+    round_trip(chroma_pair_runner, chroma_round_trip_settings, "export-import")
 
 
+@pytest.mark.chroma_verdict("round-trip", "unflushed-wal")
 def test_chroma_round_trip_unflushed_log(chroma_pair_runner, chroma_round_trip_settings) -> None:
     """The old process dies before flushing its index; the new release replays its log."""
-    _round_trip(chroma_pair_runner, chroma_round_trip_settings, "unflushed-wal")
+    __tracebackhide__ = True
+    round_trip(chroma_pair_runner, chroma_round_trip_settings, "unflushed-wal")
 
 
+@pytest.mark.chroma_verdict("contract", "contracts")
 def test_chroma_contracts_crossed(chroma_pair, request) -> None:
     """Which documented behaviour changes this upgrade crosses, measured live on both releases.
 
@@ -66,6 +75,7 @@ def test_chroma_contracts_crossed(chroma_pair, request) -> None:
     """
     from .contracts import measure
 
+    __tracebackhide__ = True
     old, new = chroma_pair
     found = measure.compare(old, new)
     broken = [x for x in found if x.failure]

@@ -141,53 +141,66 @@ def _paths(value: str) -> list[str] | None:
     return chosen
 
 
-def _round_trip(args: argparse.Namespace, old: str, new: str) -> list:
+def _round_trip(args: argparse.Namespace, old: str, new: str, progress: Callable | None = None) -> list:
     """One pair, with the options `check` and `matrix` share."""
     from . import roundtrip
 
+    return roundtrip.check_pair(old, new, _paths(args.path), examples=args.examples, seed=args.seed,
+                                profile=args.profile, failures_dir=args.failures_dir, progress=progress)
+
+
+def _check_examples(args: argparse.Namespace) -> None:
     if args.examples is not None and args.examples < 1:
         raise CompatError(f"--examples must be at least 1, not {args.examples}")
 
-    return roundtrip.check_pair(old, new, _paths(args.path), examples=args.examples, seed=args.seed,
-                                profile=args.profile, failures_dir=args.failures_dir)
-
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from . import report
+    """The report on stdout (text, or JSON with --json); live progress and one final verdict line on stderr."""
+    from . import progress, report
 
     old, new = _versions([args.old])[0], _versions([args.new])[0]
-    reports = _round_trip(args, old, new)
+    _check_examples(args)
+    _paths(args.path)
+    with progress.bar() as live:
+        reports = _round_trip(args, old, new, live)
     if args.json:
-        print(json.dumps(report.pair_json(reports), indent=1, default=repr))
+        print(json.dumps(report.pair_json(reports, args.require_rollback), indent=1, default=repr), flush=True)
     else:
         for rep in reports:
-            print(report.path_text(rep, verbose=args.verbose))
-    return EXIT_OK if all(r.ok for r in reports) else EXIT_UNSAFE
+            print(report.path_text(rep, verbose=args.verbose), flush=True)
+    _say(report.verdict_line(old, new, reports, args.require_rollback))
+    unsafe = not all(r.ok for r in reports) or report.blocked_by_rollback(reports, args.require_rollback)
+    return EXIT_UNSAFE if unsafe else EXIT_OK
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from . import report
+    from . import progress, report
 
     versions = _versions(args.versions)
     if len(versions) < 2:
         raise CompatError("a matrix needs at least two releases")
+    _check_examples(args)
+    _paths(args.path)
     cells = {}
-    for old in versions:
-        for new in versions:
-            if old == new:
-                continue
-            reps = _round_trip(args, old, new)
-            cells[(old, new)] = reps
-            for rep in reps:
-                status = "pass" if rep.ok else f"FAIL {rep.first_failure()[:100]}"
-                print(f"{old} -> {new} [{rep.path}] {status}", flush=True)
+    with progress.bar() as live:
+        for old in versions:
+            for new in versions:
+                if old == new:
+                    continue
+                reps = _round_trip(args, old, new, live)
+                cells[(old, new)] = reps
+                for rep in reps:
+                    status = "pass" if rep.ok else f"FAIL {rep.first_failure()[:100]}"
+                    door = f" (rollback: {rep.rollback[:60]})" if rep.rollback and rep.path != "export-import" else ""
+                    print(f"{old} -> {new} [{rep.path}] {status}{door}", flush=True)
     if args.markdown:
         Path(args.markdown).write_text(report.matrix_markdown(versions, cells))
     if args.json:
         doc = {"versions": versions, "cells": [{"old": o, "new": n, **report.pair_json(r)} for (o, n), r in cells.items()]}
         Path(args.json).write_text(json.dumps(doc, indent=1, default=repr) + "\n")
+    _say(report.matrix_line(versions, cells))
     return EXIT_OK
 
 
@@ -197,7 +210,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from . import report, roundtrip
 
     rep = roundtrip.replay(Path(args.file))
-    print(report.path_text(rep, verbose=True))
+    print(report.path_text(rep, verbose=True), flush=True)
+    line = report.verdict_line(rep.old, rep.new, [rep])
+    _say(line.replace("chroma-compat: ", f"chroma-compat: replay [{rep.path}] ", 1))
     return EXIT_OK if rep.ok else EXIT_UNSAFE
 
 
@@ -246,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     _round_trip_options(chk)
     chk.add_argument("--json", action="store_true", help="print the report as JSON")
     chk.add_argument("--verbose", action="store_true", help="also list the invariants that held")
+    chk.add_argument("--require-rollback", action="store_true",
+                     help="also fail (exit 1) when the old release cannot reopen the store after the upgrade")
     chk.set_defaults(handler=cmd_check)
 
     mx = sub.add_parser("matrix", help="check every ordered pair of some releases (downgrades included)")
@@ -271,7 +288,10 @@ from .contracts.cli import register as _register_contracts  # noqa: E402  (stdli
 from .snapshot.cli import register as _register_validate  # noqa: E402
 
 _EXTRA_COMMANDS.append(_register_contracts)
+from .server_cli import register as _register_servers  # noqa: E402
+
 _EXTRA_COMMANDS.append(_register_validate)
+_EXTRA_COMMANDS.append(_register_servers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

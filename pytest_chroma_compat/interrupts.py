@@ -59,8 +59,13 @@ if pid == 0:
         os.execv(sys.argv[2], sys.argv[2:])
     finally:
         os._exit(127)
+def forward(signum, _frame):
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:  # the child is already gone and reaped: nothing to forward to
+        pass
 for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-    signal.signal(s, lambda signum, _f: os.kill(pid, signum))
+    signal.signal(s, forward)
 status = os.waitpid(pid, 0)[1]
 code = os.waitstatus_to_exitcode(status)
 if code < 0:

@@ -7,6 +7,7 @@ One root, from the platform's user cache dir, overridable with
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 APP = "pytest-chroma-compat"
@@ -33,7 +34,7 @@ def writable_dir(path: Path, what: str, fix: str) -> Path:
         raise WorkDirUnusable(f"cannot write to {what} {path}: it is not a directory; {fix}")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-probe-{os.getpid()}"
+        probe = path / f".write-probe-{os.getpid()}-{threading.get_ident()}"  # threads probe at once
         with open(probe, "wb") as fh:
             fh.write(b"x")
         probe.unlink()

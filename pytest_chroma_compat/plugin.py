@@ -5,6 +5,12 @@ environment is touched until a fixture asks for a release. Options have ini
 twins so a project can pin its upgrade pair in its config. Configuration
 errors stop the run with one line (``pytest.UsageError``), never a traceback
 from inside a worker.
+
+A run that uses the harness explains itself: long waits (installs, round
+trips, snapshot validation) print progress through pytest's terminal reporter
+(``terminal_progress``), failures are shown without the harness's frames
+(``tracebacks``), and the summary ends with one verdict line derived from the
+outcomes of the harness's own tests (``verdict``).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
+
+from .server_fixture import chroma_server  # noqa: F401  (a fixture: pytest finds it in this module)
 
 if TYPE_CHECKING:
     from .client import Release
@@ -33,6 +41,9 @@ OPTIONS = {
                                        "S3-compatible endpoint for an s3:// --chroma-snapshot"),
     "--chroma-snapshot-collections": ("chroma_compat_snapshot_collections",
                                       "validate only these collections of --chroma-snapshot (comma-separated)"),
+    "--chroma-progress": ("chroma_compat_progress", "seconds a wait (round trip, install, snapshot) lasts before "
+                                                    "its progress is shown, then between lines; 'off' for none "
+                                                    "(default 10)"),
 }
 CHECKS_MODULE = Path(__file__).with_name("checks.py")
 SNAPSHOT_CHECKS_MODULE = Path(__file__).parent / "snapshot" / "checks.py"
@@ -81,12 +92,66 @@ def _resolve(version: str, what: str) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "chroma_versions(*versions): run the test once per chromadb release "
                                        "(no arguments: --chroma-versions / chroma_compat_versions)")
+    config.addinivalue_line("markers", "chroma_verdict(kind, name): the test's outcome counts in the "
+                                       "chroma-compat verdict line (kind: round-trip, contract or snapshot)")
     config.stash[_USED] = {}
+    config.pluginmanager.register(_Verdicts(config), "chroma-compat-verdicts")
+    progress_every(config)  # a bad --chroma-progress stops the run now, in one line
     if option(config, "chroma_compat"):
         pair_from_config(config)  # fail now, in one line, if the pair is not usable
         config.args.append(str(CHECKS_MODULE))
     if option(config, "chroma_compat_snapshot"):
         config.args.append(str(SNAPSHOT_CHECKS_MODULE))
+
+
+def progress_every(config: pytest.Config) -> float | None:
+    """--chroma-progress as seconds, or None for "off"."""
+    from .progress import EVERY
+
+    raw = option(config, "chroma_compat_progress")
+    if raw is None:
+        return EVERY
+    if str(raw).strip().lower() in ("off", "no", "false", "none"):
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise pytest.UsageError(f"chroma-compat: --chroma-progress must be a number of seconds or 'off', not {raw!r}")
+    return seconds
+
+
+_PROGRESS = pytest.StashKey[Any]()
+
+
+def live(config: pytest.Config) -> Any:
+    """The run's progress writer (``terminal_progress.TerminalProgress``), or None; made on first use,
+    after pytest's terminal reporter exists."""
+    if _PROGRESS not in config.stash:
+        from . import terminal_progress
+
+        every = progress_every(config)
+        config.stash[_PROGRESS] = None if every is None else terminal_progress.for_config(config, every)
+    return config.stash[_PROGRESS]
+
+
+def install_note(config: pytest.Config) -> Callable[[str], None] | None:
+    writer = live(config)
+    return writer.note if writer is not None else None
+
+
+def ensure_releases(config: pytest.Config, *versions: str) -> None:
+    """Build missing environments before a worker needs them, with a line on the terminal; a release
+    that cannot be installed fails the test in one line (the verdict: could not be checked)."""
+    from .errors import CompatError
+    from .terminal_progress import ensure_releases as build
+
+    __tracebackhide__ = True
+    try:
+        build(list(versions), install_note(config))
+    except CompatError as exc:
+        pytest.fail(f"chroma-compat: {exc}", pytrace=False)
 
 
 def pair_from_config(config: pytest.Config) -> tuple[str, str]:
@@ -127,16 +192,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 class ReleasePool:
     """One ``Release`` (and so one worker) per version for the whole session."""
 
-    def __init__(self, used: dict | None = None) -> None:
+    def __init__(self, used: dict | None = None, config: pytest.Config | None = None) -> None:
         self._releases: dict[str, "Release"] = {}
         self._used = used if used is not None else {}
+        self._config = config
 
     def get(self, version: str) -> "Release":
         from .client import Release
         from .releases import resolve
 
+        __tracebackhide__ = True
         exact = resolve(version)
         if exact not in self._releases:
+            if self._config is not None:  # a CompatError reaches the caller, who may expect it
+                from .terminal_progress import ensure_releases as build
+
+                build([exact], install_note(self._config))
             self._releases[exact] = Release(exact)
             self._used[exact] = "worker"
         return self._releases[exact]
@@ -153,7 +224,7 @@ _USED = pytest.StashKey[dict]()
 @pytest.fixture(scope="session")
 def chroma_releases(pytestconfig: pytest.Config) -> Iterator[ReleasePool]:
     """Session-wide pool of releases running in their workers: ``chroma_releases.get("0.6.3")``."""
-    pool = ReleasePool(pytestconfig.stash.get(_USED, {}))
+    pool = ReleasePool(pytestconfig.stash.get(_USED, {}), pytestconfig)
     yield pool
     pool.close()
 
@@ -161,6 +232,7 @@ def chroma_releases(pytestconfig: pytest.Config) -> Iterator[ReleasePool]:
 @pytest.fixture(scope="session")
 def chroma_version(request: pytest.FixtureRequest) -> str:
     """The release under test: the chroma_versions parameter, else --chroma-from."""
+    __tracebackhide__ = True
     if hasattr(request, "param"):
         return request.param
     old = option(request.config, "chroma_compat_from")
@@ -172,6 +244,7 @@ def chroma_version(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def chroma_release(chroma_releases: ReleasePool, chroma_version: str) -> "Release":
     """That release, running in its worker (the same object as ``Release(version)``)."""
+    __tracebackhide__ = True
     return chroma_releases.get(chroma_version)
 
 
@@ -191,6 +264,7 @@ def chroma_store_from(chroma_releases: ReleasePool, _chroma_store_cache: Any, tm
     from .errors import CompatError
 
     def factory(version: str, data: Any = None, seed: str | None = None) -> Path:
+        __tracebackhide__ = True
         release = chroma_releases.get(_resolve(version, "chroma_store_from"))
         search = [str(pytestconfig.rootpath), str(Path.cwd())] + [
             p for p in sys.path if p and Path(p).resolve().is_relative_to(pytestconfig.rootpath)]
@@ -205,32 +279,91 @@ def chroma_store_from(chroma_releases: ReleasePool, _chroma_store_cache: Any, tm
 
 @pytest.fixture(scope="session")
 def chroma_pair(pytestconfig: pytest.Config) -> tuple[str, str]:
-    """The (from, to) releases under test, resolved to exact versions."""
-    pair = pair_from_config(pytestconfig)
+    """The (from, to) releases under test, resolved to exact versions, their environments built."""
+    __tracebackhide__ = True
+    try:
+        pair = pair_from_config(pytestconfig)
+    except pytest.UsageError as exc:  # a check collected without its pair: one line, not a traceback
+        pytest.fail(str(exc), pytrace=False)
     pytestconfig.stash[_USED].setdefault("pair", pair)
+    ensure_releases(pytestconfig, *pair)
     return pair
 
 
 @pytest.fixture(scope="session")
 def chroma_pair_runner(chroma_pair: tuple[str, str]) -> Iterator["PairRunner"]:
     """Both releases of the pair, alive for the session (one worker each)."""
+    from .errors import CompatError
     from .roundtrip import PairRunner
 
-    runner = PairRunner(*chroma_pair)
+    __tracebackhide__ = True
+    try:
+        runner = PairRunner(*chroma_pair)
+    except CompatError as exc:  # a worker that does not start: the check could not run
+        pytest.fail(f"chroma-compat: {exc}", pytrace=False)
     yield runner
     runner.close()
 
 
 @pytest.fixture(scope="session")
 def chroma_round_trip_settings(pytestconfig: pytest.Config) -> dict:
+    """Keyword arguments of ``roundtrip.check_path``: the options, and live progress on pytest's terminal."""
     examples = option(pytestconfig, "chroma_compat_examples")
     seed = option(pytestconfig, "chroma_compat_seed")
-    return {"profile": option(pytestconfig, "chroma_compat_profile"),
-            "examples": int(examples) if examples else None,
-            "seed": int(seed) if seed not in (None, "", "random") else None}
+    settings = {"profile": option(pytestconfig, "chroma_compat_profile"),
+                "examples": int(examples) if examples else None,
+                "seed": int(seed) if seed not in (None, "", "random") else None}
+    writer = live(pytestconfig)
+    if writer is not None and _accepts_progress():
+        settings["progress"] = writer
+    return settings
+
+
+def _accepts_progress() -> bool:
+    """True once ``roundtrip.check_path`` takes ``progress=`` (older harness code does not)."""
+    import inspect
+
+    from .roundtrip import check_path
+
+    return "progress" in inspect.signature(check_path).parameters
+
+
+# -- reports: harness frames hidden, outcomes tagged for the verdict ---------------------------------
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    from . import tracebacks, verdict
+
+    excinfo = call.excinfo
+    whole = None  # a failure shown as its type and message, with no frame of ours
+    if (excinfo is not None and not item.config.getoption("fulltrace", False)
+            and not excinfo.errisinstance((pytest.skip.Exception, pytest.fail.Exception))):
+        if tracebacks.message_is_enough(excinfo):
+            whole = excinfo
+        else:
+            tracebacks.trim(excinfo)
+    outcome = yield
+    report = outcome.get_result()
+    if whole is not None and report.failed:
+        report.longrepr = tracebacks.message_only(whole)
+    verdict.tag(item, call, report)
+
+
+class _Verdicts:
+    """Folds tagged reports into the verdict (a plugin object, for the config a report does not carry;
+    under xdist it runs on the controller, which receives every worker's reports)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from . import verdict
+
+        verdict.collect(self.config, report)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    from . import verdict
     from .snapshot.checks import VALIDATION
 
     if VALIDATION in config.stash:
@@ -238,7 +371,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(config.stash[VALIDATION].summary)
     used = config.stash.get(_USED, {})
     versions = sorted(v for v in used if v != "pair")
-    if not versions and "pair" not in used:
+    verdicts = verdict.lines(config, pair=used.get("pair") or _configured_pair(config),
+                             snapshot=config.stash.get(VALIDATION, None),
+                             interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+    if not versions and "pair" not in used and not verdicts:
         return
     terminalreporter.section("chroma-compat")
     if versions:
@@ -253,3 +389,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.write_line(f"contracts this upgrade crosses ({len(crossed)}):")
             for line in crossed:
                 terminalreporter.write_line(f"  {line}")
+    for line in verdicts:  # last, so a CI log's tail says it
+        bad = any(word in line for word in ("NOT SAFE", "COULD NOT", "failed"))
+        terminalreporter.write_line(line, bold=True, red=bad, green=not bad)
+
+
+def _configured_pair(config: pytest.Config) -> tuple[str, str] | None:
+    """The pair the options name (xdist's controller never runs the fixture that records it)."""
+    try:
+        return pair_from_config(config)
+    except pytest.UsageError:
+        return None

@@ -16,16 +16,24 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import capabilities, known_shapes, migrate, paths, profiles
+from . import capabilities, known_shapes, migrate, paths, profiles, rollback
 from .client import Release
 from .errors import ChromaError, CompatError, HarnessFault, WorkerError
-from .invariants import CHECKS, Outcome, check_writable, evaluate, observe
+from .invariants import CHECKS, Outcome, View, check_writable, evaluate, observe, shared_low_recall
 from .model import CollectionModel, Op, Record, StoreModel, load_arrays, ops_from_json, ops_to_json, save_arrays
 from .strategies import Probes, Program, probes as probes_strategy, programs
+
+if TYPE_CHECKING:
+    from .progress import Progress
+
+# the detail an unflushed-wal failure gets when a cleanly closed writer fails the same way
+CLEAN_WRITER = "also with a cleanly closed writer (in-place): not a log-replay defect"
+# status of such an outcome once the in-place report carries the failure
+MOVED = "in-place"
 
 
 @dataclass
@@ -50,6 +58,12 @@ class PathReport:
     case_file: str | None = None
     falsifying: str | None = None
     largest: dict = field(default_factory=lambda: {"embedding_abs": 0.0, "embedding_ulps": 0, "metadata_float_ulps": 0})
+    # "possible", "possible (...)", "not possible: <first error line>", or None (not checked): see rollback.py
+    rollback: str | None = None
+    # fingerprints (12 hex digits) of the examples Hypothesis drew, in order: equal lists, equal runs
+    drawn: list[str] = field(default_factory=list)
+    # an unflushed-wal failure rerun with a cleanly closed writer, when it failed the same way
+    clean_writer: "PathReport | None" = None
 
     def absorb(self, other: "PathReport") -> None:
         """Keep the largest rounding seen across examples: the report must state it."""
@@ -85,13 +99,24 @@ class PathReport:
         """``unsafe`` only for a failure that reproduced; ``flaky`` when it did not come back."""
         if self.failed:
             return "unsafe"
-        return "flaky" if any(o.status == "flaky" for o in self.outcomes) else "safe"
+        if any(o.status == "flaky" for o in self.outcomes):
+            return "flaky"
+        return MOVED if any(o.status == MOVED for o in self.outcomes) else "safe"
 
     def settle(self, again: "PathReport") -> None:
         """Judge this failure by a rerun on fresh workers: one that does not come back depends on
-        timing or on state earlier examples left in a worker, so it is a note, never the verdict."""
+        timing or on state earlier examples left in a worker, so it is a note, never the verdict.
+        One that comes back is reported with the rerun's outcomes: a fresh worker is what
+        ``chroma-compat replay`` and a rerun with the same seed start from, so all three agree."""
         if not again.ok:
-            self.notes.append(f"reproduced on fresh workers (failing: {', '.join(o.name for o in again.failed)})")
+            # the evidence reported is the fresh run's: exactly what `chroma-compat replay` computes
+            first = [o.name for o in self.failed]
+            self.outcomes = again.outcomes
+            self.notes.extend(n for n in again.notes if n not in self.notes)
+            self.notes.append(f"reproduced on fresh workers (failing: {', '.join(o.name for o in again.failed)}); "
+                              f"the evidence shown is that run's")
+            if first != [o.name for o in again.failed]:
+                self.notes.append(f"the first run failed on {', '.join(first)} instead")
             return
         self.notes.append("did NOT reproduce on fresh workers: it depends on timing or on state left by earlier "
                           "examples; reported as flaky, not counted against the upgrade")
@@ -103,13 +128,21 @@ class PathReport:
         f = self.failed
         return f"{f[0].name}: {f[0].detail}" if f else ""
 
+    @property
+    def one_way(self) -> bool:
+        """The old release could not reopen the store after the new one wrote to it."""
+        return bool(self.rollback and self.rollback.startswith("not possible"))
+
     def to_dict(self) -> dict:
         return {
             "old": self.old, "new": self.new, "path": self.path, "ok": self.ok, "outcome": self.outcome,
             "examples": self.examples, "shrink_steps": self.shrink_steps,
             "seconds": round(self.seconds, 1), "notes": self.notes, "case_file": self.case_file,
             "largest_difference": self.largest,
+            "rollback": self.rollback,
             "falsifying_example": self.falsifying,
+            "drawn": self.drawn,
+            "clean_writer_case_file": self.clean_writer.case_file if self.clean_writer else None,
             "invariants": [{"name": o.name, "status": o.status, "detail": o.detail, "evidence": _jsonable(o.evidence)}
                            for o in self.outcomes],
         }
@@ -139,6 +172,7 @@ class PairRunner:
         self.work = Path(tempfile.mkdtemp(prefix=f"pair-{os.getpid()}-{self.old.version}-{self.new.version}-",
                                           dir=paths.fast_scratch_dir()))
         self._n = 0
+        self.rollbacks: dict[str, str] = {}  # path -> rollback label, measured once per path (see rollback.py)
 
     def close(self) -> None:
         self.old.close()
@@ -171,19 +205,22 @@ class PairRunner:
         return probes_strategy(model, self.old_caps.intersect(self.new_caps))
 
     # -- one example --------------------------------------------------------------------------------
-    def run_case(self, case: Case) -> PathReport:
+    def run_case(self, case: Case, *, rollback: bool = True) -> PathReport:
+        """One example. With ``rollback``, the first example of a path whose store the new release
+        opened and wrote to also measures whether the old release can open that store again."""
         self._n += 1
         ex = self.work / f"example-{self._n}"
         ex.mkdir()
         report = PathReport(self.old.version, self.new.version, case.path)
         model = case.program.model
         try:
-            self._run(case, model, ex, report)
+            self._run(case, model, ex, report, rollback and case.path not in self.rollbacks)
         finally:
             shutil.rmtree(ex, ignore_errors=True)
+        report.rollback = self.rollbacks.get(case.path)
         return report
 
-    def _run(self, case: Case, model: StoreModel, ex: Path, report: PathReport) -> None:
+    def _run(self, case: Case, model: StoreModel, ex: Path, report: PathReport, rollback_now: bool) -> None:
         written = ex / "written"
         refused: list[tuple[Op, ChromaError]] = []
         try:
@@ -241,12 +278,22 @@ class PairRunner:
                 outcomes = evaluate(model, old_view, new_view, case.probes)
             if not new_view.error:
                 outcomes.append(check_writable(client, model))
+        if rollback_now and not new_view.error:
+            self.rollbacks[case.path] = self._rollback(route, target)
         if any(o.status == "fail" and o.name in CHECKS for o in outcomes):
-            self._attribute(outcomes, case, applied, model, ex / "baseline")
+            self._attribute(outcomes, case, applied, model, ex / "baseline", new_view)
         report.outcomes.extend(outcomes)
 
+    def _rollback(self, route: str, target: Path) -> str:
+        """After the new release opened and wrote to the store (the write check), can the old one open it?
+        Its worker stops first, as a user stops the new release before pinning the old one back."""
+        if route == "export-import":
+            return rollback.UNTOUCHED
+        self.new.close()
+        return rollback.reopen(self.old.version, target).label()
+
     def _attribute(self, outcomes: list[Outcome], case: Case, applied: list[Op], model: StoreModel,
-                   where: Path) -> None:
+                   where: Path, new_view: View) -> None:
         """A read difference counts against the upgrade only if the target answers correctly on the
         same data written by itself through the same path; if it answers the same wrong way there,
         the defect is the release's own, and the upgrade neither causes nor cures it."""
@@ -266,16 +313,24 @@ class PairRunner:
                 continue
             args = (model, view, case.probes) if o.name in ("filters", "query") else (model, view)
             own_ok, _, own_evidence = CHECKS[o.name](*args)
-            if not own_ok and repr(own_evidence) == repr(o.evidence):
+            if own_ok:
+                continue
+            if repr(own_evidence) == repr(o.evidence):
                 o.status = "release-defect"
                 o.detail += (f"; chromadb {self.new.version} answers the same on a store it wrote itself: "
                              f"a defect of that release, not of the upgrade")
+            elif o.name == "query" and (recalls := shared_low_recall(model, new_view, view, case.probes)):
+                # an approximate index finds other neighbours on every build: recall is compared, not ids
+                o.status = "release-defect"
+                o.detail += (f"; chromadb {self.new.version} answers no better on a store it wrote itself (mean "
+                             f"recall {recalls[1]:.2f} there, {recalls[0]:.2f} here): a defect of that release, "
+                             f"not of the upgrade")
 
-    def confirm(self, case: Case) -> "PathReport":
+    def confirm(self, case: Case, *, rollback: bool = True) -> "PathReport":
         """Rerun a failing case on fresh workers (see :meth:`PathReport.settle`)."""
         self.old.close()
         self.new.close()
-        return self.run_case(case)
+        return self.run_case(case, rollback=rollback)
 
     def _legacy_in_place_view(self, written: Path, where: Path) -> str:
         try:
@@ -326,8 +381,25 @@ class _HarnessStop(BaseException):
 
 
 def check_path(runner: PairRunner, path: str, *, examples: int | None = None, seed: int | None = None,
-               profile: str | None = None, failures_dir: Path | None = None) -> PathReport:
-    """Run Hypothesis examples for one path; the report of the (shrunk) failure, or a pass."""
+               profile: str | None = None, failures_dir: Path | None = None,
+               progress: "Progress | None" = None) -> PathReport:
+    """Run the known shapes, then Hypothesis examples, for one path; the report of the (shrunk) failure,
+    or a pass. Hypothesis keeps its files in the cache meanwhile and draws the same from a seed in any
+    process (see :func:`profiles.isolated`)."""
+    with profiles.isolated():
+        report = _check_path(runner, path, examples, seed, profile, failures_dir, progress or _silent)
+    report.rollback = runner.rollbacks.get(path) or (
+        rollback.UNTOUCHED if path == "export-import" else
+        f"not checked (chromadb {runner.new.version} never opened and wrote to the store in place)")
+    return report
+
+
+def _silent(label: str, done: int, total: int) -> None:
+    return None
+
+
+def _check_path(runner: PairRunner, path: str, examples: int | None, seed: int | None, profile: str | None,
+                failures_dir: Path | None, progress: "Progress") -> PathReport:
     from hypothesis import given, settings
     from hypothesis import seed as hypothesis_seed
     from hypothesis import strategies as st
@@ -338,9 +410,12 @@ def check_path(runner: PairRunner, path: str, *, examples: int | None = None, se
     started = time.monotonic()
     count = [0]  # generated examples, up to and including the first failure
     shrinks = [0]  # runs after it: Hypothesis shrinking the failure
-    budget = profiles.shrink_seconds(profile)
+    seeded = seed is not None
+    seconds, runs = profiles.shrink_seconds(profile, seeded), profiles.shrink_runs(profile)
+    planned = profiles.max_examples(profile, examples)
+    label = f"{runner.old.version} -> {runner.new.version} {path}"
 
-    @settings(profiles.settings(profile, examples))
+    @settings(profiles.settings(profile, examples, seeded=seeded))
     @given(st.data())
     def example(data: Any) -> None:
         program = data.draw(runner.program_strategy(path), label="program")
@@ -349,27 +424,32 @@ def check_path(runner: PairRunner, path: str, *, examples: int | None = None, se
         key = program.fingerprint() + probes.fingerprint()
         if key in failed:
             report = failed[key]
-        elif "since" in last and time.monotonic() - last["since"] > budget:
+        elif "since" in last and (shrinks[0] >= runs or (
+                seconds is not None and time.monotonic() - last["since"] > seconds)):
             # shrink budget spent: nothing new is run, so Hypothesis settles on
             # the smallest failure found so far
             return
         else:
             if "since" in last:
                 shrinks[0] += 1
+                progress(f"{label} shrinking", shrinks[0], 0)
             else:
                 count[0] += 1
+                total.drawn.append(key[:12])
             try:
                 report = runner.run_case(case)
             except HarnessFault as exc:  # not a failing example: stop now, never shrink a timeout
                 raise _HarnessStop(exc) from None
             total.absorb(report)
+            if "since" not in last:
+                progress(label, count[0], planned)
         if not report.ok:
             failed[key] = report
             last.setdefault("since", time.monotonic())
             last["case"], last["report"] = case, report
             raise UnsafeUpgrade(report)
 
-    known = _known_shapes(runner, path, failures_dir, started)
+    known = _known_shapes(runner, path, failures_dir, started, progress, label)
     if known is not None:  # a known breakage: the verdict does not wait on what Hypothesis draws
         return known
     total.notes.append(f"{len(known_shapes.SHAPES)} known shape(s) held first: "
@@ -378,7 +458,7 @@ def check_path(runner: PairRunner, path: str, *, examples: int | None = None, se
     # one example database entry per pair and path, not one for every pair
     example.hypothesis.inner_test._hypothesis_internal_add_digest = (
         f"{runner.old.version}->{runner.new.version}:{path}".encode())
-    if seed is not None:
+    if seeded:
         example = hypothesis_seed(seed)(example)
     try:
         example()
@@ -390,7 +470,8 @@ def check_path(runner: PairRunner, path: str, *, examples: int | None = None, se
         if "case" in last:
             report.case_file = str(save_case(last["case"], failures_dir))
             report.settle(runner.confirm(last["case"]))
-        report.examples, report.shrink_steps = count[0], shrinks[0]
+            _clean_writer(runner, last["case"], report, failures_dir)
+        report.examples, report.shrink_steps, report.drawn = count[0], shrinks[0], total.drawn
         report.seconds = time.monotonic() - started
         return report
     total.examples, total.seconds = count[0], time.monotonic() - started
@@ -398,15 +479,15 @@ def check_path(runner: PairRunner, path: str, *, examples: int | None = None, se
     return total
 
 
-def _known_shapes(runner: PairRunner, path: str, failures_dir: Path | None, started: float) -> PathReport | None:
+def _known_shapes(runner: PairRunner, path: str, failures_dir: Path | None, started: float,
+                  progress: "Progress", label: str) -> PathReport | None:
     """Run ``known_shapes`` for this path; the report of the first that fails (and reproduces), else None."""
     extra = migrate.UNFLUSHED_SETTINGS if path == "unflushed-wal" else {}
-    for shape, program, probes in known_shapes.cases(extra, runner.old_caps.merges_metadata_updates):
+    cases = known_shapes.cases(extra, runner.old_caps.merges_metadata_updates)
+    for i, (shape, program, probes) in enumerate(cases):
+        progress(f"{label} known shapes", i, len(cases))
         case = Case(runner.old.version, runner.new.version, path, program, probes)
-        try:
-            report = runner.run_case(case)
-        except HarnessFault:
-            raise
+        report = runner.run_case(case)
         if report.ok:
             continue
         report.falsifying = repr(program)
@@ -415,11 +496,76 @@ def _known_shapes(runner: PairRunner, path: str, failures_dir: Path | None, star
         report.settle(runner.confirm(case))
         report.examples, report.seconds = 1, time.monotonic() - started
         if not report.ok:
+            _clean_writer(runner, case, report, failures_dir)
             return report
+    progress(f"{label} known shapes", len(cases), len(cases))
     return None
 
 
-def check_pair(old: str, new: str, path_names: list[str] | None = None, **kwargs: Any) -> list[PathReport]:
+def _clean_writer(runner: PairRunner, case: Case, report: PathReport, failures_dir: Path | None) -> None:
+    """Rerun a failing unflushed-wal case with the writer closed cleanly (the in-place path).
+
+    Why: the unflushed-wal path exists to find log-replay defects. A failure that a cleanly
+    closed writer produces too is the upgrade's in-place failure, found by an example whose
+    writer happened to be killed; presenting it as a log-replay defect sends the reader to the
+    wrong code. The invariants that fail both ways say so in their detail; :func:`check_pair`
+    moves them to the in-place report.
+    """
+    if case.path != "unflushed-wal" or report.ok:
+        return
+    clean_case = Case(case.old, case.new, "in-place", case.program, case.probes)
+    clean = runner.confirm(clean_case, rollback=False)
+    shared = {o.name for o in report.failed} & {o.name for o in clean.failed}
+    if not shared:
+        return
+    clean.case_file = str(save_case(clean_case, failures_dir))
+    clean.falsifying = report.falsifying
+    clean.examples = 1
+    for o in report.failed:
+        if o.name in shared:
+            o.detail += f"; {CLEAN_WRITER}"
+    report.clean_writer = clean
+    report.notes.append(f"{', '.join(sorted(shared))} fail(s) the same way when the writer is closed cleanly: "
+                        f"not a log-replay defect; reproduce: chroma-compat replay {clean.case_file}")
+
+
+def _carry_clean_writer(reports: list[PathReport]) -> None:
+    """Report under in-place what an unflushed-wal example found that a cleanly closed writer shows too.
+
+    With in-place run, the unflushed-wal outcomes are relabelled (not counted for that path) and the
+    in-place report carries the failure, evidence and case file; without it, unflushed-wal keeps it
+    failing, saying it is not a log-replay defect. The pair's verdict is NOT SAFE either way."""
+    in_place = next((r for r in reports if r.path == "in-place" and r.outcomes), None)
+    for rep in reports:
+        clean = rep.clean_writer
+        if rep.path != "unflushed-wal" or clean is None:
+            continue
+        if in_place is None:
+            rep.notes.append("in-place was not checked in this run, so this path keeps the failure; "
+                             "it is not a log-replay defect")
+            continue
+        moved = [o for o in rep.failed if o.detail.endswith(CLEAN_WRITER)]
+        for o in moved:
+            o.status = MOVED
+        names = ", ".join(o.name for o in moved)
+        rep.notes.append(f"{names} reported under in-place: the same failure with a cleanly closed writer")
+        if in_place.ok:
+            found = "found by an unflushed-wal example, reproduced with a cleanly closed writer"
+            held = [o for o in in_place.outcomes if o.name == "all" and o.status == "pass"]
+            if held:
+                in_place.notes.append(f"its own {held[0].detail}")
+            in_place.outcomes = [Outcome(o.name, o.status, o.detail, o.evidence) for o in clean.outcomes]
+            for o in in_place.failed:
+                o.detail += f"; {found}"
+            in_place.notes.append(found)
+            in_place.case_file, in_place.falsifying = clean.case_file, clean.falsifying
+        else:
+            in_place.notes.append(f"an unflushed-wal example fails the same way ({names}) with a cleanly closed "
+                                  f"writer; reproduce: chroma-compat replay {clean.case_file}")
+
+
+def check_pair(old: str, new: str, path_names: list[str] | None = None, *,
+               progress: "Progress | None" = None, **kwargs: Any) -> list[PathReport]:
     with PairRunner(old, new) as runner:
         wanted = path_names or runner.applicable_paths()
         reports = []
@@ -428,7 +574,8 @@ def check_pair(old: str, new: str, path_names: list[str] | None = None, **kwargs
                 reports.append(PathReport(runner.old.version, runner.new.version, name,
                                           notes=[f"not applicable to chromadb {runner.old.version}"]))
                 continue
-            reports.append(check_path(runner, name, **kwargs))
+            reports.append(check_path(runner, name, progress=progress, **kwargs))
+        _carry_clean_writer(reports)
         return reports
 
 

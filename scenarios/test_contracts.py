@@ -4,7 +4,7 @@ Crossing a contract is information about the upgrade, not a failure: each test
 passes either way and records what it saw (user_properties ``crossed``,
 ``from_value``, ``to_value``, shown in JUnit XML and with ``-rP``). A test fails
 only when its probe could not run on one of the releases (a crashed or hung
-worker, a release that does not install).
+worker, a release that does not install). The verdict line counts the crossings.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ def crossings(chroma_pair):
     return {x.contract.id: x for x in compare(*chroma_pair)}
 
 
-@pytest.mark.parametrize("contract", MEASURED, ids=[c.id for c in MEASURED])
+@pytest.mark.parametrize("contract", [pytest.param(c, id=c.id, marks=pytest.mark.chroma_verdict("contract", c.id))
+                                      for c in MEASURED])
 def test_contract(contract, chroma_pair, crossings, record_property, request):
     old, new = chroma_pair
     x = crossings[contract.id]

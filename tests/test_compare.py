@@ -89,7 +89,7 @@ def test_every_difference_is_found_with_evidence(tmp_path, chroma_releases):
     with release.persistent(tmp_path / "a") as a, release.persistent(tmp_path / "b") as b:
         summary, checks = compare.compare_collection("docs", a, b, batch_size=7)
     by = {c.name: c for c in checks}
-    assert {n for n, c in by.items() if c.failed} == {"count", "ids", "documents", "metadata", "embeddings"}
+    assert {n for n, c in by.items() if c.failed} == {"count", "ids", "documents", "metadata", "embeddings", "query"}
     assert by["ids"].evidence["examples"] == ["doc-013"]
     assert [e["id"] for e in by["documents"].evidence["examples"]] == ["doc-020"]
     assert by["metadata"].evidence["examples"][0]["target"]["i"] == 25.0

@@ -103,10 +103,11 @@ def test_documented_release_reads_versions_and_dates():
 
 
 def test_the_table_names_only_existing_probes():
-    from pytest_chroma_compat.contracts import probes, server_probes
+    from pytest_chroma_compat.contracts import probes, server_probes, side_effects
 
     for c in measure.load_table():
-        known = c.probe and (callable(getattr(probes, c.probe, None)) or c.probe in server_probes.PROBES)
+        known = c.probe and (callable(getattr(probes, c.probe, None)) or c.probe in server_probes.PROBES
+                             or callable(getattr(side_effects, c.probe, None)))
         assert known or c.unmeasured, c.id
 
 

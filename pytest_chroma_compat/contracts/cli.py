@@ -79,7 +79,8 @@ def show_table(as_json: bool) -> int:
 
 def compare_pair(args: argparse.Namespace) -> int:
     from .. import releases
-    from .measure import SILENT, by_call, compare, compact, describe_change, load_table, probe_hash, server_probe_hash
+    from .measure import (SILENT, SILENT_ALL, by_call, compact, compare, describe_change, in_words, load_table,
+                          probe_hash, server_probe_hash, side_effect_hash)
 
     old, new = releases.resolve(args.old), releases.resolve(args.new)
     rows = compare(old, new, fresh=args.fresh)
@@ -87,11 +88,13 @@ def compare_pair(args: argparse.Namespace) -> int:
     failed = [r for r in rows if r.failure]
     if args.json:
         doc = {"from": old, "to": new, "probes_sha256": probe_hash(), "server_probes_sha256": server_probe_hash(),
-               "contracts": [
+               "side_effects_sha256": side_effect_hash(), "contracts": [
             {"id": r.contract.id, "title": r.contract.title, "section": r.contract.section,
              "documented": r.contract.documented, "quote": r.contract.quote, "from_value": r.before,
              "to_value": r.after, "crossed": r.crossed, "failure": r.failure or None,
-             "silently_empty": r.silently_empty, "from_by_call": by_call(r.before), "to_by_call": by_call(r.after),
+             "silently_empty": r.silently_empty, "silently_everything": r.silently_everything,
+             "from_in_words": in_words(r.before), "to_in_words": in_words(r.after),
+             "from_by_call": by_call(r.before), "to_by_call": by_call(r.after),
              "consequence": r.contract.consequence} for r in rows],
             "not_measured": [{"id": c.id, "section": c.section, "reason": c.unmeasured} for c in unmeasured]}
         print(json.dumps(doc, indent=1, ensure_ascii=False))
@@ -108,12 +111,20 @@ def compare_pair(args: argparse.Namespace) -> int:
         if r.failure:
             print(f"  failure  {r.failure}")
         else:
-            print(f"  {old + ':':<{width}} {compact(r.before)}")
-            print(f"  {new + ':':<{width}} {compact(r.after)}")
+            if not (in_words(r.before) or in_words(r.after)):  # side effects are said in words, below
+                print(f"  {old + ':':<{width}} {compact(r.before)}")
+                print(f"  {new + ':':<{width}} {compact(r.after)}")
             print(f"  change   {describe_change(r.before, r.after)}")
             if r.silently_empty:
                 cases = "; ".join(repr(case) if case else "the call" for case in r.silently_empty)
                 print(f"  NOTE     {SILENT}: {cases} raised under {old}, answer nothing (no error) under {new}")
+            if r.silently_everything:
+                cases = "; ".join(repr(case) if case else "the call" for case in r.silently_everything)
+                print(f"  NOTE     {SILENT_ALL}: {cases} raised or matched some records under {old}, "
+                      f"match every record (no error) under {new}")
+            for version, value in ((old, r.before), (new, r.after)):
+                for line in in_words(value):
+                    print(f"  {version + ':':<{width}} {line}")
             for version, value in ((old, r.before), (new, r.after)):
                 for line in by_call(value):
                     print(f"  by call  {line} ({version})")
@@ -122,6 +133,11 @@ def compare_pair(args: argparse.Namespace) -> int:
     if same:
         print("\nunchanged between the two releases:")
         for r in same:
+            if in_words(r.before):  # side effects: every line matters, none is cut short
+                print(f"  same     {r.contract.id} [{r.contract.section}]:")
+                for line in in_words(r.before):
+                    print(f"    {line}")
+                continue
             print(f"  same     {r.contract.id} [{r.contract.section}]: {_short(compact(r.before))}")
             for line in by_call(r.before):
                 print(f"    by call  {line}")
@@ -138,7 +154,7 @@ def _short(text: str, limit: int = 140) -> str:
 
 def measure_range(args: argparse.Namespace) -> int:
     from .. import releases
-    from .measure import histories, observe_many, probe_hash, server_probe_hash
+    from .measure import histories, observe_many, probe_hash, server_probe_hash, side_effect_hash
 
     spec = args.versions or ">=0.4.0"
     versions = releases.select(spec)
@@ -155,7 +171,7 @@ def measure_range(args: argparse.Namespace) -> int:
     failures = {v: o.failures for v, o in observations.items() if o.failures}
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     doc = {"generated": generated, "range": spec, "versions": versions, "probes_sha256": probe_hash(),
-           "server_probes_sha256": server_probe_hash(),
+           "server_probes_sha256": server_probe_hash(), "side_effects_sha256": side_effect_hash(),
            "contracts": [h.as_dict() for h in hist], "failures": failures}
     if args.markdown:
         Path(args.markdown).write_text(markdown(doc))
@@ -172,10 +188,12 @@ def measure_range(args: argparse.Namespace) -> int:
 
 
 def _at(change: dict) -> str:
-    """The release a change happens at, marked when a refusal there became a silent empty answer."""
-    from .measure import SILENT
+    """The release a change happens at, marked when a filter there silently matches nothing or everything."""
+    from .measure import SILENT, SILENT_ALL
 
-    return f"{change['at']} ({SILENT})" if change.get("silently_empty") else change["at"]
+    labels = [label for key, label in (("silently_empty", SILENT), ("silently_everything", SILENT_ALL))
+              if change.get(key)]
+    return " ".join([change["at"], *(f"({label})" for label in labels)])
 
 
 def _cell(text: str) -> str:
@@ -187,7 +205,7 @@ def _span(run: dict) -> str:
 
 
 def markdown(doc: dict) -> str:
-    from .measure import by_call, compact, describe_change
+    from .measure import by_call, compact, describe_change, in_words
 
     vs = doc["versions"]
     lines = [
@@ -197,12 +215,16 @@ def markdown(doc: dict) -> str:
         f"--markdown docs/contracts.md` over {len(vs)} releases ({vs[0]} … {vs[-1]}); probes.py sha256 "
         f"`{doc['probes_sha256']}`"
         + (f", server_probes.py sha256 `{doc['server_probes_sha256']}`" if doc.get("server_probes_sha256") else "")
+        + (f", side-effect probes sha256 `{doc['side_effects_sha256']}`" if doc.get("side_effects_sha256") else "")
         + ".",
         "",
         "Each contract is an entry of Chroma's migration log (the table is "
         "`pytest_chroma_compat/contracts/table.toml`). Its probe (`contracts/probes.py`) ran on every release "
         "above in that release's own environment (server probes, `contracts/server_probes.py`, start that "
-        "release's own `chroma run` server on 127.0.0.1 and send it plain HTTP requests from the host); "
+        "release's own `chroma run` server on 127.0.0.1 and send it plain HTTP requests from the host; "
+        "side-effect probes, `contracts/side_effects.py`, run a fresh session of the release in a sandbox "
+        "whose HOME, cwd and TMPDIR are empty, under Python audit hooks and strace, with every network "
+        "attempt refused and recorded); "
         "a *change* is where two consecutive measured releases answered "
         "differently. The documented release is the log's heading (a release missing from the index means the "
         "next one that exists; a date means the first release uploaded on or after it).",
@@ -235,6 +257,7 @@ def markdown(doc: dict) -> str:
             else:
                 lines.append(f"- {_span(run)} ({n} release{'s' * (n > 1)}): "
                              f"`{_cell(describe_change(previous, run['value']))}`")
+            lines += [f"  - in words: {_cell(line)}" for line in in_words(run["value"])]
             if by_call(run["value"]) != by_call(previous):  # stated where the calls start (or stop) disagreeing
                 lines += [f"  - by call: {_cell(line)}" for line in by_call(run["value"]) or ["all calls agree"]]
             previous = run["value"]

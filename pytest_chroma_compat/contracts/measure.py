@@ -9,7 +9,9 @@ Why it is built this way:
   ``paths.home()/"contracts"``: editing a probe re-measures, a new pin rule
   (a different environment) re-measures, nothing else does. Server probes
   (server_probes.py: a live ``chroma run`` server driven from the host) are
-  cached the same way in their own file, keyed by server_probes.py's hash.
+  cached the same way in their own file, keyed by server_probes.py's hash, and so
+  are side-effect probes (side_effects.py: a fresh session of the release under
+  audit hooks and strace), keyed by the hash of side_effects.py and the session it runs.
 - A probe that cannot run (worker crash, timeout, an install that fails) is a
   failure, never a value, and is never cached.
 """
@@ -28,7 +30,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .. import envs, paths, pins, releases
 from ..errors import ChromaError, CompatError, WorkerError
-from . import server_probes
+from . import server_probes, side_effects
+from .probes import EVERY_RECORD
 
 if TYPE_CHECKING:
     from ..client import Release
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 PROBES = HERE / "probes.py"
 SERVER_PROBES = HERE / "server_probes.py"
+SIDE_EFFECTS = (HERE / "side_effects.py", HERE / "side_effect_session.py")
 TABLE = HERE / "table.toml"
 
 
@@ -80,8 +84,32 @@ def server_probe_hash() -> str:
     return hashlib.sha256(SERVER_PROBES.read_bytes()).hexdigest()[:12]
 
 
+def side_effect_hash() -> str:
+    digest = hashlib.sha256()
+    for path in SIDE_EFFECTS:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def is_server_probe(name: str) -> bool:
     return name in server_probes.PROBES
+
+
+def is_side_effect_probe(name: str) -> bool:
+    return name in side_effects.PROBES
+
+
+# Each family of probes is cached in its own file, keyed by the hash of the code that measures it:
+# editing one family re-measures that family only. (file tag, hash, the hash's label in the file)
+FAMILIES: dict[str, tuple[str, Callable[[], str], str]] = {
+    "probes": ("probes", probe_hash, "probes_sha256"),
+    "server": ("server", server_probe_hash, "server_probes_sha256"),
+    "side-effects": ("side-effects", side_effect_hash, "side_effects_sha256"),
+}
+
+
+def family(name: str) -> str:
+    return "server" if is_server_probe(name) else "side-effects" if is_side_effect_probe(name) else "probes"
 
 
 def default_cache() -> Path:
@@ -100,11 +128,10 @@ class Observation:
     cached: bool = False
 
 
-def _cache_file(version: str, cache: Path, server: bool = False) -> Path:
+def _cache_file(version: str, cache: Path, server: bool = False, *, kind: str | None = None) -> Path:
+    tag, digest, _ = FAMILIES[kind or ("server" if server else "probes")]
     key = envs.env_key(version, pins.for_version(version))
-    if server:
-        return cache / f"{key}-server-{server_probe_hash()}.json"
-    return cache / f"{key}-probes-{probe_hash()}.json"
+    return cache / f"{key}-{tag}-{digest()}.json"
 
 
 def _read(path: Path) -> dict:
@@ -122,8 +149,8 @@ def observe(release: "Release | str", probes: Iterable[str] | None = None, *, ca
     version = release.version if isinstance(release, Release) else releases.resolve(release)
     wanted = list(probes) if probes is not None else probe_names()
     cache = cache or default_cache()
-    path, server_path = _cache_file(version, cache), _cache_file(version, cache, server=True)
-    known = {} if fresh else {**_read(path), **_read(server_path)}
+    files = {kind: _cache_file(version, cache, kind=kind) for kind in FAMILIES}
+    known = {} if fresh else {k: v for path in files.values() for k, v in _read(path).items()}
     obs = Observation(version, {p: known[p] for p in wanted if p in known})
     missing = [p for p in wanted if p not in obs.values]
     obs.cached = not missing
@@ -136,6 +163,8 @@ def observe(release: "Release | str", probes: Iterable[str] | None = None, *, ca
             try:
                 if is_server_probe(probe):  # a live server of the release, driven from here
                     obs.values[probe] = server_probes.PROBES[probe](rel)
+                elif is_side_effect_probe(probe):  # a fresh session of the release, started by its worker
+                    obs.values[probe] = rel.run(f"side_effects:{probe}", sys_path=[str(HERE)])
                 else:
                     obs.values[probe] = rel.run(f"probes:{probe}", sys_path=[str(HERE)])
             except (ChromaError, WorkerError) as exc:  # the probe did not run: no value
@@ -147,8 +176,9 @@ def observe(release: "Release | str", probes: Iterable[str] | None = None, *, ca
         if owned:
             rel.close()
     new = {p: v for p, v in obs.values.items() if p in missing}
-    _write(path, {p: v for p, v in new.items() if not is_server_probe(p)}, probe_hash())
-    _write(server_path, {p: v for p, v in new.items() if is_server_probe(p)}, server_probe_hash(), "server_probes_sha256")
+    for kind, path in files.items():
+        _, digest, label = FAMILIES[kind]
+        _write(path, {p: v for p, v in new.items() if family(p) == kind}, digest(), label)
     return obs
 
 
@@ -200,6 +230,11 @@ class Crossing:
         """Cases that raised under the old release and answer nothing, without an error, under the new one."""
         return silently_empty(self.before, self.after) if self.crossed else []
 
+    @property
+    def silently_everything(self) -> list[str]:
+        """Cases that raised or matched some records under the old release and match every record under the new."""
+        return silently_everything(self.before, self.after) if self.crossed else []
+
 
 def compare(old: "Release | str", new: "Release | str", contracts: Iterable[Contract] | None = None,
             **kwargs: Any) -> list[Crossing]:
@@ -249,10 +284,12 @@ def describe_change(before: Any, after: Any) -> str:
         gone, new = [x for x in before if x not in after], [x for x in after if x not in before]
         if gone or new:
             return " ".join([f"-{x}" for x in gone] + [f"+{x}" for x in new])
-    return f"{compact(before)} -> {compact(after)}" + (f" ({SILENT})" if _silently_empty(before, after) else "")
+    label = SILENT if _silently_empty(before, after) else SILENT_ALL if _silently_everything(before, after) else ""
+    return f"{compact(before)} -> {compact(after)}" + (f" ({label})" if label else "")
 
 
 SILENT = "now silently matches nothing"
+SILENT_ALL = "now silently matches everything"
 
 
 def _is_dict(value: Any) -> bool:
@@ -266,6 +303,12 @@ def _is_error(value: Any) -> bool:
 def _silently_empty(before: Any, after: Any) -> bool:
     """A refusal replaced by an empty answer: code that caught the error now gets nothing, and no sign of it."""
     return _is_error(before) and (after == [] or (type(after) is int and after == 0))
+
+
+def _silently_everything(before: Any, after: Any) -> bool:
+    """A refusal or a real answer replaced by "every record" (probes.EVERY_RECORD): a filter that
+    stopped filtering. Code that caught the error, or trusted the subset, now acts on every record."""
+    return after == EVERY_RECORD and before != EVERY_RECORD and (_is_error(before) or isinstance(before, list))
 
 
 def _changed_keys(before: dict, after: dict, prefix: str = "") -> list[str]:
@@ -287,6 +330,15 @@ def silently_empty(before: Any, after: Any, prefix: str = "") -> list[str]:
         return [prefix.rstrip(".")]
     if _is_dict(before) and _is_dict(after):
         return [p for k in before if k in after for p in silently_empty(before[k], after[k], f"{prefix}{k}.")]
+    return []
+
+
+def silently_everything(before: Any, after: Any, prefix: str = "") -> list[str]:
+    """Where (dotted keys; "" for the whole value) an error or a subset in ``before`` became every record."""
+    if _silently_everything(before, after):
+        return [prefix.rstrip(".")]
+    if _is_dict(before) and _is_dict(after):
+        return [p for k in before if k in after for p in silently_everything(before[k], after[k], f"{prefix}{k}.")]
     return []
 
 
@@ -322,6 +374,25 @@ def by_call(value: Any) -> list[str]:
         parts = [_call_answer(value[cs[0]].get(label)).format(s="s" if len(cs) == 1 else "") for cs in groups.values()]
         out.append(f"{label}: " + "; ".join(f"{'/'.join(cs)} {part}" for cs, part in zip(groups.values(), parts)))
     return out
+
+
+def in_words(value: Any) -> list[str]:
+    """A side-effect answer (side_effects.py) as one line per telemetry setting, then how it was seen.
+
+    "anonymized_telemetry=False: in HOME/cwd: ~/.cache/chroma/telemetry_user_id (client)"; [] for
+    any other answer.
+    """
+    if not (_is_dict(value) and "seen by" in value):
+        return []
+
+    def words(part: Any) -> str:
+        if not _is_dict(part):
+            return compact(part).strip('"')
+        if all(isinstance(v, str) for v in part.values()):  # name -> the step that first did it
+            return ", ".join(f"{k} ({v})" if v else k for k, v in part.items())
+        return "; ".join(f"{k}: {words(v)}" for k, v in part.items())
+
+    return [f"{k}: {words(v)}" for k, v in value.items() if k != "seen by"] + [f"seen by {value['seen by']}"]
 
 
 def compact(value: Any) -> str:
@@ -415,7 +486,8 @@ def histories(versions: list[str], observations: dict[str, Observation],
                 if h.runs:
                     before = h.runs[-1]["value"]
                     h.changes.append({"after": previous, "at": v, "before": before, "value": value,
-                                      "silently_empty": silently_empty(before, value)})
+                                      "silently_empty": silently_empty(before, value),
+                                      "silently_everything": silently_everything(before, value)})
                 h.runs.append({"first": v, "last": v, "value": value, "releases": 1})
             previous = v
         h.verdict, h.disagrees = _verdict(h, versions, table)

@@ -5,6 +5,8 @@ One test per check per collection, named like the JUnit report
 results sees which check failed on which collection. The validation runs once,
 at collection, because the collections (and so the test ids) are only known
 after reading the store; its result is kept on the config for the summary.
+Its progress (download, comparison) is shown on pytest's terminal while it runs,
+and each check counts in the run's verdict line (``chroma_verdict`` marks).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ..errors import ChromaCompatFailure
+from ..errors import ChromaCompatFailure, CompatError
 from .redact import redact
 
 VALIDATION = pytest.StashKey[Any]()
@@ -22,18 +24,27 @@ VALIDATION = pytest.StashKey[Any]()
 
 def _run(config: pytest.Config) -> Any:
     if VALIDATION not in config.stash:
-        from ..plugin import listed, installed_chromadb, option
+        from ..plugin import install_note, listed, installed_chromadb, live, option
+        from ..releases import resolve
+        from ..terminal_progress import ensure_releases
         from .validate import validate
 
         source = option(config, "chroma_compat_snapshot")
         to = option(config, "chroma_compat_to") or installed_chromadb()
         if not to:
-            raise pytest.UsageError("chroma-compat: --chroma-snapshot needs --chroma-to (no chromadb is installed here)")
+            raise pytest.UsageError("chroma-compat: --chroma-snapshot needs --chroma-to "
+                                    "(no chromadb is installed here)")
+        from_ = option(config, "chroma_compat_from") or "auto"
+        try:  # the releases named up front are built with a line each; validate reports any failure itself
+            ensure_releases([resolve(v) for v in (to, from_) if v != "auto"], install_note(config))
+        except CompatError:
+            pass
         config.stash[VALIDATION] = validate(
-            source, to, from_=option(config, "chroma_compat_from") or "auto",
+            source, to, from_=from_,
             endpoint_url=option(config, "chroma_compat_snapshot_endpoint_url"),
             collections=listed(option(config, "chroma_compat_snapshot_collections")) or None,
-            allow_pre_existing=bool(option(config, "chroma_compat_snapshot_allow_pre_existing")))
+            allow_pre_existing=bool(option(config, "chroma_compat_snapshot_allow_pre_existing")),
+            progress=live(config))
     return config.stash[VALIDATION]
 
 
@@ -43,10 +54,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     result = _run(metafunc.config)
     checks = result.checks if result.error is None else [None]
     ids = ["validate" if c is None else f"{c.name}-{c.collection}" if c.collection else c.name for c in checks]
-    metafunc.parametrize("snapshot_check", checks, ids=ids)
+    metafunc.parametrize("snapshot_check", [pytest.param(c, id=i, marks=pytest.mark.chroma_verdict("snapshot", i))
+                                            for c, i in zip(checks, ids)])
 
 
 def test_snapshot(snapshot_check: Any, pytestconfig: pytest.Config) -> None:
+    __tracebackhide__ = True
     result = pytestconfig.stash[VALIDATION]
     pair = (result.source_release or "?", result.target_release or "?")
     location = result.source["location"]

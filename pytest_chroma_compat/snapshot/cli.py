@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+from ..progress import bar as progress_bar
 
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
@@ -81,27 +82,6 @@ def _positive(kind: Any) -> Any:
     return parse
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """A rich progress bar on stderr, only for a terminal: logs and CI get the report alone."""
-    if not enabled or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(label: str, done: int, total: int) -> None:  # called from download threads too
-            if label not in tasks:
-                tasks[label] = bar.add_task(label, total=total or None)
-            bar.update(tasks[label], completed=done)
-
-        yield update
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     from . import reports, sources
     from .redact import redact
@@ -113,7 +93,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     check_options(to=args.new, from_=args.old, path=args.path, timeout=args.timeout, batch_size=args.batch_size)
     sources.check_source(args.source)
     reports.check_report_paths(args.source, [p for p in (args.json, args.junit, args.markdown) if p and p != "-"])
-    with _progress(not args.quiet) as progress:
+    with progress_bar(not args.quiet) as progress:
         result = validate(args.source, args.new, from_=args.old, path=args.path, endpoint_url=args.endpoint_url,
                           profile=args.profile, region=args.region, workdir=args.workdir,
                           batch_size=args.batch_size, contracts=not args.no_contracts, timeout=args.timeout,

@@ -8,8 +8,8 @@ compares the hashes and looks at records only where they differ. Each release
 is read in a thread of its own, a page or two ahead, so both workers read at once.
 
 Nothing grows with the store: per collection the host keeps counters, a few
-examples of each difference, one chunk of ids, the running exact top-k for a
-handful of sample query vectors (stored vectors of records drawn from the first
+examples of each difference, one chunk of ids, the running exact nearest neighbours
+of fifty sample query vectors (stored vectors of records drawn from the first
 chunk of ids, so one call fetches them), and the filters the source worker picked
 from the first page, with what the records it read say each matches (count and id
 digest, summed in that worker: ``worker/filter_oracle.py``).
@@ -17,7 +17,8 @@ Both releases' answers are judged against the data itself: each filter's against
 the records it matches by their documents and metadata, so a store whose index
 answers wrongly (both releases read it, and agree) is found and reported as
 already in the store; query answers against the exact neighbours computed from
-the source's vectors (wrong distances on both sides are found so too).
+the source's vectors, and each stored vector must find its own record wherever a
+healthy index always does (``query_check``).
 """
 
 from __future__ import annotations
@@ -36,18 +37,15 @@ import numpy as np
 
 from ..client import Client, Collection
 from ..errors import ChromaError, WorkerError
-from ..invariants import (DISTANCE_ATOL, DISTANCE_RTOL, MAX_METADATA_ULPS, MAX_ULPS, RECALL, float32_ulps,
-                          values_close)
-from ..model import distances
+from ..invariants import MAX_METADATA_ULPS, MAX_ULPS, float32_ulps, values_close
 from ..worker import wire
 from ..worker.filter_oracle import FILTER_SHARE, MAX_FILTERS, pick  # noqa: F401 (the budget, re-exported)
 from ..worker.fingerprint import RECORD_FIELDS, encode, float32_rows
+from .query_check import NEIGHBOURS, Queries, index_parameters, query_check, sample
 from .result import Check, CollectionSummary
 
 BATCH_SIZE = 1000
 CHUNK_PAGES = 64  # ids fetched from the source per call: one offset scan per 64 pages, not per page
-QUERIES = 5
-K = 10
 EXAMPLES = 5
 Progress = Callable[[str, int, int], None]
 
@@ -126,29 +124,6 @@ class _Diffs:
         self.count += 1
         if len(self.examples) < EXAMPLES:
             self.examples.append(example)
-
-
-@dataclass
-class _Queries:
-    """Sample query vectors and the exact top-k over everything read so far."""
-
-    ids: list[str]
-    vectors: np.ndarray  # (q, d) float64
-    space: str
-    best_d: list[np.ndarray] = field(default_factory=list)
-    best_ids: list[list[str]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.best_d = [np.zeros(0) for _ in self.ids]
-        self.best_ids = [[] for _ in self.ids]
-
-    def merge(self, nearest: list) -> None:
-        """Fold in one page's nearest records per query (``fingerprint.nearest``, computed by the source)."""
-        for j, (ids, dists) in enumerate(nearest[:len(self.ids)]):
-            d = np.concatenate([self.best_d[j], np.asarray(dists, dtype=np.float64)])
-            names = self.best_ids[j] + list(ids)
-            keep = np.argsort(d, kind="stable")[:K]
-            self.best_d[j], self.best_ids[j] = d[keep], [names[i] for i in keep]
 
 
 @dataclass
@@ -261,7 +236,7 @@ def _source_ids(src: Collection, chunk: int, total: int) -> Iterator[list[str]]:
 
 
 def _read_pages(t: _Tally, src: Collection, tgt: Collection, src_version: str, tgt_version: str,
-                batch_size: int, chunks: Iterator[list[str]], queries: _Queries,
+                batch_size: int, chunks: Iterator[list[str]], queries: Queries,
                 progress: Callable[[int], None] | None) -> tuple[str | None, str | None]:
     """Ask both releases for every source id (``chunks`` of them), page by page; returns both collection digests."""
     def side(which: str, version: str, call: Callable[[], Any]) -> Any:
@@ -272,8 +247,8 @@ def _read_pages(t: _Tally, src: Collection, tgt: Collection, src_version: str, t
 
     packed = wire.pack_ndarray(queries.vectors) if queries.ids else None
     tokens = {"source": uuid.uuid4().hex, "target": uuid.uuid4().hex}
-    readers = {"source": _Reader(src, "source", digest=tokens["source"], queries=packed, space=queries.space, k=K,
-                                 filters=True),
+    readers = {"source": _Reader(src, "source", digest=tokens["source"], queries=packed, space=queries.space,
+                                 k=NEIGHBOURS, filters=True),
                "target": _Reader(tgt, "target", digest=tokens["target"])}
     versions = {"source": src_version, "target": tgt_version}
     # Records travel with the hashes after a page that differed (the source worker picks the
@@ -330,22 +305,6 @@ def _read_pages(t: _Tally, src: Collection, tgt: Collection, src_version: str, t
     return take(src, "source"), take(tgt, "target")
 
 
-def _sample_queries(col: Collection, first_ids: list[str], space: str, seed: int) -> _Queries:
-    """Stored vectors of records drawn from the first chunk of ids: each must find itself and
-    its true neighbours among every record. One call by id: a ``get`` at a random offset
-    scans every record before it (seconds each on a million-record 1.5.9 store)."""
-    rng = np.random.default_rng(seed)
-    picked = sorted(set(rng.integers(0, len(first_ids), size=min(QUERIES, len(first_ids))).tolist()))
-    ids, vecs = [], []
-    if picked:
-        got = col.get(ids=[first_ids[i] for i in picked], include=["embeddings"])
-        rows = float32_rows(got.get("embeddings"), len(got["ids"]))
-        if rows is not None and rows.shape[1]:
-            ids, vecs = list(got["ids"]), list(rows.astype(np.float64))
-    width = len(vecs[0]) if vecs else 0
-    return _Queries(ids, np.stack(vecs) if vecs else np.zeros((0, width)), space)
-
-
 def _check(name: str, collection: str, diffs: _Diffs, ok_detail: str, what: str, started: float,
            **evidence: Any) -> Check:
     if not diffs.count:
@@ -357,10 +316,12 @@ def _check(name: str, collection: str, diffs: _Diffs, ok_detail: str, what: str,
 
 def compare_collection(name: str, source: Client, target: Client, *, space: str = "l2",
                        batch_size: int = BATCH_SIZE, seed: int = 0, label: str | None = None,
-                       progress: Progress | None = None) -> tuple[CollectionSummary, list[Check]]:
+                       progress: Progress | None = None, config: Any = None) -> tuple[CollectionSummary, list[Check]]:
     """Every record of one collection on both sides, then queries and filters (the write: ``write_check``).
 
     ``label`` names the collection in the checks (``tenant/database:name`` outside the default database).
+    ``config``: the collection's configuration JSON as the store holds it (1.x keeps the index parameters
+    there), so the query check knows how strong the index was built (``query_check.index_parameters``).
     """
     started = time.monotonic()
     shown = label or name
@@ -377,7 +338,7 @@ def compare_collection(name: str, source: Client, target: Client, *, space: str 
             summary.source_count = src.count()
             chunks = _source_ids(src, batch_size * CHUNK_PAGES, summary.source_count)
             first = next(chunks, [])
-            queries = _sample_queries(src, first, space, seed)
+            queries = sample(src, first, space, seed)
             chunks = itertools.chain([first], chunks)
             del first  # the stream lets go of it once it moves past it: one chunk of ids held at a time
         except (ChromaError, WorkerError) as exc:
@@ -417,71 +378,10 @@ def compare_collection(name: str, source: Client, target: Client, *, space: str 
     ]
     if extra > 0 and checks[1].status == "pass":
         checks[1] = Check("ids", "fail", f"the target has {extra} record(s) the source does not", shown, counts)
-    checks.append(_query_check(shown, src, tgt, queries))
+    checks.append(query_check(shown, src, tgt, queries, params=index_parameters(src.metadata, config),
+                              count=summary.source_count or 0))
     checks.append(_filter_check(shown, src, tgt, t.filters or []))
     return summary, checks
-
-
-# -- queries -----------------------------------------------------------------------------------------
-
-def _answer(col: Collection, vectors: np.ndarray, k: int) -> list | str:
-    try:
-        got = col.query(query_embeddings=vectors.astype(np.float32), n_results=k, include=["distances"])
-        return [(ids, [float(d) for d in dists]) for ids, dists in zip(got["ids"], got["distances"])]
-    except (ChromaError, WorkerError) as exc:
-        return f"error: {_err(exc)}"
-
-
-def _grade(answer: list | str, queries: _Queries, exact: dict[str, float], k: int) -> tuple[float, list, str | None]:
-    """Mean recall against the exact neighbours, and distances that are simply wrong."""
-    if isinstance(answer, str):
-        return 0.0, [], answer
-    recalls, wrong = [], []
-    for j, (ids, dists) in enumerate(answer):
-        truth = queries.best_d[j]
-        kth = float(truth[-1]) if len(truth) else 0.0
-        tol = DISTANCE_ATOL + DISTANCE_RTOL * abs(kth)
-        hits = sum(1 for i in ids if (j, i) in exact and exact[(j, i)] <= kth + tol)
-        recalls.append(hits / max(min(k, len(queries.best_ids[j])), 1))
-        for i, d in zip(ids, dists):
-            e = exact.get((j, i))
-            if e is None or abs(d - e) > DISTANCE_ATOL + DISTANCE_RTOL * abs(e):
-                wrong.append({"query": queries.ids[j], "id": i, "distance": d, "exact": e})
-    return float(np.mean(recalls)) if recalls else 1.0, wrong, None
-
-
-def _query_check(name: str, src: Collection, tgt: Collection, queries: _Queries) -> Check:
-    started = time.monotonic()
-    if not queries.ids:
-        return Check("query", "skip", "no stored vectors to query with", name)
-    k = min(K, max(len(b) for b in queries.best_ids))
-    with ThreadPoolExecutor(2, thread_name_prefix="queries") as pool:  # two workers: ask both at once
-        s_ans, t_ans = pool.map(lambda col: _answer(col, queries.vectors, k), (src, tgt))
-    returned = {i for ans in (s_ans, t_ans) if not isinstance(ans, str) for ids, _ in ans for i in ids}
-    exact: dict = {}
-    if returned:
-        got = src.get(ids=sorted(returned), include=["embeddings"])
-        mat = np.asarray(got["embeddings"], dtype=np.float32).astype(np.float64)
-        for j, q in enumerate(queries.vectors):
-            for i, d in zip(got["ids"], distances(mat, q, queries.space)):
-                exact[(j, i)] = float(d)
-    s_recall, s_wrong, s_error = _grade(s_ans, queries, exact, k)
-    t_recall, t_wrong, t_error = _grade(t_ans, queries, exact, k)
-    evidence = {"k": k, "space": queries.space, "source recall": round(s_recall, 3), "target recall": round(t_recall, 3),
-                "query ids": queries.ids}
-    detail = f"{len(queries.ids)} quer(ies) at k={k}: recall {t_recall:.2f} (source {s_recall:.2f})"
-    target_ok = t_error is None and not t_wrong and (t_recall >= RECALL or t_recall >= s_recall - 0.1)
-    if target_ok:
-        return Check("query", "pass", detail, name, evidence, time.monotonic() - started)
-    evidence.update({"target error": t_error, "target wrong distances": t_wrong[:EXAMPLES],
-                     "source error": s_error, "source wrong distances": s_wrong[:EXAMPLES]})
-    source_bad = s_error is not None or s_wrong or s_recall < RECALL
-    if source_bad and (t_error is not None) == (s_error is not None) and abs(t_recall - s_recall) <= 0.1:
-        return Check("query", "pre-existing", f"{detail}; the source release answers as badly: the index was "
-                                              f"already damaged", name, evidence, time.monotonic() - started)
-    why = t_error or (f"{len(t_wrong)} distance(s) differ from the exact ones" if t_wrong else
-                      f"recall dropped from {s_recall:.2f} to {t_recall:.2f}")
-    return Check("query", "fail", f"{detail}; {why}", name, evidence, time.monotonic() - started)
 
 
 # -- filters -----------------------------------------------------------------------------------------

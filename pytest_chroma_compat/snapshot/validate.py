@@ -325,26 +325,10 @@ def _reopen_by_source(result: Validation, target_copy: Path, timeout: float) -> 
 
 def _reopen(version: str, store: Path, timeout: float) -> tuple[str | None, list[str]]:
     """(what ``version`` raised, or None; "name: count" per collection it read) on ``store``."""
-    read: list[str] = []
-    try:
-        with Release(version, timeout=timeout) as back:
-            client = back.persistent(store)
-            for name in client.list_collection_names():
-                col = client.get_collection(name)
-                n = col.count()
-                page = col.get(limit=1, include=["embeddings"])
-                vectors = page.get("embeddings")
-                if n and vectors is not None and len(vectors):
-                    col.query(query_embeddings=[vectors[0]], n_results=1, include=["distances"])
-                read.append(f"{name}: {n}")
-            client.close()
-    except HarnessFault:
-        raise
-    except (ChromaError, WorkerError) as exc:  # the release refused the store: that is the answer
-        return compare._err(exc), read
-    except CompatError as exc:  # the release could not even be started: ours to fix, never "not possible"
-        raise HarnessFault(f"cannot start chromadb {version} to check the rollback: {exc}") from None
-    return None, read
+    from ..rollback import reopen
+
+    back = reopen(version, store, timeout)
+    return back.error, back.read
 
 
 def _require_rollback(result: Validation) -> None:
@@ -573,12 +557,14 @@ def _compare(result: Validation, src: Client, dst: Client, *, scope: Scope, batc
         return
     spaces = {c["name"]: c.get("space") for c in result.inventory.get("collections", []) if in_scope(c, scope)}
     recorded = {c["name"]: c.get("dimension") for c in result.inventory.get("collections", []) if in_scope(c, scope)}
+    # 1.x keeps the index parameters (M, construction_ef) in the configuration: the query check judges by them
+    configs = {c["name"]: c.get("config") for c in result.inventory.get("collections", []) if in_scope(c, scope)}
     for name in names:
         label = scope_label(scope, name)
         try:
             summary, checks = compare.compare_collection(
                 name, src, dst, space=spaces.get(name) or inventory.distance_space(src.get_collection(name).metadata),
-                batch_size=batch_size, seed=seed, label=label,
+                batch_size=batch_size, seed=seed, label=label, config=configs.get(name),
                 progress=(lambda n, done, total: progress(f"compare {n}", done, total)) if progress else None)
         except compare.ReadFailed as exc:
             # the target failing is the upgrade's fault; the source failing on its own store means this

@@ -105,8 +105,13 @@ def nearest(ids: list, embeddings: np.ndarray | None, queries: np.ndarray, space
     else:  # squared L2
         dist = np.maximum((mat * mat).sum(axis=1)[:, None] - 2.0 * dots + (queries * queries).sum(axis=1)[None, :],
                           0.0)
+    if k < dist.shape[0]:  # the k smallest of each column first: a full sort per query costs 2x on a 1000-record page
+        part = np.argpartition(dist, k - 1, axis=0)[:k]
+    else:
+        part = np.broadcast_to(np.arange(dist.shape[0])[:, None], dist.shape)
     out = []
     for j in range(dist.shape[1]):
-        keep = np.argsort(dist[:, j], kind="stable")[:k]
+        cand = np.sort(part[:, j])  # record order first, so ties keep it (as a stable sort of the page would)
+        keep = cand[np.argsort(dist[cand, j], kind="stable")]
         out.append([[ids[i] for i in keep], dist[keep, j].tolist()])
     return out

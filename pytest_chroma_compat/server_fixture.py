@@ -1,0 +1,53 @@
+"""The ``chroma_server`` fixture: real servers of any release for suites that test their own HTTP code.
+
+    def test_my_client(chroma_server):
+        server = chroma_server("0.6.3", auth="token")
+        my_code.connect(server.url, headers=server.headers)
+
+    @pytest.mark.chroma_versions("0.6.3", "1.5.9")
+    def test_every_server(chroma_server):
+        server = chroma_server()          # the marker's release
+
+A factory, not a server, because a test may need several (a migration from
+one release's server to another's) with its own options; every server it
+started is stopped at the test's teardown, whatever the test did. A server
+that cannot start fails the test with one line (the cause and its log's last
+lines), not a traceback from inside the harness. Nothing is started, and
+nothing of chromadb imported, until the factory is called.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import pytest
+
+if TYPE_CHECKING:
+    from .servers import ChromaServer
+
+
+@pytest.fixture
+def chroma_server(request: pytest.FixtureRequest) -> Iterator[Callable[..., "ChromaServer"]]:
+    """``chroma_server(version=None, *, path=None, auth=None, port=None, timeout=60)`` -> a running
+    server (``host``, ``port``, ``version``, ``url``, ``token``, ``headers``), stopped at teardown.
+    With no version: the ``chroma_versions`` marker's release (or ``--chroma-from``)."""
+    from . import servers
+    from .errors import CompatError
+
+    started: list[ChromaServer] = []
+
+    def start(version: str | None = None, *, path: str | os.PathLike | None = None, auth: str | None = None,
+              port: int | None = None, timeout: float = servers.START_TIMEOUT) -> "ChromaServer":
+        __tracebackhide__ = True
+        chosen = version or request.getfixturevalue("chroma_version")
+        try:
+            server = servers.start(chosen, path=path, auth=auth, port=port, timeout=timeout)
+        except CompatError as exc:
+            pytest.fail(f"chroma_server({chosen!r}): {exc}", pytrace=False)
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.stop()

@@ -1,0 +1,265 @@
+"""The client/server skew matrix: which client releases work against which server releases.
+
+Why it is built this way:
+- Each cell is a real client release (its full ``chromadb`` package, in its own
+  environment, through its worker) against a real server release started for
+  that cell alone (``servers.py``): a collection left behind by one client,
+  or a server a previous client broke, cannot decide another cell.
+- The client is built the way its users build it (release_side/
+  chroma_compat_skew_ops.py: ``chromadb.HttpClient(host, port)``, nothing
+  added), every HTTP exchange is observed, and every operation's answer is
+  checked against the data. A cell is "compatible" when every operation
+  answered right; otherwise "incompatible" with the first failing operation,
+  the client's exception and the status and body the server sent.
+- A cell the harness could not measure (a server that does not start, a
+  worker that dies or hangs) is "could not check", never a verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from . import servers
+from .errors import ChromaError, CompatError, HarnessFault, WorkerError
+
+if TYPE_CHECKING:
+    from .client import Release
+
+RELEASE_SIDE = Path(__file__).with_name("release_side")
+TARGET = "chroma_compat_skew_ops:exercise"
+CELL_TIMEOUT = 120.0
+COMPATIBLE, INCOMPATIBLE, UNKNOWN = "compatible", "incompatible", "could not check"
+# What a server's environment resolved to can decide a cell as much as its chromadb release. A note is
+# printed under the matrix for a server whose environment matches (package, specifier) AND whose column
+# shows the symptom (a regular expression over its cells' failures): evidence, not a guess.
+SERVER_NOTES: tuple[dict, ...] = (
+    {"package": "fastapi", "versions": ">=0.132", "seen": r"HTTP 422 .*Input should be a valid dictionary",
+     "note": "FastAPI 0.132 rejects JSON bodies sent without a Content-Type (`strict_content_type`), and older "
+             "HttpClients send none: the HTTP 422 cells of this server are its environment's FastAPI, installed "
+             "today by pip, not its chromadb release."},
+)
+OPERATIONS = ("connect", "heartbeat", "version", "create_collection", "get_collection", "list_collections",
+              "add", "upsert", "get_where", "query", "count", "delete", "delete_collection")
+
+
+@dataclass
+class Cell:
+    client: str
+    server: str
+    verdict: str
+    failure: str = ""
+    operations: list[dict] = field(default_factory=list)
+    server_info: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return self.verdict if self.verdict == COMPATIBLE else f"{self.verdict}: {self.failure}"
+
+
+@dataclass
+class Skew:
+    clients: list[str]
+    servers: list[str]
+    cells: list[Cell]
+    seconds: float = 0.0
+
+    def cell(self, client: str, server: str) -> Cell:
+        return next(c for c in self.cells if c.client == client and c.server == server)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every cell was measured (compatible or not: the matrix is the answer), 2 otherwise."""
+        return 2 if any(c.verdict == UNKNOWN for c in self.cells) else 0
+
+
+def describe_error(op: str, error: dict, limit: int = 400) -> str:
+    """``op: HTTP status METHOD path: Type: message``: the server's answer, then the client's words
+    (``limit`` characters of each message or body at most)."""
+    message = _clip(" ".join(str(error.get("message", "")).split()), limit)
+    client_side = f"{error.get('type', 'Exception')}: {message}"
+    http = error.get("http") or {}
+    if http.get("status", 0) >= 400:
+        body = " ".join(str(http.get("body", "")).split())
+        shown = f" {_clip(body, limit)}" if body and body[:60] not in message else ""
+        return f"{op}: HTTP {http['status']} {http.get('method', '?')} {http.get('path', '?')}{shown}: {client_side}"
+    if http:  # the server did what was asked; the client could not read its answer
+        return (f"{op}: {client_side} (the server answered HTTP {http['status']} to {http.get('method', '?')} "
+                f"{http.get('path', '?')})")
+    return f"{op}: {client_side}"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit].rstrip() + "..."
+
+
+def first_failure(operations: list[dict], limit: int = 400) -> str:
+    for op in operations:
+        if op.get("ok") is False:
+            return describe_error(op["op"], op.get("error") or {}, limit)
+    return ""
+
+
+def run_cell(client: "Release", server_version: str, *, timeout: float = CELL_TIMEOUT,
+             headers: dict | None = None) -> Cell:
+    """One client release (its worker) against a fresh server of ``server_version``."""
+    started = time.monotonic()
+    name = client.version
+    try:
+        server = servers.start(server_version, timeout=timeout)
+    except HarnessFault as exc:
+        return Cell(name, server_version, UNKNOWN, f"the server did not start: {_one_line(exc)}",
+                    seconds=round(time.monotonic() - started, 2))
+    info = {"launcher": server.launcher, "reported_version": server.reported_version,
+            "packages": _server_packages(server_version)}
+    try:
+        result = client.run(TARGET, sys_path=[str(RELEASE_SIDE)], host=server.host, port=server.port,
+                            headers=headers or server.headers)
+    except (ChromaError, WorkerError, HarnessFault) as exc:
+        return Cell(name, server_version, UNKNOWN, f"the client's worker failed: {_one_line(exc)}",
+                    server_info=info, seconds=round(time.monotonic() - started, 2))
+    finally:
+        if not server.running():  # the server died under the client: that is an answer, keep its words
+            info["server_exit"] = server.cause() or server.log_tail(1)
+        server.stop()
+    operations = result["operations"]
+    failure = first_failure(operations)
+    if "server_exit" in info:
+        failure = f"{failure or 'every operation answered'}; then the server exited: {info['server_exit']}"
+    return Cell(name, server_version, INCOMPATIBLE if failure else COMPATIBLE, failure, operations, info,
+                round(time.monotonic() - started, 2))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:500]
+
+
+def _server_packages(version: str) -> dict:
+    """What the server's environment resolved to: a 0.x server's FastAPI decides what it accepts."""
+    from . import envs
+
+    packages = envs.ensure(version).packages
+    return {k: packages[k] for k in ("chromadb", "fastapi", "uvicorn", "pydantic") if k in packages}
+
+
+def run(clients: Iterable[str], server_versions: Iterable[str], *, timeout: float = CELL_TIMEOUT,
+        progress: Callable[[str, int, int], None] | None = None,
+        on_cell: Callable[[Cell], None] | None = None) -> Skew:
+    """Every client against every server; environments are built first, once each."""
+    from . import envs, releases
+    from .client import Release
+
+    client_versions = _unique(releases.resolve(v) for v in clients)
+    server_list = _unique(releases.resolve(v) for v in server_versions)
+    if not client_versions or not server_list:
+        raise CompatError("the skew matrix needs at least one client and one server release")
+    started = time.monotonic()
+    for version in _unique([*client_versions, *server_list]):
+        envs.ensure(version)  # an install failure is one line (exit 2) before any server starts
+    total = len(client_versions) * len(server_list)
+    cells: list[Cell] = []
+    handles = {v: Release(v, timeout=timeout) for v in client_versions}
+    try:
+        for server_version in server_list:
+            for client_version in client_versions:
+                if progress:
+                    progress("skew", len(cells), total)
+                cell = run_cell(handles[client_version], server_version, timeout=timeout)
+                cells.append(cell)
+                if on_cell:
+                    on_cell(cell)
+        if progress:
+            progress("skew", total, total)
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return Skew(client_versions, server_list, cells, round(time.monotonic() - started, 1))
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+# -- reports -------------------------------------------------------------------------------
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(skew: Skew, *, command: str = "", json_name: str | None = None) -> str:
+    """Clients down, servers across; each incompatible cell names its first failing operation."""
+    lines = ["# Client/server skew", ""]
+    if command:
+        lines += [f"Generated by `{command}` in {skew.seconds:g} s.", ""]
+    lines += ["Each cell: the client release's own `chromadb.HttpClient` (full `chromadb` package, its own "
+              "environment) against a fresh server of the column's release on 127.0.0.1, running "
+              f"{', '.join(OPERATIONS)}; every answer is checked against the data. An incompatible cell "
+              "shows the first failing operation, the HTTP status and body the server sent, and the client's "
+              "exception. Servers run from their release's environment as `pip` resolves it today under the pin rules of pins.toml (see below); "
+              "`chroma-compat serve VERSION` starts any of them, `nox -s skew` regenerates this page. The thin "
+              "`chromadb-client` packages are not measured here.",
+              "", "| client \\ server | " + " | ".join(skew.servers) + " |",
+              "|---|" + "---|" * len(skew.servers)]
+    for client in skew.clients:
+        row = []
+        for server in skew.servers:
+            cell = skew.cell(client, server)
+            if cell.verdict == COMPATIBLE:
+                row.append("compatible")
+            else:
+                short = first_failure(cell.operations, limit=110) or cell.failure
+                row.append(f"**{cell.verdict}**: {_md_escape(short)}")
+        lines.append(f"| {client} | " + " | ".join(row) + " |")
+    lines += ["", "Servers (how each was started and what its environment resolved to):", ""]
+    for server in skew.servers:
+        infos = [c.server_info for c in skew.cells if c.server == server and c.server_info]
+        if not infos:
+            continue
+        info = infos[0]
+        packages = ", ".join(f"{k} {v}" for k, v in sorted(info.get("packages", {}).items()))
+        lines.append(f"- {server}: `{info.get('launcher')}`, reports version "
+                     f"`{info.get('reported_version')}`; {packages}")
+        failures = [c.failure for c in skew.cells if c.server == server and c.failure]
+        lines += [f"  - {note}" for note in server_notes(info.get("packages", {}), failures)]
+    if json_name:
+        lines += ["", f"Every operation of every cell, with timings and the HTTP exchange of each failure: "
+                      f"[{Path(json_name).name}]({json_name})."]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def server_notes(packages: dict, failures: list[str]) -> list[str]:
+    import re
+
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    out = []
+    for row in SERVER_NOTES:
+        try:
+            installed = packages.get(row["package"])
+            if installed is None or Version(installed) not in SpecifierSet(row["versions"]):
+                continue
+        except InvalidVersion:
+            continue
+        if any(re.search(row["seen"], text) for text in failures):
+            out.append(row["note"])
+    return out
+
+
+def to_json(skew: Skew) -> dict:
+    return {"clients": skew.clients, "servers": skew.servers, "seconds": skew.seconds,
+            "operations": list(OPERATIONS), "cells": [asdict(c) for c in skew.cells]}
+
+
+def write(skew: Skew, *, markdown_path: str | None = None, json_path: str | None = None, command: str = "") -> None:
+    if markdown_path:
+        link = os.path.relpath(Path(json_path).resolve(), Path(markdown_path).resolve().parent) if json_path else None
+        Path(markdown_path).write_text(markdown(skew, command=command, json_name=link))
+    if json_path:
+        Path(json_path).write_text(json.dumps(to_json(skew), indent=1, default=repr) + "\n")
