@@ -145,7 +145,9 @@ def test_the_example_receipt_app_suite_passes_with_todays_chromadb(tmp_path):
     subprocess.run([uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), f"chromadb=={NEW}",
                     "pytest", "-e", str(ROOT)], check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "VIRTUAL_ENV"))}
-    proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider", "-v"],
+    # its stores under our tmp_path, removed with it: the example's own pytest would keep them in /tmp
+    proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider", "-v",
+                           "--basetemp", str(tmp_path / "basetemp")],
                           cwd=ROOT / "examples" / "receipt_app", capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     for version in (OLD, MID, "1.0.21"):
