@@ -68,6 +68,8 @@ class Skew:
     servers: list[str]
     cells: list[Cell]
     seconds: float = 0.0
+    # server release -> what an unauthenticated request got from it started with token auth (see token_auth)
+    auth: dict[str, dict] = field(default_factory=dict)
 
     def cell(self, client: str, server: str) -> Cell:
         return next(c for c in self.cells if c.client == client and c.server == server)
@@ -175,10 +177,40 @@ def run(clients: Iterable[str], server_versions: Iterable[str], *, timeout: floa
                     on_cell(cell)
         if progress:
             progress("skew", total, total)
+        auth = {version: token_auth(version) for version in server_list}
     finally:
         for handle in handles.values():
             handle.close()
-    return Skew(client_versions, server_list, cells, round(time.monotonic() - started, 1))
+    return Skew(client_versions, server_list, cells, round(time.monotonic() - started, 1), auth)
+
+
+def token_auth(version: str) -> dict:
+    """Start ``version`` configured for token auth the way its era documents it, and ask it without the token.
+
+    Why in the skew page: 1.0 dropped built-in auth, and a server still configured for it answers
+    everyone; upgrading the server then opens the data to any client that can reach it, which no
+    client/server cell shows (every cell passes). Measured on each run, never taken from a table.
+    """
+    try:
+        with servers.serve(version, auth="token") as server:
+            path = server.data_path()
+            status = server.status(path)
+            with_token = server.status(path, server.headers)
+    except (CompatError, OSError) as exc:
+        return {"enforced": None, "error": _one_line(exc)}
+    enforced = True if status in (401, 403) else False if 200 <= status < 300 else None
+    return {"enforced": enforced, "without_token": status, "with_token": with_token, "path": path}
+
+
+def auth_words(answer: dict) -> str:
+    if answer.get("error"):
+        return f"could not be checked: {answer['error']}"
+    if answer["enforced"] is None:
+        return f"unclear: HTTP {answer['without_token']} without the token"
+    if answer["enforced"]:
+        return f"refused (HTTP {answer['without_token']}; {answer['with_token']} with the token)"
+    return (f"**answered (HTTP {answer['without_token']}): the configured token auth is ignored**; anyone who "
+            f"can reach this server reads and writes its data")
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -215,6 +247,12 @@ def markdown(skew: Skew, *, command: str = "", json_name: str | None = None) -> 
                 short = first_failure(cell.operations, limit=110) or cell.failure
                 row.append(f"**{cell.verdict}**: {_md_escape(short)}")
         lines.append(f"| {client} | " + " | ".join(row) + " |")
+    if skew.auth:
+        lines += ["", "Token auth, configured the way each server's era documents it (`chroma-compat serve VERSION "
+                      "--auth token`), and a request sent without the token:", "",
+                  "| server | unauthenticated request |", "|---|---|"]
+        lines += [f"| {server} | {_md_escape(auth_words(skew.auth[server]))} |"
+                  for server in skew.servers if server in skew.auth]
     lines += ["", "Servers (how each was started and what its environment resolved to):", ""]
     for server in skew.servers:
         infos = [c.server_info for c in skew.cells if c.server == server and c.server_info]
@@ -254,7 +292,7 @@ def server_notes(packages: dict, failures: list[str]) -> list[str]:
 
 def to_json(skew: Skew) -> dict:
     return {"clients": skew.clients, "servers": skew.servers, "seconds": skew.seconds,
-            "operations": list(OPERATIONS), "cells": [asdict(c) for c in skew.cells]}
+            "operations": list(OPERATIONS), "cells": [asdict(c) for c in skew.cells], "token_auth": skew.auth}
 
 
 def write(skew: Skew, *, markdown_path: str | None = None, json_path: str | None = None, command: str = "") -> None:

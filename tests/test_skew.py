@@ -56,6 +56,12 @@ def test_a_two_by_two_matrix_gives_real_cells_with_real_errors(tmp_path):
     assert "| 1.5.9 | compatible | compatible |" in text
     assert "[skew.json](skew.json)" in text
 
+    # token auth, measured on each server: 0.6.3 refuses a request without the token, 1.5.9 answers it
+    assert doc["token_auth"]["0.6.3"]["enforced"] is True and doc["token_auth"]["0.6.3"]["without_token"] == 403
+    assert doc["token_auth"]["1.5.9"]["enforced"] is False and doc["token_auth"]["1.5.9"]["without_token"] == 200
+    assert "| 0.6.3 | refused (HTTP 403; 200 with the token) |" in text
+    assert "| 1.5.9 | **answered (HTTP 200): the configured token auth is ignored**" in text
+
 
 def test_error_descriptions_put_the_server_answer_before_the_client_words():
     refused = {"type": "ValueError", "message": "Could not connect to tenant default_tenant.",
