@@ -117,4 +117,7 @@ def cmd_skew(args: argparse.Namespace) -> int:
     skew.write(result, markdown_path=markdown, json_path=json_path, command=command)
     counts = {v: sum(c.verdict == v for c in result.cells) for v in (skew.COMPATIBLE, skew.INCOMPATIBLE, skew.UNKNOWN)}
     _say(f"{len(result.cells)} cells in {result.seconds:g} s: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+    for version, answer in result.auth.items():  # the reason for an exit 2 the cells do not explain
+        if answer.get("error"):
+            _say(f"token auth of chromadb {version} could not be checked: {answer['error']}")
     return result.exit_code if result.exit_code else EXIT_OK

@@ -76,8 +76,10 @@ class Skew:
 
     @property
     def exit_code(self) -> int:
-        """0 when every cell was measured (compatible or not: the matrix is the answer), 2 otherwise."""
-        return 2 if any(c.verdict == UNKNOWN for c in self.cells) else 0
+        """0 when every cell and every server's token auth was measured (compatible or not, enforced or
+        not: the page is the answer), 2 otherwise: a server that did not start is ours to explain."""
+        unmeasured = any(answer.get("error") for answer in self.auth.values())
+        return 2 if unmeasured or any(c.verdict == UNKNOWN for c in self.cells) else 0
 
 
 def describe_error(op: str, error: dict, limit: int = 400) -> str:

@@ -324,22 +324,23 @@ def _changed_keys(before: dict, after: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def silently_empty(before: Any, after: Any, prefix: str = "") -> list[str]:
-    """Where (dotted keys; "" for the whole value) an error in ``before`` became an empty answer in ``after``."""
-    if _silently_empty(before, after):
+def _where(flipped: Callable[[Any, Any], bool], before: Any, after: Any, prefix: str = "") -> list[str]:
+    """Dotted keys ("" for the whole value) where ``flipped(before, after)`` holds, descending into dicts."""
+    if flipped(before, after):
         return [prefix.rstrip(".")]
     if _is_dict(before) and _is_dict(after):
-        return [p for k in before if k in after for p in silently_empty(before[k], after[k], f"{prefix}{k}.")]
+        return [p for k in before if k in after for p in _where(flipped, before[k], after[k], f"{prefix}{k}.")]
     return []
 
 
-def silently_everything(before: Any, after: Any, prefix: str = "") -> list[str]:
-    """Where (dotted keys; "" for the whole value) an error or a subset in ``before`` became every record."""
-    if _silently_everything(before, after):
-        return [prefix.rstrip(".")]
-    if _is_dict(before) and _is_dict(after):
-        return [p for k in before if k in after for p in silently_everything(before[k], after[k], f"{prefix}{k}.")]
-    return []
+def silently_empty(before: Any, after: Any) -> list[str]:
+    """Where an error in ``before`` became an empty answer in ``after``."""
+    return _where(_silently_empty, before, after)
+
+
+def silently_everything(before: Any, after: Any) -> list[str]:
+    """Where an error or a subset in ``before`` became every record."""
+    return _where(_silently_everything, before, after)
 
 
 WRITE_CALLS = ("add", "upsert", "update")  # the keys of a per-call answer (probes.WRITE_CALLS)
