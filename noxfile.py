@@ -139,15 +139,25 @@ def benchmarks_validate(session: nox.Session) -> None:
     session.run("python", "benchmarks/validate_scale.py", *session.posargs)
 
 
-SKEW_CLIENTS = ["0.4", "0.5", "0.6", "1.0", "latest"]
+SKEW_CLIENTS = ["0.4", "0.5", "0.6", "1.0", "latest", "client-0.6", "client-latest"]  # client-V: chromadb-client
 SKEW_SERVERS = ["0.5", "0.6", "1.0", "latest"]
 
 
 @nox.session
 def skew(session: nox.Session) -> None:
-    """Every client release (latest 0.4, 0.5, 0.6, 1.0, newest) against a fresh real server of every
+    """Every client release (latest 0.4, 0.5, 0.6, 1.0, newest, and the thin chromadb-client of 0.6 and
+    the newest) against a fresh real server of every
     server release (latest 0.5, 0.6, 1.0, newest); writes docs/skew.md and docs/skew.json."""
     session.install("-e", ".")
-    session.run("chroma-compat", "skew", "--clients", ",".join(resolve(v) for v in SKEW_CLIENTS),
+    clients = [f"client-{resolve(v[7:])}" if v.startswith("client-") else resolve(v) for v in SKEW_CLIENTS]
+    session.run("chroma-compat", "skew", "--clients", ",".join(clients),
                 "--servers", ",".join(resolve(v) for v in SKEW_SERVERS),
                 *(session.posargs or ["--markdown", "docs/skew.md", "--json", "docs/skew.json"]))
+
+
+@nox.session(name="migrate-10k")
+def migrate_10k(session: nox.Session) -> None:
+    """`chroma-compat migrate --verify` on 10k x 384-d stores: a 0.6.3 server to a 1.5.9 directory and a
+    0.4.24 directory to a 1.5.9 server; writes docs/migrate.md."""
+    session.install("-e", ".")
+    session.run("python", "scenarios/migrate_10k.py", *session.posargs)

@@ -290,8 +290,11 @@ from .snapshot.cli import register as _register_validate  # noqa: E402
 _EXTRA_COMMANDS.append(_register_contracts)
 from .server_cli import register as _register_servers  # noqa: E402
 
+from .transfer.cli import register as _register_migrate  # noqa: E402
+
 _EXTRA_COMMANDS.append(_register_validate)
 _EXTRA_COMMANDS.append(_register_servers)
+_EXTRA_COMMANDS.append(_register_migrate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from queue import Empty, Queue
 from typing import Any, Iterator
 
 from . import envs, interrupts, leftovers, paths, releases
-from .errors import ChromaError, WorkerCrashed, WorkerKilled, WorkerTimeout
+from .errors import ChromaError, CompatError, WorkerCrashed, WorkerKilled, WorkerTimeout
 from .worker import wire
 
 WORKER_MAIN = Path(__file__).with_name("worker") / "main.py"
@@ -272,17 +272,23 @@ class Release:
 
     >>> with Release("0.4.24").persistent(path) as client:
     ...     client.create_collection("docs").add(ids=["a"], embeddings=[[0.1, 0.2]])
+
+    ``kind="client"`` is the release's thin ``chromadb-client`` package
+    (envs.PACKAGES): only ``http`` works there, the way it works for its users.
     """
 
-    def __init__(self, version: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.version = releases.resolve(version)
+    def __init__(self, version: str, *, timeout: float = DEFAULT_TIMEOUT, kind: str = "full") -> None:
+        if kind not in envs.PACKAGES:
+            raise CompatError(f"unknown environment kind {kind!r} (one of {', '.join(envs.PACKAGES)})")
+        self.kind = kind
+        self.version = releases.resolve(version) if kind == "full" else releases.resolve_thin(version)
         self.timeout = timeout
         self._env: envs.Environment | None = None
         self._worker: Worker | None = None
         self._finalizer = weakref.finalize(self, Release._stop, [None])
 
     def __repr__(self) -> str:
-        return f"Release({self.version!r})"
+        return f"Release({self.version!r})" if self.kind == "full" else f"Release({self.version!r}, kind={self.kind!r})"
 
     @staticmethod
     def _stop(box: list) -> None:
@@ -292,7 +298,7 @@ class Release:
     @property
     def env(self) -> envs.Environment:
         if self._env is None:
-            self._env = envs.ensure(self.version)
+            self._env = envs.ensure(self.version, kind=self.kind)
         return self._env
 
     @property
@@ -325,8 +331,9 @@ class Release:
         return self._open("ephemeral", settings=settings)
 
     def http(self, host: str = "127.0.0.1", port: int = 8000, headers: dict | None = None,
-             settings: dict | None = None) -> "Client":
-        return self._open("http", host=host, port=port, headers=headers, settings=settings)
+             settings: dict | None = None, *, tenant: str | None = None, database: str | None = None) -> "Client":
+        return self._open("http", host=host, port=port, headers=headers, settings=settings, tenant=tenant,
+                          database=database)
 
     def _open(self, kind: str, **args: Any) -> "Client":
         worker = self.worker
@@ -460,7 +467,7 @@ class Collection:
         info = self._call("modify_collection", name=name, metadata=metadata)
         self.name, self.metadata = info["name"], info.get("metadata")
 
-    def export(self, batch_size: int = 1000, include: list[str] | None = None) -> Iterator[dict]:
-        """Every record, streamed in pages: memory is bounded by one page, not the collection."""
+    def export(self, batch_size: int = 1000, include: list[str] | None = None, offset: int = 0) -> Iterator[dict]:
+        """Every record from ``offset`` on, streamed in pages: memory is bounded by one page, not the collection."""
         return self.client.worker.stream("export", client=self.client.handle, collection=self.name,
-                                         batch_size=batch_size, include=include)
+                                         batch_size=batch_size, include=include, offset=offset)

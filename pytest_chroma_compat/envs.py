@@ -1,7 +1,10 @@
 """Where releases are installed: one cached, locked, atomically built environment per release.
 
-Key: (chromadb version, Python X.Y, digest of the pin rules that apply), so a
-changed rule rebuilds only the releases it touches. An environment is built
+Key: (package, chromadb version, Python X.Y, digest of the pin rules that
+apply), so a changed rule rebuilds only the releases it touches. The package is
+the environment's *kind* (``PACKAGES``): the full ``chromadb``, or the thin
+HTTP-only ``chromadb-client`` a release may also have published; a full
+environment's key is what it was before kinds existed. An environment is built
 in a temporary directory and renamed into place under a cross-process lock:
 a reader sees either no environment or a complete one, and two concurrent
 ``env ensure`` runs build it once. uv makes a reused environment cost a stat
@@ -27,12 +30,17 @@ from pathlib import Path
 from typing import Callable
 
 from . import paths, pins, releases
-from .errors import CorruptEnvironment, InstallFailed
+from .errors import CompatError, CorruptEnvironment, InstallFailed
 
 MANIFEST = "chroma-compat-env.json"
 LAST_USED = "chroma-compat-last-used"
 BUILD_PREFIX = ".build-"
 _BUILD_OWNER = re.compile(r"-(\d+)-[0-9a-f]{8}$")  # .build-<key>-<pid>-<hex>: the building process
+#: Environment kinds and the distribution each installs. "client" is the thin package people install where
+#: only an HttpClient can run (AWS Lambda): chromadb's source tree without the server's dependencies.
+PACKAGES: dict[str, str] = {"full": "chromadb", "client": releases.THIN_PACKAGE}
+#: The file only the thin package ships (measured: 0.5.10-1.5.9 have it, no full release does).
+THIN_MARKER = "is_thin_client.py"
 
 
 def python_tag() -> str:
@@ -50,6 +58,16 @@ class Environment:
     installer: str = ""
     build_seconds: float = 0.0
     packages: dict[str, str] = field(default_factory=dict)
+    kind: str = "full"  # manifests written before kinds existed are full-package ones
+
+    @property
+    def package(self) -> str:
+        return PACKAGES[self.kind]
+
+    @property
+    def label(self) -> str:
+        """How messages name it: "chromadb 0.6.3", "chromadb-client 0.6.3"."""
+        return f"{self.package} {self.version}"
 
     @property
     def interpreter(self) -> Path:
@@ -90,6 +108,7 @@ class Environment:
             "created": self.created,
             "installer": self.installer,
             "build_seconds": round(self.build_seconds, 1),
+            **({"kind": self.kind} if self.kind != "full" else {}),
             "last_used": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.last_used())),
         }
         if with_size:
@@ -97,8 +116,15 @@ class Environment:
         return out
 
 
-def env_key(version: str, applied: list[pins.PinRule]) -> str:
-    return f"chromadb-{version}-{python_tag()}-{pins.digest(applied)}"
+def env_key(version: str, applied: list[pins.PinRule], kind: str = "full") -> str:
+    return f"{_package(kind)}-{version}-{python_tag()}-{pins.digest(applied)}"
+
+
+def _package(kind: str) -> str:
+    try:
+        return PACKAGES[kind]
+    except KeyError:
+        raise CompatError(f"unknown environment kind {kind!r} (one of {', '.join(PACKAGES)})") from None
 
 
 def _read_manifest(path: Path) -> Environment:
@@ -140,11 +166,11 @@ def _installed_version(metadata: Path) -> str | None:
 
 
 def _broken(env: Environment, why: str) -> CorruptEnvironment:
-    return CorruptEnvironment(f"environment for chromadb {env.version} at {env.path} is broken ({why})")
+    return CorruptEnvironment(f"environment for {env.label} at {env.path} is broken ({why})")
 
 
 def verify(env: Environment) -> None:
-    """Raise :class:`CorruptEnvironment` unless ``env`` holds chromadb at the version its manifest records.
+    """Raise :class:`CorruptEnvironment` unless ``env`` holds its package at the version its manifest records.
 
     Why structural and not an import: a warm ``env ensure`` must stay in
     about a tenth of a second, and importing chromadb takes seconds. A few
@@ -152,22 +178,29 @@ def verify(env: Environment) -> None:
     real life: a half-deleted directory, a package removed by hand, another
     chromadb installed into it. Deeper damage (a dependency removed) shows
     when the worker imports chromadb, and :func:`start_failure` names it.
+    A thin environment must also still be thin: the full package installed
+    into it would make every "thin client" cell measure the full one.
     """
     site = _site_packages(env)
     if site is None or not site.is_dir():
         raise _broken(env, "it has no site-packages directory: half deleted?")
     if not (site / "chromadb" / "__init__.py").is_file():
         raise _broken(env, "the chromadb package is missing from its site-packages")
-    metadata = site / f"chromadb-{env.version}.dist-info" / "METADATA"
+    dist = env.package.replace("-", "_")  # dist-info names are normalised: chromadb_client-0.6.3.dist-info
+    metadata = site / f"{dist}-{env.version}.dist-info" / "METADATA"
     try:
         installed = _installed_version(metadata)
     except OSError:
-        others = sorted(p.name for p in site.glob("chromadb-*.dist-info"))
-        found = f"it holds {', '.join(others)}" if others else "no chromadb dist-info at all"
-        raise _broken(env, f"the manifest records chromadb {env.version}, but {found}") from None
+        others = sorted(p.name for p in site.glob(f"{dist}-*.dist-info"))
+        found = f"it holds {', '.join(others)}" if others else f"no {env.package} dist-info at all"
+        raise _broken(env, f"the manifest records {env.label}, but {found}") from None
     if installed != env.version:
-        raise _broken(env, f"the manifest records chromadb {env.version}, but {metadata.parent.name} "
+        raise _broken(env, f"the manifest records {env.label}, but {metadata.parent.name} "
                            f"says {installed or 'no version'}")
+    if env.kind == "client":
+        full = sorted(p.name for p in site.glob("chromadb-*.dist-info"))
+        if full or not (site / "chromadb" / THIN_MARKER).is_file():
+            raise _broken(env, f"it is no longer thin: {', '.join(full) or f'chromadb/{THIN_MARKER} is missing'}")
 
 
 def start_failure(env: Environment, exc: BaseException) -> CorruptEnvironment | None:
@@ -189,11 +222,15 @@ def start_failure(env: Environment, exc: BaseException) -> CorruptEnvironment | 
     if not text:
         return None
     return CorruptEnvironment(f"{_broken(env, f'its chromadb does not import: {text[:200]}')}; "
-                              f"{rebuild_hint(env.version)}")
+                              f"{rebuild_hint(env.version, env.kind)}")
 
 
-def rebuild_hint(version: str) -> str:
-    return f"run `chroma-compat env ensure --rebuild {version}`"
+def rebuild_hint(version: str, kind: str = "full") -> str:
+    if kind == "full":
+        return f"run `chroma-compat env ensure --rebuild {version}`"
+    # `env ensure` builds full environments only; the API rebuilds any kind
+    return (f"run `python -c \"from pytest_chroma_compat import envs; envs.ensure('{version}', kind='{kind}', "
+            f"rebuild=True)\"`")
 
 
 def _uv() -> str | None:
@@ -227,12 +264,13 @@ def _last_error_line(text: str) -> str:
     return (lines[-1] if lines else "no output")[:400]
 
 
-def _install(target: Path, version: str, applied: list[pins.PinRule], note: Callable[[str], None]) -> tuple[str, dict]:
-    requirements = [f"chromadb=={version}"] + [req for r in applied for req in r.add]
+def _install(target: Path, version: str, applied: list[pins.PinRule], note: Callable[[str], None],
+             package: str = "chromadb") -> tuple[str, dict]:
+    requirements = [f"{package}=={version}"] + [req for r in applied for req in r.add]
     constraints = [c for r in applied for c in r.constraints]
     cfile = target.parent / f"{target.name}.constraints.txt"
     cfile.write_text("\n".join(constraints) + "\n")
-    what = f"chromadb {version} cannot be installed on Python {platform.python_version()}"
+    what = f"{package} {version} cannot be installed on Python {platform.python_version()}"
     try:
         uv = _uv()
         if uv:
@@ -254,21 +292,21 @@ def _install(target: Path, version: str, applied: list[pins.PinRule], note: Call
     return installer, packages
 
 
-def _check_import(python: Path, version: str) -> None:
+def _check_import(python: Path, version: str, package: str = "chromadb") -> None:
     """A release that installs but does not import is not an environment."""
     from . import interrupts
 
     with tempfile.TemporaryDirectory(prefix=f"import-check-{os.getpid()}-", dir=paths.scratch_dir()) as scratch:
         env = hermetic_environ(Path(scratch))
         code = ("import chromadb, importlib.metadata as m; "
-                "print(chromadb.__version__); print(m.version('chromadb'))")
+                f"print(chromadb.__version__); print(m.version({package!r}))")
         proc = interrupts.run([str(python), "-c", code], cwd=scratch, env=env, timeout=300)
     if proc.returncode != 0:
-        raise InstallFailed(f"chromadb {version} installed but does not import: {_last_error_line(proc.stderr)}")
+        raise InstallFailed(f"{package} {version} installed but does not import: {_last_error_line(proc.stderr)}")
     # the distribution's version is the truth: 1.3.3 reports __version__ "1.3.2"
     got = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "?"
     if got != version:
-        raise InstallFailed(f"chromadb {version} was requested but {got} was installed")
+        raise InstallFailed(f"{package} {version} was requested but {got} was installed")
 
 
 #: Variables a release never sees: credentials and tokens of the user's shell. Release code
@@ -343,42 +381,54 @@ def _lock(key: str):
     return FileLock(str(paths.locks_dir() / f"{key}.lock"))
 
 
-def _applied(version: str, ignore_pins: bool) -> list[pins.PinRule]:
-    return [] if ignore_pins else pins.for_version(version)
+def _applied(version: str, ignore_pins: bool, kind: str = "full") -> list[pins.PinRule]:
+    return [] if ignore_pins else _rules_for(version, kind)
+
+
+def _rules_for(version: str, kind: str) -> list[pins.PinRule]:
+    # a full environment asks exactly as before kinds existed (callers and tests replace for_version)
+    return pins.for_version(version) if kind == "full" else pins.for_version(version, kind=kind)
 
 
 def ensure(version: str, *, rebuild: bool = False, ignore_pins: bool = False,
-           note: Callable[[str], None] = lambda s: None) -> Environment:
+           note: Callable[[str], None] = lambda s: None, kind: str = "full") -> Environment:
     """Return the environment for an exact release, building it once if needed.
 
     ``ignore_pins`` builds the release as a plain resolver would (its own
     cache key): the sweep uses it to show that each pin rule is still needed.
+    ``kind="client"`` builds the release's thin ``chromadb-client`` package
+    instead (its own key, its own pin rules); a release that published none
+    is refused in one line.
     """
-    releases.lookup(version)  # unknown and yanked releases stop here
+    package = _package(kind)
+    if kind == "full":
+        releases.lookup(version)  # unknown and yanked releases stop here
+    else:
+        releases.lookup_thin(version)  # and releases that published no thin package
     releases.family(version)
-    why = pins.unavailable(version)
+    why = pins.unavailable(version, kind=kind)
     if why:
-        raise InstallFailed(f"chromadb {version} cannot be installed on Python {platform.python_version()}: {why}")
-    applied = _applied(version, ignore_pins)
-    key = env_key(version, applied)
+        raise InstallFailed(f"{package} {version} cannot be installed on Python {platform.python_version()}: {why}")
+    applied = _applied(version, ignore_pins, kind)
+    key = env_key(version, applied, kind)
     final = paths.envs_dir() / key
     if final.exists() and not rebuild:
-        env = _trusted(final, version)  # a corrupt env is an error, not a silent rebuild
+        env = _trusted(final, version, kind)  # a corrupt env is an error, not a silent rebuild
         _touch(env)
         return env
     with _lock(key):
         if final.exists():
             if not rebuild:
-                env = _trusted(final, version)  # built by a concurrent run while we waited
+                env = _trusted(final, version, kind)  # built by a concurrent run while we waited
                 _touch(env)
                 return env
             _discard(final)
-        note(f"building an environment for chromadb {version} ({', '.join(r.id for r in applied) or 'no pins'})")
+        note(f"building an environment for {package} {version} ({', '.join(r.id for r in applied) or 'no pins'})")
         started = time.monotonic()
         build = final.parent / f"{BUILD_PREFIX}{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # pid: prune
         try:
-            installer, packages = _install(build, version, applied, note)
-            _check_import(build / "bin" / "python", version)
+            installer, packages = _install(build, version, applied, note, package)
+            _check_import(build / "bin" / "python", version, package)
             env = Environment(
                 version=version,
                 python=platform.python_version(),
@@ -389,7 +439,10 @@ def ensure(version: str, *, rebuild: bool = False, ignore_pins: bool = False,
                 installer=installer,
                 build_seconds=time.monotonic() - started,
                 packages=packages,
+                kind=kind,
             )
+            if kind != "full":  # thin means thin (no full chromadb pulled in by a pin), before anyone uses it
+                verify(Environment(**{**asdict(env), "path": build}))
             data = asdict(env)
             data.pop("path")
             (build / MANIFEST).write_text(json.dumps(data, indent=1))
@@ -401,15 +454,15 @@ def ensure(version: str, *, rebuild: bool = False, ignore_pins: bool = False,
         return env
 
 
-def _trusted(path: Path, version: str) -> Environment:
+def _trusted(path: Path, version: str, kind: str = "full") -> Environment:
     """The environment at ``path``, verified to be ``version``'s; otherwise one line naming the fix."""
     try:
         env = _read_manifest(path)
-        if env.version != version:
-            raise _broken(env, f"its manifest records chromadb {env.version}, but it is the environment of "
-                               f"{version}")
+        if (env.version, env.kind) != (version, kind):
+            wanted = version if kind == "full" else f"{_package(kind)} {version}"
+            raise _broken(env, f"its manifest records {env.label}, but it is the environment of {wanted}")
     except CorruptEnvironment as exc:
-        raise CorruptEnvironment(f"{exc}; {rebuild_hint(version)}") from None
+        raise CorruptEnvironment(f"{exc}; {rebuild_hint(version, kind)}") from None
     return env
 
 
@@ -482,8 +535,8 @@ def prune(older_than_days: float | None = None, *, failed: list[tuple[str, str]]
                 continue
             try:
                 env = _read_manifest(path)
-                outdated = env.key not in (env_key(env.version, pins.for_version(env.version)),
-                                           env_key(env.version, []))
+                current = _rules_for(env.version, env.kind)
+                outdated = env.key not in (env_key(env.version, current, env.kind), env_key(env.version, [], env.kind))
                 stale = older_than_days is not None and now - env.last_used() > older_than_days * 86400
                 if not (outdated or stale):
                     continue

@@ -111,7 +111,7 @@ def copy_store(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _groups(batch: dict) -> list[dict[str, Any]]:
+def groups_by_fields(batch: dict) -> list[dict[str, Any]]:
     """Split an exported page by which fields each record has: releases reject a
     batch mixing ``None`` and values in ``documents`` or ``metadatas``."""
     import numpy as np
@@ -158,7 +158,7 @@ def export_import(old: Release, src: Path, new: Release, dst: Path, batch_size: 
                     label = scope_label(scope, name)
                     counts[label] = 0
                     for batch in info.export(batch_size=batch_size):
-                        for group in _groups(batch):
+                        for group in groups_by_fields(batch):
                             dest.add(**group)
                         counts[label] += len(batch["ids"])
     finally:

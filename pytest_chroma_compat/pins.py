@@ -27,11 +27,14 @@ class PinRule:
     prevents: str
     python: str = ""
     add: tuple[str, ...] = field(default_factory=tuple)
+    # which environment kinds (envs.PACKAGES) the rule was measured on: the thin chromadb-client
+    # package shares some of the full package's problems (posthog) and none of its server's (fastapi)
+    kinds: tuple[str, ...] = ("full",)
 
-    def applies(self, version: str, python: str | None = None) -> bool:
+    def applies(self, version: str, python: str | None = None, kind: str = "full") -> bool:
         from packaging.specifiers import SpecifierSet
 
-        if version not in SpecifierSet(self.versions):
+        if kind not in self.kinds or version not in SpecifierSet(self.versions):
             return False
         if self.python:
             return (python or platform.python_version()) in SpecifierSet(self.python)
@@ -49,27 +52,32 @@ def rules() -> tuple[PinRule, ...]:
             add=tuple(row.get("add", ())),
             prevents=row["prevents"],
             python=row.get("python", ""),
+            kinds=tuple(row.get("kinds", ("full",))),
         )
         for row in table
     )
 
 
-def unavailable(version: str, python: str | None = None) -> str | None:
+def unavailable(version: str, python: str | None = None, kind: str = "full") -> str | None:
     """Why a release cannot work on this Python whatever the pins, if it cannot."""
     from packaging.specifiers import SpecifierSet
 
     python = python or platform.python_version()
     for row in _load_toml(TABLE).get("unavailable", []):
-        if version in SpecifierSet(row["versions"]) and python in SpecifierSet(row.get("python", "")):
+        if kind in row.get("kinds", ("full",)) and version in SpecifierSet(row["versions"]) and \
+                python in SpecifierSet(row.get("python", "")):
             return row["reason"]
     return None
 
 
-def for_version(version: str, python: str | None = None) -> list[PinRule]:
-    return [r for r in rules() if r.applies(version, python)]
+def for_version(version: str, python: str | None = None, kind: str = "full") -> list[PinRule]:
+    return [r for r in rules() if r.applies(version, python, kind)]
 
 
 def digest(applied: list[PinRule]) -> str:
-    """Part of an environment's cache key: a change to a rule that applies rebuilds the env."""
+    """Part of an environment's cache key: a change to a rule that applies rebuilds the env.
+
+    ``kinds`` stays out: which kinds a rule covers decides whether it is in ``applied`` at all,
+    and leaving it out keeps the keys of every full-package environment built before it existed."""
     payload = json.dumps([[r.id, r.versions, r.constraints, r.add, r.python] for r in applied])
     return hashlib.sha256(payload.encode()).hexdigest()[:10]

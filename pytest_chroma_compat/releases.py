@@ -155,12 +155,12 @@ def _index_url() -> str:
     return PyPI.simple_url.rstrip("/")
 
 
-def _parse_simple(files: Iterable[dict]) -> list[ReleaseInfo]:
+def _parse_simple(files: Iterable[dict], pattern: "re.Pattern[str]" = _FILE_VERSION) -> list[ReleaseInfo]:
     from packaging.version import InvalidVersion, Version
 
     found: dict[str, dict] = {}
     for f in files:
-        m = _FILE_VERSION.match(f["filename"])
+        m = pattern.match(f["filename"])
         if not m:
             continue
         try:
@@ -177,17 +177,22 @@ def _parse_simple(files: Iterable[dict]) -> list[ReleaseInfo]:
                         requires_python=v["requires_python"]) for k, v in found.items()]
 
 
-def refresh(path: Path = CATALOGUE, timeout: float = 30.0) -> int:
-    """Rewrite the catalogue from the package index; returns the number of releases."""
+def _read_index(package: str, timeout: float) -> tuple[str, dict]:
+    """The package index's JSON listing of ``package`` (PEP 691), and where it was read."""
     import urllib.request
 
-    url = f"{_index_url()}/chromadb/"
+    url = f"{_index_url()}/{package}/"
     req = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            data = json.load(resp)
+            return url, json.load(resp)
     except (OSError, ValueError) as exc:
         raise CompatError(f"could not read the release list from {url}: {exc}") from None
+
+
+def refresh(path: Path = CATALOGUE, timeout: float = 30.0) -> int:
+    """Rewrite the catalogue from the package index; returns the number of releases."""
+    url, data = _read_index("chromadb", timeout)
     releases = _parse_simple(data.get("files", []))
     if not releases:
         raise CompatError(f"the index at {url} listed no chromadb releases")
@@ -202,3 +207,89 @@ def refresh(path: Path = CATALOGUE, timeout: float = 30.0) -> int:
     path.write_text(json.dumps(doc, indent=1) + "\n")
     catalogue.cache_clear()
     return len(releases)
+
+
+# -- the thin HTTP-only package ----------------------------------------------------------
+# ``chromadb-client`` is the same source tree as chromadb without the server's dependencies (no
+# hnswlib, FastAPI or Rust bindings): what people install where only an HttpClient can run (AWS
+# Lambda). Its releases are not chromadb's: final ones start at 0.5.10 (before that only .dev
+# builds), some chromadb releases have none (0.5.21, 1.0.2, ...) and 0.5.14 exists only as
+# chromadb-client. So it has a catalogue of its own, committed like releases.json and refreshed
+# the same way (``refresh_thin``).
+
+THIN_PACKAGE = "chromadb-client"
+THIN_CATALOGUE = Path(__file__).with_name("client_releases.json")
+_THIN_FILE_VERSION = re.compile(r"^chromadb[-_]client-(?P<version>[0-9][^-]*?)(?:-py|\.tar\.gz$|\.zip$|-cp)")
+
+
+@lru_cache(maxsize=1)
+def thin_catalogue() -> tuple[ReleaseInfo, ...]:
+    """Final ``chromadb-client`` releases, oldest first."""
+    from packaging.version import Version
+
+    data = json.loads(THIN_CATALOGUE.read_text())
+    return tuple(sorted((ReleaseInfo(**r) for r in data["releases"]), key=lambda r: Version(r.version)))
+
+
+def thin_versions(include_yanked: bool = False) -> list[str]:
+    return [r.version for r in thin_catalogue() if include_yanked or not r.yanked]
+
+
+def lookup_thin(version: str) -> ReleaseInfo:
+    """The ``chromadb-client`` entry for an exact version; one line saying why when there is none."""
+    for info in thin_catalogue():
+        if info.version == version:
+            if info.yanked:
+                raise YankedRelease(f"{THIN_PACKAGE} {version} was yanked from the package index; pick another release")
+            return info
+    lookup(version)  # not a chromadb release either: that is the clearer line
+    raise UnknownRelease(f"chromadb {version} published no {THIN_PACKAGE} package; {_thin_nearest(version)}")
+
+
+def _thin_nearest(version: str) -> str:
+    from packaging.version import Version
+
+    published = thin_versions()
+    if not published:
+        return f"the {THIN_PACKAGE} catalogue is empty"
+    if Version(version) < Version(published[0]):
+        return f"the first is {published[0]}"
+    before = [v for v in published if Version(v) < Version(version)]
+    after = [v for v in published if Version(v) > Version(version)]
+    return "the nearest that did: " + " and ".join(([before[-1]] if before else []) + ([after[0]] if after else []))
+
+
+def resolve_thin(spec: str) -> str:
+    """What :func:`resolve` does, over the releases that published ``chromadb-client``:
+    ``0.6.3``, ``0.6`` (its newest thin release), ``first:0.6``, ``latest``."""
+    spec = spec.strip()
+    published = thin_versions()
+    if spec == "latest":
+        return published[-1]
+    series = spec.split(":", 1)[1] if spec.startswith("first:") else spec if re.fullmatch(r"\d+\.\d+", spec) else None
+    if series is not None:
+        found = [v for v in published if _in_series(v, series)]
+        if not found:
+            raise UnknownRelease(f"no {THIN_PACKAGE} release in series {series!r} (the first is {published[0]})")
+        return found[0] if spec.startswith("first:") else found[-1]
+    return lookup_thin(spec).version
+
+
+def refresh_thin(path: Path = THIN_CATALOGUE, timeout: float = 30.0) -> int:
+    """Rewrite the ``chromadb-client`` catalogue from the package index; returns the number of releases."""
+    from packaging.version import Version
+
+    url, data = _read_index(THIN_PACKAGE, timeout)
+    found = _parse_simple(data.get("files", []), _THIN_FILE_VERSION)
+    if not found:
+        raise CompatError(f"the index at {url} listed no {THIN_PACKAGE} releases")
+    found.sort(key=lambda r: Version(r.version))
+    doc = {
+        "refreshed": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "note": f"final releases of {THIN_PACKAGE} (the thin HTTP-only package); rewritten by "
+                "`pytest_chroma_compat.releases.refresh_thin()`",
+        "releases": [asdict(r) for r in found],
+    }
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+    thin_catalogue.cache_clear()
+    return len(found)

@@ -30,6 +30,11 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--auth", choices=("token",), help="token auth the way the release's era documents it; "
                                                       "the generated token is printed after the URL")
     p.add_argument("--timeout", type=_positive, default=60.0, help="seconds to wait for the heartbeat (default 60)")
+    p.add_argument("--backend", choices=("local", "docker"), default="local",
+                   help="local: the release's cached environment (default); docker: its official image "
+                        "chromadb/chroma:<version> on your Docker engine")
+    p.add_argument("--pull", action="store_true", help="with --backend docker: pull the image if it is absent "
+                                                       "(otherwise an absent image is an error)")
     p.set_defaults(handler=cmd_serve)
 
     s = subparsers.add_parser("skew", help="which client releases work against which server releases",
@@ -62,7 +67,10 @@ def _say(message: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from . import servers
 
-    server = servers.start(args.version, port=args.port, path=args.path, auth=args.auth, timeout=args.timeout)
+    if args.pull and args.backend != "docker":
+        raise CompatError("--pull needs --backend docker")
+    server = servers.start(args.version, port=args.port, path=args.path, auth=args.auth, timeout=args.timeout,
+                           backend=args.backend, pull=args.pull)
     try:
         where = f"data in {server.path}" + ("" if args.path else " (private: removed when the server stops)")
         _say(f"chromadb {server.version} server ({server.launcher}, heartbeat {server.api}/heartbeat); {where}; "
@@ -74,7 +82,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(server.url + (f" token {server.token}" if server.token else ""), flush=True)
         while server.running():
             time.sleep(0.5)
-        code = server.proc.returncode if server.proc is not None else None
+        code = server.exit_status() if server.backend == "docker" else (  # type: ignore[attr-defined]
+            server.proc.returncode if server.proc is not None else None)
         raise HarnessFault(f"chromadb {server.version} server exited by itself (status {code}); "
                            f"its log ends: {' | '.join(server.log_tail(5).splitlines())}")
     finally:
@@ -104,7 +113,7 @@ def cmd_skew(args: argparse.Namespace) -> int:
     from . import skew
     from .progress import bar
 
-    clients, server_list = _versions(args.clients), _versions(args.servers)
+    clients, server_list = skew.client_names(args.clients), _versions(args.servers)
     markdown, json_path = _report_path(args.markdown), _report_path(args.json)
 
     def show(cell: "skew.Cell") -> None:

@@ -14,6 +14,10 @@ started is stopped at the test's teardown, whatever the test did. A server
 that cannot start fails the test with one line (the cause and its log's last
 lines), not a traceback from inside the harness. Nothing is started, and
 nothing of chromadb imported, until the factory is called.
+
+``backend="docker"`` runs the release's official image instead; where no
+Docker engine is reachable or the image is absent the test is skipped with
+that one line (bad input still fails it: it is checked first).
 """
 
 from __future__ import annotations
@@ -29,20 +33,26 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def chroma_server(request: pytest.FixtureRequest) -> Iterator[Callable[..., "ChromaServer"]]:
-    """``chroma_server(version=None, *, path=None, auth=None, port=None, timeout=60)`` -> a running
-    server (``host``, ``port``, ``version``, ``url``, ``token``, ``headers``), stopped at teardown.
-    With no version: the ``chroma_versions`` marker's release (or ``--chroma-from``)."""
+    """``chroma_server(version=None, *, path=None, auth=None, port=None, timeout=60, backend="local",
+    pull=False)`` -> a running server (``host``, ``port``, ``version``, ``url``, ``token``, ``headers``,
+    ``backend``), stopped at teardown. With no version: the ``chroma_versions`` marker's release (or
+    ``--chroma-from``)."""
     from . import servers
+    from .docker_servers import DockerUnavailable  # imports no docker SDK
     from .errors import CompatError
 
     started: list[ChromaServer] = []
 
     def start(version: str | None = None, *, path: str | os.PathLike | None = None, auth: str | None = None,
-              port: int | None = None, timeout: float = servers.START_TIMEOUT) -> "ChromaServer":
+              port: int | None = None, timeout: float = servers.START_TIMEOUT, backend: str = "local",
+              pull: bool = False) -> "ChromaServer":
         __tracebackhide__ = True
         chosen = version or request.getfixturevalue("chroma_version")
         try:
-            server = servers.start(chosen, path=path, auth=auth, port=port, timeout=timeout)
+            server = servers.start(chosen, path=path, auth=auth, port=port, timeout=timeout, backend=backend,
+                                   pull=pull)
+        except DockerUnavailable as exc:  # no engine or no image: not the test's fault
+            pytest.skip(str(exc))
         except CompatError as exc:
             pytest.fail(f"chroma_server({chosen!r}): {exc}", pytrace=False)
         started.append(server)
@@ -51,3 +61,4 @@ def chroma_server(request: pytest.FixtureRequest) -> Iterator[Callable[..., "Chr
     yield start
     for server in reversed(started):
         server.stop()
+

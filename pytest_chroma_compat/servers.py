@@ -48,7 +48,7 @@ import uuid
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 from . import envs, interrupts, leftovers, paths, releases
 from .errors import CompatError, HarnessFault
@@ -133,6 +133,7 @@ def token_auth_env(version: str, token: str) -> dict[str, str]:
 class ChromaServer:
     """A running server. ``stop()`` (or leaving ``serve``) ends it with its whole process group."""
 
+    backend: ClassVar[str] = "local"  # "docker": docker_servers.DockerChromaServer
     version: str
     host: str
     port: int
@@ -349,16 +350,42 @@ def _store_env(row: dict, data: Path) -> dict[str, str]:
     return {"IS_PERSISTENT": "TRUE", "PERSIST_DIRECTORY": str(data), **row.get("store_env", {})}
 
 
+def checked_options(version: str, auth: str | None, token: str | None, port: int | None,
+                    path: str | os.PathLike | None) -> tuple[str | None, dict[str, str], Path | None]:
+    """(token, the era's token-auth environment, the data path) for a server of ``version``, with a
+    port or path the user named checked first: every backend refuses bad input before any work."""
+    if auth == "token":
+        token = token or secrets.token_urlsafe(24)
+        auth_env = token_auth_env(version, token)
+    else:
+        token, auth_env = None, {}
+    if port is not None:
+        check_port(port)
+    return token, auth_env, (check_path(path) if path is not None else None)
+
+
 def start(version: str, *, port: int | None = None, path: str | os.PathLike | None = None,
           auth: str | None = None, token: str | None = None, timeout: float = START_TIMEOUT,
-          log: str | os.PathLike | None = None) -> ChromaServer:
+          log: str | os.PathLike | None = None, backend: str = "local", pull: bool = False) -> ChromaServer:
     """Start ``version``'s server on 127.0.0.1 and return once its heartbeat answers.
 
     ``port`` None picks a free one; ``path`` None keeps the data in a private
     directory removed at stop; ``auth="token"`` configures the era's token auth
     with ``token`` (generated when None). Call ``stop()`` (or use :func:`serve`).
+    ``backend="docker"`` runs the release's official image instead (docker_servers.py;
+    ``pull=True`` pulls it when absent).
     """
     from .client import Release
+
+    if backend == "docker":
+        from . import docker_servers
+
+        return docker_servers.start(version, port=port, path=path, auth=auth, token=token, timeout=timeout, log=log,
+                                    pull=pull)
+    if backend != "local":
+        raise CompatError(f"unknown backend {backend!r}; the backends are 'local' and 'docker'")
+    if pull:
+        raise CompatError("pull=True needs backend='docker': the local backend installs releases, it pulls no image")
 
     if auth not in (None, "token"):
         raise CompatError(f"unknown auth {auth!r}; the one supported is 'token'")
@@ -368,14 +395,7 @@ def start(version: str, *, port: int | None = None, path: str | os.PathLike | No
     version = release.version
     launch = _row(LAUNCHERS, version)
     assert launch is not None  # the table covers every version
-    if auth == "token":
-        token = token or secrets.token_urlsafe(24)
-        auth_env = token_auth_env(version, token)
-    else:
-        token, auth_env = None, {}
-    if port is not None:
-        check_port(port)
-    data = check_path(path) if path is not None else None
+    token, auth_env, data = checked_options(version, auth, token, port, path)
     interpreter = release.env.interpreter  # installs the release if needed
     scratch = paths.scratch_dir() / f"server-{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     (scratch / "cwd").mkdir(parents=True)
@@ -408,14 +428,20 @@ def start(version: str, *, port: int | None = None, path: str | os.PathLike | No
                 cause = server.cause()
                 raise _fault(server, f"chromadb {version} server ({launch['launcher']}) {exc}"
                                      + (f": {cause}" if cause else "")) from None
-        server.reported_version = _reported_version(server)
-        if token:  # measured: refused (401/403), answered (2xx), or neither (None: we cannot tell)
-            status = server.status(server.data_path())
-            server.auth_enforced = True if status in (401, 403) else False if 200 <= status < 300 else None
-        return server
+        return measured(server)
     except BaseException:
         server.stop()
         raise
+
+
+def measured(server: ChromaServer) -> ChromaServer:
+    """A started server with what it says it is and whether its token auth refuses a request
+    without the token: refused (401/403), answered (2xx), or neither (None: we cannot tell)."""
+    server.reported_version = _reported_version(server)
+    if server.token:
+        status = server.status(server.data_path())
+        server.auth_enforced = True if status in (401, 403) else False if 200 <= status < 300 else None
+    return server
 
 
 class _Exited(Exception):

@@ -1,10 +1,13 @@
 """The client/server skew matrix: which client releases work against which server releases.
 
 Why it is built this way:
-- Each cell is a real client release (its full ``chromadb`` package, in its own
+- Each cell is a real client release (its full ``chromadb`` package, or with
+  ``client-V`` its thin ``chromadb-client`` package, each in its own
   environment, through its worker) against a real server release started for
   that cell alone (``servers.py``): a collection left behind by one client,
-  or a server a previous client broke, cannot decide another cell.
+  or a server a previous client broke, cannot decide another cell. The thin
+  package is a client of its own: it is what AWS Lambda users install, and it
+  resolves other dependencies than the full package of the same release.
 - The client is built the way its users build it (release_side/
   chroma_compat_skew_ops.py: ``chromadb.HttpClient(host, port)``, nothing
   added), every HTTP exchange is observed, and every operation's answer is
@@ -43,6 +46,9 @@ SERVER_NOTES: tuple[dict, ...] = (
              "HttpClients send none: the HTTP 422 cells of this server are its environment's FastAPI, installed "
              "today by pip, not its chromadb release."},
 )
+#: A client spelled ``client-V`` is release V's thin ``chromadb-client`` package (V: anything
+#: ``releases.resolve_thin`` takes: 0.6.3, 0.6, latest); a bare V is the full ``chromadb`` package.
+THIN_PREFIX = "client-"
 OPERATIONS = ("connect", "heartbeat", "version", "create_collection", "get_collection", "list_collections",
               "add", "upsert", "get_where", "query", "count", "delete", "delete_collection")
 
@@ -56,6 +62,7 @@ class Cell:
     operations: list[dict] = field(default_factory=list)
     server_info: dict = field(default_factory=dict)
     seconds: float = 0.0
+    client_info: dict = field(default_factory=dict)  # the package the worker measured, its transports
 
     @property
     def text(self) -> str:
@@ -109,11 +116,45 @@ def first_failure(operations: list[dict], limit: int = 400) -> str:
     return ""
 
 
+def parse_client(spec: str) -> tuple[str, str]:
+    """(environment kind, exact release) of a client as typed: ``0.6.3`` is the full package,
+    ``client-0.6.3`` the thin one; a release that published no thin package is one line."""
+    from . import releases
+
+    spec = spec.strip()
+    if spec.startswith(THIN_PREFIX):
+        return "client", releases.resolve_thin(spec[len(THIN_PREFIX):])
+    return "full", releases.resolve(spec)
+
+
+def client_name(kind: str, version: str) -> str:
+    """A client's name in cells and JSON: the full package's is its version, as before thin clients."""
+    return version if kind == "full" else f"{THIN_PREFIX}{version}"
+
+
+def client_names(raw: Iterable[str]) -> list[str]:
+    """``--clients`` as typed (comma- or space-separated) made exact: ``0.6,client-latest`` ->
+    ``["0.6.3", "client-1.5.9"]``. For the CLI to check its input before any work."""
+    out = [client_name(*parse_client(part)) for item in raw for part in item.split(",") if part.strip()]
+    if not out:
+        raise CompatError("name at least one client release")
+    return _unique(out)
+
+
+def client_label(name: str) -> str:
+    """How the page names a client: ``0.6.3`` (the full package), ``chromadb-client 0.6.3``."""
+    from .envs import PACKAGES
+
+    return f"{PACKAGES['client']} {name[len(THIN_PREFIX):]}" if name.startswith(THIN_PREFIX) else name
+
+
 def run_cell(client: "Release", server_version: str, *, timeout: float = CELL_TIMEOUT,
              headers: dict | None = None) -> Cell:
     """One client release (its worker) against a fresh server of ``server_version``."""
+    from .envs import PACKAGES
+
     started = time.monotonic()
-    name = client.version
+    name = client_name(client.kind, client.version)
     try:
         server = servers.start(server_version, timeout=timeout)
     except HarnessFault as exc:
@@ -132,11 +173,17 @@ def run_cell(client: "Release", server_version: str, *, timeout: float = CELL_TI
             info["server_exit"] = server.cause() or server.log_tail(1)
         server.stop()
     operations = result["operations"]
+    client_info = {k: result[k] for k in ("client", "distribution", "transports") if k in result}
+    ran = client_info.get("distribution", {})
+    if (ran.get("name"), ran.get("version")) != (PACKAGES[client.kind], client.version):
+        return Cell(name, server_version, UNKNOWN, f"the client's worker ran {ran.get('name')} {ran.get('version')}, "
+                    f"not {PACKAGES[client.kind]} {client.version}", operations, info,
+                    round(time.monotonic() - started, 2), client_info)
     failure = first_failure(operations)
     if "server_exit" in info:
         failure = f"{failure or 'every operation answered'}; then the server exited: {info['server_exit']}"
     return Cell(name, server_version, INCOMPATIBLE if failure else COMPATIBLE, failure, operations, info,
-                round(time.monotonic() - started, 2))
+                round(time.monotonic() - started, 2), client_info)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -154,20 +201,23 @@ def _server_packages(version: str) -> dict:
 def run(clients: Iterable[str], server_versions: Iterable[str], *, timeout: float = CELL_TIMEOUT,
         progress: Callable[[str, int, int], None] | None = None,
         on_cell: Callable[[Cell], None] | None = None) -> Skew:
-    """Every client against every server; environments are built first, once each."""
+    """Every client against every server; environments are built first, once each.
+
+    A client is a release (the full package) or ``client-V`` (its thin package, ``THIN_PREFIX``)."""
     from . import envs, releases
     from .client import Release
 
-    client_versions = _unique(releases.resolve(v) for v in clients)
+    specs = {client_name(*spec): spec for spec in (parse_client(v) for v in clients)}
+    client_versions = list(specs)
     server_list = _unique(releases.resolve(v) for v in server_versions)
     if not client_versions or not server_list:
         raise CompatError("the skew matrix needs at least one client and one server release")
     started = time.monotonic()
-    for version in _unique([*client_versions, *server_list]):
-        envs.ensure(version)  # an install failure is one line (exit 2) before any server starts
+    for kind, version in dict.fromkeys([*specs.values(), *(("full", v) for v in server_list)]):
+        envs.ensure(version, kind=kind)  # an install failure is one line (exit 2) before any server starts
     total = len(client_versions) * len(server_list)
     cells: list[Cell] = []
-    handles = {v: Release(v, timeout=timeout) for v in client_versions}
+    handles = {name: Release(version, kind=kind, timeout=timeout) for name, (kind, version) in specs.items()}
     try:
         for server_version in server_list:
             for client_version in client_versions:
@@ -231,12 +281,12 @@ def markdown(skew: Skew, *, command: str = "", json_name: str | None = None) -> 
     if command:
         lines += [f"Generated by `{command}` in {skew.seconds:g} s.", ""]
     lines += ["Each cell: the client release's own `chromadb.HttpClient` (full `chromadb` package, its own "
-              "environment) against a fresh server of the column's release on 127.0.0.1, running "
+              "environment; a row `chromadb-client V` is release V's thin HTTP-only `chromadb-client` package, "
+              "in an environment of its own) against a fresh server of the column's release on 127.0.0.1, running "
               f"{', '.join(OPERATIONS)}; every answer is checked against the data. An incompatible cell "
               "shows the first failing operation, the HTTP status and body the server sent, and the client's "
               "exception. Servers run from their release's environment as `pip` resolves it today under the pin rules of pins.toml (see below); "
-              "`chroma-compat serve VERSION` starts any of them, `nox -s skew` regenerates this page. The thin "
-              "`chromadb-client` packages are not measured here.",
+              "`chroma-compat serve VERSION` starts any of them, `nox -s skew` regenerates this page.",
               "", "| client \\ server | " + " | ".join(skew.servers) + " |",
               "|---|" + "---|" * len(skew.servers)]
     for client in skew.clients:
@@ -248,7 +298,7 @@ def markdown(skew: Skew, *, command: str = "", json_name: str | None = None) -> 
             else:
                 short = first_failure(cell.operations, limit=110) or cell.failure
                 row.append(f"**{cell.verdict}**: {_md_escape(short)}")
-        lines.append(f"| {client} | " + " | ".join(row) + " |")
+        lines.append(f"| {client_label(client)} | " + " | ".join(row) + " |")
     if skew.auth:
         lines += ["", "Token auth, configured the way each server's era documents it (`chroma-compat serve VERSION "
                       "--auth token`), and a request sent without the token:", "",

@@ -460,6 +460,33 @@ def where_contains() -> Any:
         return {label: _attempt(lambda w=w: _matched(col, where=w)) for label, w in calls.items()}
 
 
+# float64 values: two that a JSON parser without exact round trip reads one or two steps off (an
+# application's confidence score, a third), and one every parser keeps
+FLOAT_VALUES = {"0.9421136975288391": 0.9421136975288391, "90.33333333333333": 90.33333333333333, "0.1": 0.1}
+
+
+@_guarded
+def float_metadata_exact() -> Any:
+    """Per float64 metadata value written by ``add``: read back bit for bit or changed (to what), and
+    whether ``where={"f": {"$eq": <the value written>}}`` finds its record."""
+    with _store() as (client, _):
+        col = _collection(client)
+        ids = [f"f{i}" for i in range(len(FLOAT_VALUES))]
+        col.add(ids=ids, embeddings=E2[:len(ids)], metadatas=[{"f": v} for v in FLOAT_VALUES.values()])
+        got = col.get(ids=ids, include=["metadatas"])
+        back = {rid: (meta or {}).get("f") for rid, meta in zip(got["ids"], got["metadatas"])}
+        out: dict[str, Any] = {}
+        for rid, (label, value) in zip(ids, FLOAT_VALUES.items()):
+            read = back.get(rid)
+            found = _attempt(lambda v=value: _matched(col, where={"f": {"$eq": v}}))
+            out[label] = {
+                "read back": "exact" if type(read) is float and read == value else f"changed: {read!r}",
+                "$eq with the value written": found if isinstance(found, dict) else
+                ("finds it" if rid in found else "misses it"),
+            }
+        return out
+
+
 COLLECTION_NAMES = {
     "2 chars": "ab", "3 chars": "abc", "63 chars": "a" * 63, "64 chars": "a" * 64, "a..b": "a..b",
     "1.1.1.1": "1.1.1.1", "under_score": "under_score", "dash-ok": "dash-ok", "-leading-dash": "-abc",

@@ -18,8 +18,9 @@ Why it is built this way:
   always killed with its whole process group.
 - Known: ``chroma run`` of 0.4.16 and 0.4.17 sets CHROMA_SERVER_NOFILE=65535
   itself and exits with ValueError where the open-files hard limit is lower (as
-  in many containers), whatever the auth settings; there the probe fails with
-  that reason rather than guessing a value.
+  in many containers), whatever the auth settings. The launcher sees that line
+  in the installed CLI and, under such a limit, serves the same app with
+  uvicorn (as servers.py does): the auth contract is the app's, not the CLI's.
 - A server that exits during start-up under some configuration is an answer
   ("server did not start: ...", stable words only: exit status and exception
   type). A server that cannot start under ANY configuration, or that stays up
@@ -88,7 +89,11 @@ except ImportError:
     cli = None
 run = getattr(cli, "run", None)
 python_cli = callable(run) and not hasattr(cli, "chromadb_rust_bindings")
-if cli is not None and (not python_cli or "host" in inspect.signature(run).parameters):
+fixed_nofile = python_cli and "CHROMA_SERVER_NOFILE" in inspect.getsource(run)
+if fixed_nofile:
+    import resource
+    fixed_nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 65535
+if cli is not None and not fixed_nofile and (not python_cli or "host" in inspect.signature(run).parameters):
     print("pytest-chroma-compat launcher: chroma run", file=sys.stderr, flush=True)
     sys.argv = ["chroma", "run", "--path", path, "--host", host, "--port", str(port)]
     sys.exit(cli.app())

@@ -246,7 +246,21 @@ def exercise(host: str, port: int, headers: dict | None = None, collection: str 
     step("delete_collection", "create_collection", delete_collection)
     _clear_system_cache(chromadb)
     transports = sorted(k for k, v in _hooked.items() if v)
-    return {"client": getattr(chromadb, "__version__", "?"), "transports": transports, "operations": ops}
+    return {"client": getattr(chromadb, "__version__", "?"), "distribution": _distribution(),
+            "transports": transports, "operations": ops}
+
+
+def _distribution() -> dict:
+    """Which package provides ``chromadb`` here, measured: a thin-client row that ran the full
+    package (or the reverse) would answer a question nobody asked."""
+    from importlib import metadata
+
+    for name in ("chromadb-client", "chromadb"):
+        try:
+            return {"name": name, "version": metadata.version(name)}
+        except metadata.PackageNotFoundError:
+            continue
+    return {"name": "?", "version": "?"}
 
 
 def _jsonable(value: Any) -> Any:

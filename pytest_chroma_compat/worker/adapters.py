@@ -54,11 +54,13 @@ class SqliteFamily:
     def ephemeral(self, settings: dict | None) -> Any:
         return self.chromadb.EphemeralClient(settings=self.settings(settings))
 
-    def http(self, host: str, port: int, settings: dict | None, headers: dict | None) -> Any:
+    def http(self, host: str, port: int, settings: dict | None, headers: dict | None,
+             tenant: str | None = None, database: str | None = None) -> Any:
         # 0.4-0.5 clients send JSON bodies without a Content-Type; the FastAPI that resolves
         # today rejects them (measured: create_collection fails on 0.4.24 and 0.5.23)
         kwargs: dict = {"host": host, "port": port, "settings": self.settings(settings),
                         "headers": {"Content-Type": "application/json", **(headers or {})}}
+        kwargs.update({k: v for k, v in (("tenant", tenant), ("database", database)) if v is not None})
         return self.chromadb.HttpClient(**kwargs)
 
     def flush(self, client: Any) -> None:
@@ -127,7 +129,10 @@ class DuckdbParquetFamily(SqliteFamily):
     def ephemeral(self, settings: dict | None) -> Any:
         return self.chromadb.Client(self.settings(settings))
 
-    def http(self, host: str, port: int, settings: dict | None, headers: dict | None) -> Any:
+    def http(self, host: str, port: int, settings: dict | None, headers: dict | None,
+             tenant: str | None = None, database: str | None = None) -> Any:
+        if tenant is not None or database is not None:
+            raise ValueError("0.3 has no tenants or databases")
         values = {"chroma_api_impl": "rest", "chroma_server_host": host, "chroma_server_http_port": str(port)}
         values.update(settings or {})
         return self.chromadb.Client(self.settings(values))

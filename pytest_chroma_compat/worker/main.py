@@ -168,7 +168,7 @@ def open_client(state: State, kind: str, path: str | None = None, host: str = "1
     elif kind == "ephemeral":
         client = state.adapter.ephemeral(settings)
     elif kind == "http":
-        client = state.adapter.http(host, port, settings, headers)
+        client = state.adapter.http(host, port, settings, headers, tenant, database)
     else:
         raise ValueError(f"unknown client kind {kind!r}")
     handle = state.next_client
@@ -391,12 +391,13 @@ def peek(state: State, client: int, collection: str, limit: int = 10) -> dict:
 
 @op("export", stream=True)
 def export(state: State, emit: Callable, client: int, collection: str, batch_size: int = 1000,
-           include: list | None = None) -> dict:
-    """Stream a whole collection in pages of ``batch_size``; memory stays bounded by one page."""
+           include: list | None = None, offset: int = 0) -> dict:
+    """Stream a whole collection in pages of ``batch_size``; memory stays bounded by one page.
+    ``offset`` resumes an interrupted stream (an unchanged store pages in the same order)."""
     col = state.collection(client, collection)
-    include = include or ["embeddings", "documents", "metadatas"]
+    include = include if include is not None else ["embeddings", "documents", "metadatas"]
     total = col.count()
-    offset = batches = 0
+    batches = 0
     while offset < total:
         res = col.get(limit=batch_size, offset=offset, include=include)
         if not res["ids"]:
