@@ -41,10 +41,13 @@ def cmd_env_ensure(args: argparse.Namespace) -> int:
 
     from . import envs
 
-    for version in _versions(args.versions):
+    from .skew import parse_client
+
+    wanted = [parse_client(part) for item in args.versions for part in item.split(",") if part.strip()]
+    for kind, version in wanted:  # checked first: a bad name is one line before any build
         started = time.monotonic()
-        env = envs.ensure(version, rebuild=args.rebuild, note=_say)
-        print(f"chromadb {env.version}\t{env.path}\t{time.monotonic() - started:.2f}s")
+        env = envs.ensure(version, rebuild=args.rebuild, note=_say, kind=kind)
+        print(f"{env.label}\t{env.path}\t{time.monotonic() - started:.2f}s")
     return EXIT_OK
 
 
@@ -234,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     env = sub.add_parser("env", help="isolated environments, one per chromadb release")
     env_sub = env.add_subparsers(dest="env_command", required=True)
     ensure = env_sub.add_parser("ensure", help="install (or reuse) environments")
-    ensure.add_argument("versions", nargs="+", help="exact releases, a series like 0.5, or 'latest'")
+    ensure.add_argument("versions", nargs="+", help="exact releases, a series like 0.5, or 'latest'; "
+                                                    "client-V for release V's thin chromadb-client package")
     ensure.add_argument("--rebuild", action="store_true", help="rebuild even if present")
     ensure.set_defaults(handler=cmd_env_ensure)
     lst = env_sub.add_parser("list", help="environments in the cache")

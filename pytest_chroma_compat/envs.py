@@ -226,11 +226,7 @@ def start_failure(env: Environment, exc: BaseException) -> CorruptEnvironment | 
 
 
 def rebuild_hint(version: str, kind: str = "full") -> str:
-    if kind == "full":
-        return f"run `chroma-compat env ensure --rebuild {version}`"
-    # `env ensure` builds full environments only; the API rebuilds any kind
-    return (f"run `python -c \"from pytest_chroma_compat import envs; envs.ensure('{version}', kind='{kind}', "
-            f"rebuild=True)\"`")
+    return f"run `chroma-compat env ensure --rebuild {'client-' if kind == 'client' else ''}{version}`"
 
 
 def _uv() -> str | None:

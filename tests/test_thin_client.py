@@ -152,6 +152,16 @@ def test_prune_keeps_a_thin_environment_and_a_fat_one_is_broken(private_home):
     site = next(env.path.glob("lib/python*/site-packages"))
     (site / f"chromadb-{NEW}.dist-info").mkdir()  # what `pip install chromadb` into it leaves
     with pytest.raises(CorruptEnvironment, match=re.escape(f"is no longer thin: chromadb-{NEW}.dist-info); run ") +
-                       r".*envs\.ensure\('" + re.escape(NEW) + r"', kind='client', rebuild=True\)"):
+                       re.escape(f"`chroma-compat env ensure --rebuild client-{NEW}`")):
         envs.ensure(NEW, kind="client")
     assert envs.ensure(NEW, kind="client", rebuild=True).kind == "client"
+
+
+def test_env_ensure_names_a_thin_environment_as_skew_does():
+    from .conftest import run_cli
+
+    proc = run_cli("env", "ensure", "client-0.6.3")
+    assert proc.returncode == 0 and proc.stdout.startswith("chromadb-client 0.6.3\t"), proc.stderr
+    bad = run_cli("env", "ensure", "0.6.3", "client-0.4.24")
+    assert bad.returncode == 2 and bad.stdout == "", bad.stdout  # refused before building anything
+    assert "published no chromadb-client package; the first is 0.5.10" in bad.stderr
