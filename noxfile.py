@@ -10,6 +10,7 @@ from pathlib import Path
 import nox
 
 sys.path.insert(0, str(Path(__file__).parent))
+from pytest_chroma_compat.nox import install_chromadb  # noqa: E402  (imports neither nox nor chromadb)
 from pytest_chroma_compat.releases import resolve  # noqa: E402  (reads releases.json only)
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -88,6 +89,26 @@ def tests(session: nox.Session) -> None:
     """The project's own test suite (what CI runs)."""
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(name="example-ledger")
+@nox.parametrize("chromadb", ["0.5.23", "0.6.3", "1.5.9"])
+def example_ledger(session: nox.Session, chromadb: str) -> None:
+    """examples/ledger_app's own tests under one chromadb release, installed with its pin rules.
+
+    The 0.6.3 run is expected to FAIL, in exactly one test
+    (test_reopen_ledger_lists_collections_as_objects): list_collections() returns names in 0.6
+    (migration log v0.6.0, reverted in v1.0.0; contract list-collections-names). 0.5.23 and 1.5.9 pass.
+    """
+    # first: create_tmp() points TMPDIR into the session's directory, so uv's build locks and the
+    # tests' stores stay there; and a HOME of its own, since chromadb writes ~/.cache/chroma even
+    # with telemetry off (contract writes-outside-store)
+    home = Path(session.create_tmp()) / "home"
+    home.mkdir(exist_ok=True)
+    install_chromadb(session, chromadb)
+    session.install("-e", "examples/ledger_app[test]")  # no --upgrade: the release and its pins stay
+    session.chdir("examples/ledger_app")
+    session.run("pytest", "-p", "no:cacheprovider", *session.posargs, env={"HOME": str(home)})
 
 
 @nox.session

@@ -74,8 +74,10 @@ def cmd_env_prune(args: argparse.Namespace) -> int:
     """Lists only what is really gone; anything that would not go is one error line (exit 2)."""
     from . import envs
 
+    from . import project_envs
+
     failed: list[tuple[str, str]] = []
-    removed = envs.prune(args.older_than, failed=failed)
+    removed = envs.prune(args.older_than, failed=failed) + project_envs.prune()
     for path in removed:
         print(f"removed {path}", flush=True)
     if failed:
@@ -295,10 +297,12 @@ _EXTRA_COMMANDS.append(_register_contracts)
 from .server_cli import register as _register_servers  # noqa: E402
 
 from .transfer.cli import register as _register_migrate  # noqa: E402
+from .user_cli import register as _register_user_runs  # noqa: E402
 
 _EXTRA_COMMANDS.append(_register_validate)
 _EXTRA_COMMANDS.append(_register_servers)
 _EXTRA_COMMANDS.append(_register_migrate)
+_EXTRA_COMMANDS.append(_register_user_runs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,7 @@ import uuid
 import weakref
 from pathlib import Path
 from queue import Empty, Queue
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from . import envs, interrupts, leftovers, paths, releases
 from .errors import ChromaError, CompatError, WorkerCrashed, WorkerKilled, WorkerTimeout
@@ -238,6 +238,18 @@ class Worker:
         _LIVE.discard(self)
 
 
+def _project_path() -> list[str]:
+    """The caller's project root (nearest pyproject.toml or setup.py up from the cwd) and the cwd."""
+    cwd = Path.cwd()
+    out = [str(cwd)]
+    for candidate in (cwd, *cwd.parents):
+        if (candidate / "pyproject.toml").is_file() or (candidate / "setup.py").is_file():
+            if str(candidate) not in out:
+                out.insert(0, str(candidate))
+            break
+    return out
+
+
 def _unpack(obj: dict) -> Any:
     """json object hook: packed arrays become numpy arrays of the dtype the release returned
     (done while parsing, so a page of metadata is not walked a second time in Python)."""
@@ -340,11 +352,23 @@ class Release:
         handle = worker.call("open", kind=kind, **{k: v for k, v in args.items() if v is not None})["client"]
         return Client(self, worker, handle, args.get("path"))
 
-    def run(self, target: str, client: "Client | None" = None, sys_path: list[str] | None = None,
-            **kwargs: Any) -> Any:
-        """Call ``module:function`` inside this release (with the client as first argument)."""
+    def run(self, target: "str | Callable[..., Any]", *args: Any, client: "Client | None" = None,
+            sys_path: list[str] | None = None, **kwargs: Any) -> Any:
+        """Call a function of your own inside this release's interpreter and return its result.
+
+        ``target`` is a function (``Release("0.6.3").run(myapp.seed.fill, 100)``) or its name as
+        ``"module:function"``. Arguments and the result cross the process boundary as JSON (numpy
+        arrays as lists), so pass and return plain data. With ``client`` (a client of this
+        release), the release's own chromadb client object is passed first. Your project is on
+        the path by default: the directory holding the nearest pyproject.toml (or setup.py) from
+        the current directory up, and the current directory; ``sys_path`` replaces that.
+        """
+        if callable(target):
+            target = f"{target.__module__}:{target.__qualname__}"
+        if sys_path is None:
+            sys_path = _project_path()
         return self.worker.call("run", target=target, client=client.handle if client else None,
-                                sys_path=sys_path or [], kwargs=kwargs)
+                                sys_path=sys_path, args=list(args), kwargs=kwargs)
 
     def close(self) -> None:
         if self._worker is not None:

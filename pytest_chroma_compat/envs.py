@@ -262,8 +262,7 @@ def _last_error_line(text: str) -> str:
 
 def _install(target: Path, version: str, applied: list[pins.PinRule], note: Callable[[str], None],
              package: str = "chromadb") -> tuple[str, dict]:
-    requirements = [f"{package}=={version}"] + [req for r in applied for req in r.add]
-    constraints = [c for r in applied for c in r.constraints]
+    requirements, constraints = pins.install_args(version, applied, package)
     cfile = target.parent / f"{target.name}.constraints.txt"
     cfile.write_text("\n".join(constraints) + "\n")
     what = f"{package} {version} cannot be installed on Python {platform.python_version()}"

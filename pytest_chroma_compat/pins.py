@@ -81,3 +81,15 @@ def digest(applied: list[PinRule]) -> str:
     and leaving it out keeps the keys of every full-package environment built before it existed."""
     payload = json.dumps([[r.id, r.versions, r.constraints, r.add, r.python] for r in applied])
     return hashlib.sha256(payload.encode()).hexdigest()[:10]
+
+
+def install_args(version: str, applied: list[PinRule], package: str = "chromadb") -> tuple[list[str], list[str]]:
+    """What an installer is given for a release: (requirements, constraints).
+
+    Why one function: the harness's environments and a user's own nox sessions
+    (``pytest_chroma_compat.nox``) must install a release the same way, or a suite
+    that passes in one says nothing about the other. Constraints go to the
+    installer as a constraints file (``-c``); requirements are installed."""
+    requirements = [f"{package}=={version}"] + [req for r in applied for req in r.add]
+    constraints = [c for r in applied for c in r.constraints]
+    return requirements, constraints

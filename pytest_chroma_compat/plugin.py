@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
 
+from .chroma_under import pytest_cmdline_main  # noqa: F401  (a hook: pytest finds it in this module)
 from .server_fixture import chroma_server  # noqa: F401  (a fixture: pytest finds it in this module)
 
 if TYPE_CHECKING:
@@ -61,6 +62,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--chroma-snapshot-allow-pre-existing", dest="chroma_compat_snapshot_allow_pre_existing",
                     action="store_true", default=None, help=allow)
     parser.addini("chroma_compat_snapshot_allow_pre_existing", allow, type="bool", default=False)
+    group.addoption("--chroma-under", dest="chroma_compat_under", default=None, metavar="VERSIONS",
+                    help="re-run this session under each release (comma-separated), each in an environment with "
+                         "this project installed beside it; one line per release, failures named with it")
+    group.addoption("--chroma-under-extras", dest="chroma_compat_under_extras", default=None, metavar="EXTRAS",
+                    help="with --chroma-under: the project's extras to install (e.g. test)")
 
 
 def option(config: pytest.Config, name: str) -> Any:

@@ -509,7 +509,7 @@ class TargetNotFound(Exception):
 
 @op("run")
 def run(state: State, target: str, client: int | None = None, sys_path: list | None = None,
-        kwargs: dict | None = None) -> Any:
+        kwargs: dict | None = None, args: list | None = None) -> Any:
     """Call ``module:function`` inside this release, e.g. a user's seed function."""
     for entry in reversed(sys_path or []):
         if entry not in sys.path:
@@ -521,8 +521,8 @@ def run(state: State, target: str, client: int | None = None, sys_path: list | N
             fn = getattr(fn, part)
     except Exception as exc:  # told apart from errors raised by the function itself
         raise TargetNotFound(f"cannot import {target}: {type(exc).__name__}: {exc}") from exc
-    args = (state.client(client),) if client is not None else ()
-    return wire.to_jsonable(fn(*args, **(kwargs or {})))
+    first = (state.client(client),) if client is not None else ()
+    return wire.to_jsonable(fn(*first, *(args or []), **(kwargs or {})))
 
 
 @op("debug")
