@@ -53,6 +53,8 @@ class Contract:
     probe: str
     consequence: str
     unmeasured: str = ""
+    # code patterns for `chroma-compat scan` (scan/rules.py reads them); not part of what is measured
+    scan: tuple = field(default=(), compare=False, hash=False, repr=False)
 
 
 @lru_cache(maxsize=1)
