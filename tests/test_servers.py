@@ -283,8 +283,9 @@ def test_a_test_run_that_dies_takes_its_servers_along(how, pytester):
                 fh.write(f"{{server.pgid}} {{server.port}}")
             time.sleep(120)
     """)
+    output = open(pytester.path / "inner-output.txt", "w")  # what the inner run said, for a failure message
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(pytester.path)],
-                            cwd=pytester.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=pytester.path, stdout=output, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while not (record.exists() and record.read_text()):
@@ -294,7 +295,14 @@ def test_a_test_run_that_dies_takes_its_servers_along(how, pytester):
         assert servers.group_members(pgid) and _listening(port)
     finally:
         proc.send_signal(how)
-        proc.wait(timeout=180)  # an interrupted run tears down and reports first; slow on a loaded 2-core machine
+        try:
+            proc.wait(timeout=180)  # an interrupted run tears down and reports first; slow on a loaded machine
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output.close()
+            tail = (pytester.path / "inner-output.txt").read_text()[-2000:]
+            raise AssertionError(f"the interrupted run did not exit in 180 s; it printed:\n{tail}") from None
+        output.close()
     assert _gone(pgid), f"left behind: {servers.group_members(pgid)}"
     assert not _listening(port)
     if how == signal.SIGKILL:
