@@ -303,6 +303,8 @@ _EXTRA_COMMANDS.append(_register_validate)
 _EXTRA_COMMANDS.append(_register_servers)
 _EXTRA_COMMANDS.append(_register_migrate)
 _EXTRA_COMMANDS.append(_register_user_runs)
+from .scan.cli import register as _register_scan  # noqa: E402
+_EXTRA_COMMANDS.append(_register_scan)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -42,12 +42,15 @@ OPTIONS = {
                                        "S3-compatible endpoint for an s3:// --chroma-snapshot"),
     "--chroma-snapshot-collections": ("chroma_compat_snapshot_collections",
                                       "validate only these collections of --chroma-snapshot (comma-separated)"),
+    "--chroma-scan": ("chroma_compat_scan", "scan these Python files or directories (comma-separated) for the "
+                                            "lines the upgrade --chroma-from -> --chroma-to touches, one test each"),
     "--chroma-progress": ("chroma_compat_progress", "seconds a wait (round trip, install, snapshot) lasts before "
                                                     "its progress is shown, then between lines; 'off' for none "
                                                     "(default 10)"),
 }
 CHECKS_MODULE = Path(__file__).with_name("checks.py")
 SNAPSHOT_CHECKS_MODULE = Path(__file__).parent / "snapshot" / "checks.py"
+SCAN_CHECKS_MODULE = Path(__file__).parent / "scan" / "checks.py"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -62,6 +65,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--chroma-snapshot-allow-pre-existing", dest="chroma_compat_snapshot_allow_pre_existing",
                     action="store_true", default=None, help=allow)
     parser.addini("chroma_compat_snapshot_allow_pre_existing", allow, type="bool", default=False)
+    warn = "--chroma-scan: report each finding as a warning instead of a failing test"
+    group.addoption("--chroma-scan-warn", dest="chroma_compat_scan_warn", action="store_true", default=None,
+                    help=warn)
+    parser.addini("chroma_compat_scan_warn", warn, type="bool", default=False)
     group.addoption("--chroma-under", dest="chroma_compat_under", default=None, metavar="VERSIONS",
                     help="re-run this session under each release (comma-separated), each in an environment with "
                          "this project installed beside it; one line per release, failures named with it")
@@ -108,6 +115,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args.append(str(CHECKS_MODULE))
     if option(config, "chroma_compat_snapshot"):
         config.args.append(str(SNAPSHOT_CHECKS_MODULE))
+    if option(config, "chroma_compat_scan"):
+        from .scan.checks import prepare
+
+        prepare(config)  # a bad pair or path stops the run now, in one line
+        config.args.append(str(SCAN_CHECKS_MODULE))
 
 
 def progress_every(config: pytest.Config) -> float | None:
