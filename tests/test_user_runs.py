@@ -138,7 +138,8 @@ def test_bisect_names_the_first_bad_release_and_the_documented_change(project, t
                "pytest", "tests/test_ledger.py::test_collection_names", cwd=project)
     assert proc.returncode == 0, proc.stderr
     found = json.loads((tmp_path / "b.json").read_text())
-    assert (found["last_good"], found["first_bad"]) == ("0.5.23", "0.6.0")
+    steps = [(r["version"], r["status"], r["reason"][:200]) for r in found["runs"]]
+    assert (found["last_good"], found["first_bad"]) == ("0.5.23", "0.6.0"), steps
     assert len(found["runs"]) <= 7
     assert "list-collections-names" in [c["id"] for c in found["crossed"]]
     assert "first bad: chromadb 0.6.0; last good: chromadb 0.5.23" in proc.stdout
