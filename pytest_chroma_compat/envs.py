@@ -240,10 +240,15 @@ def _uv() -> str | None:
 
 def _run(cmd: list[str], what: str, env: dict | None = None) -> str:
     """An installer step (uv, pip, venv) that must not outlive us: its own process group, killed
-    with everything it started on SIGTERM/SIGINT, and SIGKILLed by the kernel if we die (interrupts.py)."""
+    with everything it started on SIGTERM/SIGINT, and SIGKILLed by the kernel if we die (interrupts.py).
+
+    Its temporary files go to a private directory removed afterwards: uv leaves a
+    ``uv-setuptools-*.lock`` in TMPDIR for every setuptools build (an editable project,
+    hnswlib's sdist), which piled up in /tmp by the dozen."""
     from . import interrupts
 
-    proc = interrupts.run(cmd, env=env)
+    with tempfile.TemporaryDirectory(prefix="installer-", dir=paths.scratch_dir()) as private:
+        proc = interrupts.run(cmd, env={**(env if env is not None else os.environ), "TMPDIR": private})
     if proc.returncode != 0:
         raise InstallFailed(f"{what}: {_last_error_line(proc.stderr or proc.stdout)}")
     return proc.stdout

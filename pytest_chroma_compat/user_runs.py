@@ -93,6 +93,11 @@ def environment(project_env: project_envs.ProjectEnv, scratch: Path, pass_env: l
         if name in os.environ:
             env[name] = os.environ[name]
     env["CHROMA_COMPAT_UNDER"] = project_env.version  # what a nested plugin sees: run the tests, do not fan out
+    # a TMPDIR of its own, removed with the run: pytest's tmp_path stores land there, not in /tmp, and
+    # releases run side by side (-j) never share a pytest-of-<user> directory
+    tmp = scratch / "tmp"
+    tmp.mkdir(exist_ok=True)
+    env["TMPDIR"] = str(tmp)
     return env
 
 
