@@ -146,6 +146,7 @@ def test_the_projects_own_noxfile_runs_the_ledger_example_under_two_releases(tmp
     in exactly its list_collections test. About 5 s per session with uv's cache warm."""
     sessions = ["example-ledger(chromadb='0.6.3')", "example-ledger(chromadb='1.5.9')"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NOX_", "VIRTUAL_ENV"))}
+    env["TMPDIR"] = str(tmp_path)  # nox and uv's build locks stay out of /tmp
     proc = subprocess.run([sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "--envdir", str(tmp_path),
                            "--no-color", "-s", *sessions], capture_output=True, text=True, env=env, timeout=900)
     out = proc.stdout + proc.stderr

@@ -260,7 +260,8 @@ def test_a_nox_session_shows_progress_and_ends_with_the_verdict(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"),
                            "--envdir", str(tmp_path / "nox"), "-s", "compat", "--", "--from", OLD, "--to", FIRST_RUST, "--chroma-examples=1",
                            "--chroma-progress=0", "-k", "round_trip and in-place"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})  # uv's build locks stay out of /tmp
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-3000:]  # the session fails because the upgrade does
     assert f"chroma-compat: {OLD} -> {FIRST_RUST} in-place known shapes: 0/2" in out, out[-3000:]
