@@ -47,6 +47,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return None
     from . import project_envs, releases, user_runs
     from .errors import CompatError
+    from .user_cli import line
 
     write = lambda text: print(text, flush=True)  # noqa: E731
     try:
@@ -63,8 +64,6 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     for version in versions:
         result = user_runs.run_one(version, command, project=project, cwd=cwd, extras=extras,
                                    note=lambda s: print(s, file=sys.stderr, flush=True))
-        from .user_cli import line
-
         write(line(result))
         results.append(result)
     failures = [f"{node}@chromadb-{r.version}" for r in results for node in r.failures]

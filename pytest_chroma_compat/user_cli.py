@@ -101,7 +101,7 @@ def _summary(r: Any) -> str:
     counts = r.counts
     if counts:
         parts = [f"{counts[k]} {k}" for k in ("passed", "failures", "errors", "skipped") if counts.get(k)]
-        text = ", ".join(parts).replace("failures", "failed").replace("errors", "errors") or "no tests"
+        text = ", ".join(parts).replace("failures", "failed") or "no tests"
     else:
         text = f"exit {r.exit_code}" if r.exit_code is not None else ""
     if r.status == "error":

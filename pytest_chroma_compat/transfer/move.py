@@ -324,7 +324,11 @@ class Mover:
             self.progress(label, copied, item.total)
         for page in source_col.export(batch_size=self.batch_size, offset=copied):
             for group in groups_by_fields(page):
-                target_col.upsert(**group)
+                try:
+                    target_col.upsert(**group)
+                except ChromaError as exc:  # the target release's refusal: not a harness bug, and resumable
+                    raise TransferError(f"chromadb {self.target.version} refused records of {item.label} "
+                                        f"(after {copied} copied): {str(exc).splitlines()[0][:300]}") from None
             copied += len(page["ids"])
             journal.advance(item.label, copied)
             if self.progress:
