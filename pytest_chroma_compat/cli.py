@@ -24,13 +24,21 @@ def _say(message: str) -> None:
 
 
 def _versions(raw: Sequence[str]) -> list[str]:
+    """Exact releases, series ("1.0", "latest"), comma or space separated; an item holding a comparison
+    (``>=1.0.0``, ``'>=0.4,<1.0'``) is a PEP 440 range over the non-yanked catalogue."""
+    import re
+
     from . import releases
 
     out: list[str] = []
     for item in raw:
-        for part in item.split(","):
-            if part.strip():
-                out.append(releases.resolve(part))
+        if re.search(r"[<>=!~]", item):
+            found = releases.select(item)
+            if not found:
+                raise CompatError(f"no release in the catalogue matches {item.strip()!r}")
+            out.extend(found)
+            continue
+        out.extend(releases.resolve(part) for part in re.split(r"[,\s]+", item) if part.strip())
     return out
 
 
@@ -150,13 +158,16 @@ def _round_trip(args: argparse.Namespace, old: str, new: str, progress: Callable
     """One pair, with the options `check` and `matrix` share."""
     from . import roundtrip
 
-    return roundtrip.check_pair(old, new, _paths(args.path), examples=args.examples, seed=args.seed,
-                                profile=args.profile, failures_dir=args.failures_dir, progress=progress)
+    return roundtrip.check_pair(old, new, _paths(args.path or "all"), examples=args.examples, seed=args.seed,
+                                profile=args.profile, failures_dir=args.failures_dir, progress=progress,
+                                max_shrinks=args.max_shrinks)
 
 
 def _check_examples(args: argparse.Namespace) -> None:
     if args.examples is not None and args.examples < 1:
         raise CompatError(f"--examples must be at least 1, not {args.examples}")
+    if getattr(args, "max_shrinks", None) is not None and args.max_shrinks < 0:
+        raise CompatError(f"--max-shrinks must be 0 or more, not {args.max_shrinks}")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -165,7 +176,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     old, new = _versions([args.old])[0], _versions([args.new])[0]
     _check_examples(args)
-    _paths(args.path)
+    _paths(args.path or "all")
     with progress.bar() as live:
         reports = _round_trip(args, old, new, live)
     if args.json:
@@ -176,37 +187,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     _say(report.verdict_line(old, new, reports, args.require_rollback))
     unsafe = not all(r.ok for r in reports) or report.blocked_by_rollback(reports, args.require_rollback)
     return EXIT_UNSAFE if unsafe else EXIT_OK
-
-
-def cmd_matrix(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from . import progress, report
-
-    versions = _versions(args.versions)
-    if len(versions) < 2:
-        raise CompatError("a matrix needs at least two releases")
-    _check_examples(args)
-    _paths(args.path)
-    cells = {}
-    with progress.bar() as live:
-        for old in versions:
-            for new in versions:
-                if old == new:
-                    continue
-                reps = _round_trip(args, old, new, live)
-                cells[(old, new)] = reps
-                for rep in reps:
-                    status = "pass" if rep.ok else f"FAIL {rep.first_failure()[:100]}"
-                    door = f" (rollback: {rep.rollback[:60]})" if rep.rollback and rep.path != "export-import" else ""
-                    print(f"{old} -> {new} [{rep.path}] {status}{door}", flush=True)
-    if args.markdown:
-        Path(args.markdown).write_text(report.matrix_markdown(versions, cells))
-    if args.json:
-        doc = {"versions": versions, "cells": [{"old": o, "new": n, **report.pair_json(r)} for (o, n), r in cells.items()]}
-        Path(args.json).write_text(json.dumps(doc, indent=1, default=repr) + "\n")
-    _say(report.matrix_line(versions, cells))
-    return EXIT_OK
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -221,12 +201,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK if rep.ok else EXIT_UNSAFE
 
 
-def _round_trip_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--path", default="all", help="in-place, export-import, unflushed-wal, a comma list, or all")
+def _round_trip_options(p: argparse.ArgumentParser, cases: str = "the cache's failures/") -> None:
+    p.add_argument("--path", "--paths", dest="path",
+                   help="in-place, export-import, unflushed-wal, a comma list, or all (the default)")
     p.add_argument("--examples", type=int, help="Hypothesis examples per path (default: from the profile)")
     p.add_argument("--seed", type=int, help="Hypothesis seed, for a reproducible run")
+    p.add_argument("--max-shrinks", type=int, metavar="N",
+                   help="runs Hypothesis may spend shrinking a failure (default: from the profile)")
     p.add_argument("--profile", choices=("ci", "dev", "thorough"), help="Hypothesis profile (env: CHROMA_COMPAT_PROFILE)")
-    p.add_argument("--failures-dir", help="where failing cases are saved (default: the cache's failures/)")
+    p.add_argument("--failures-dir", help=f"where failing cases are saved (default: {cases})")
 
 
 # -- wiring ---------------------------------------------------------------------------------
@@ -271,13 +254,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also fail (exit 1) when the old release cannot reopen the store after the upgrade")
     chk.set_defaults(handler=cmd_check)
 
-    mx = sub.add_parser("matrix", help="check every ordered pair of some releases (downgrades included)")
-    mx.add_argument("--versions", required=True, nargs="+", help="comma- or space-separated releases")
-    _round_trip_options(mx)
-    mx.add_argument("--markdown", metavar="FILE", help="write the matrix as Markdown")
-    mx.add_argument("--json", metavar="FILE", help="write the matrix as JSON")
-    mx.set_defaults(handler=cmd_matrix)
-
     rp = sub.add_parser("replay", help="rerun exactly one saved failing case")
     rp.add_argument("file", help="a case-*.json file printed by a failed check")
     rp.set_defaults(handler=cmd_replay)
@@ -294,6 +270,9 @@ from .contracts.cli import register as _register_contracts  # noqa: E402  (stdli
 from .snapshot.cli import register as _register_validate  # noqa: E402
 
 _EXTRA_COMMANDS.append(_register_contracts)
+from .matrix_cli import register as _register_matrix  # noqa: E402  (stdlib + errors only)
+
+_EXTRA_COMMANDS.insert(0, _register_matrix)
 from .server_cli import register as _register_servers  # noqa: E402
 
 from .transfer.cli import register as _register_migrate  # noqa: E402

@@ -45,7 +45,7 @@ class Worker:
         self.scratch = paths.scratch_dir() / f"{env.version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         (self.scratch / "cwd").mkdir(parents=True)
         self._owner = leftovers.hold(self.scratch)  # in use: no sweep removes it, whatever pid it sees
-        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=60)
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=400)  # room for a stack dump of every thread
         self._stderr_lines = 0
         self._replies: Queue = Queue(maxsize=REPLY_BUFFER)
         self._next_id = 0
@@ -100,6 +100,29 @@ class Worker:
         self.dead = str(exc)
         self._kill()
         return exc
+
+    def _dump_stacks(self, op: str, wait: float = 1.0) -> str | None:
+        """Have the worker write every thread's stack to its stderr (faulthandler on SIGUSR1) and keep
+        them in the cache's logs/, so a timeout says where chromadb was stuck; the file's path."""
+        if self.proc.poll() is not None:
+            return None
+        mark = self._stderr_lines
+        try:
+            os.kill(self.proc.pid, signal.SIGUSR1)
+        except (ProcessLookupError, PermissionError):
+            return None
+        time.sleep(wait)
+        new = list(self._stderr_tail)[-(self._stderr_lines - mark):] if self._stderr_lines > mark else []
+        if not new:
+            return None
+        try:
+            logs = paths.home() / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            out = logs / f"timeout-{self.env.version}-{op}-{time.strftime('%Y%m%dT%H%M%S')}-{self.proc.pid}.txt"
+            out.write_text("\n".join(new) + "\n")
+            return str(out)
+        except OSError:
+            return None
 
     def _kill(self) -> None:
         if self.proc.poll() is None:
@@ -159,9 +182,11 @@ class Worker:
                 line = self._replies.get(timeout=max(remaining, 0.001))
             except Empty:
                 seconds = self.timeout if deadline else 0
+                stacks = self._dump_stacks(op)
                 raise self._fail(WorkerTimeout(
                     f"chromadb {self.env.version} worker did not answer {op!r} within {seconds:g} s; killed it "
-                    "(a limit of the harness, not a verdict: pass a larger --timeout)",
+                    "(a limit of the harness, not a verdict: pass a larger --timeout)"
+                    + (f"; where it was stuck: {stacks}" if stacks else ""),
                     seconds=seconds, stderr_tail=self.stderr_tail())) from None
             if line is None:
                 self._raise_crash(op)

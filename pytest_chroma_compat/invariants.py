@@ -382,10 +382,24 @@ def _same(a: Any, b: Any) -> bool:
     return repr(a) == repr(b)
 
 
-def check_writable(client: Client, model: StoreModel) -> Outcome:
+def _probed_dimension(probes: Any, name: str) -> int | None:
+    """The dimension of the harness's own query vectors for a collection the model never wrote to.
+
+    Why: chromadb 1.0.0 fixes an empty collection's dimension at its first *query* (measured: a 1-d
+    query, then a 2-d add raises "expecting embedding with dimension of 1"; 1.0.21, 1.5.9 and 0.6.3
+    accept it). The query check runs first, so a write check in any other dimension failed on the
+    harness's own doing: an UNSAFE no user data caused (0.3.29 -> 1.0.0, whose old release refused
+    the example's only add)."""
+    for q in getattr(probes, "queries", None) or ():
+        if q["collection"] == name:
+            return int(np.asarray(q["vector"]).reshape(-1).shape[0])
+    return None
+
+
+def check_writable(client: Client, model: StoreModel, probes: Any = None) -> Outcome:
     """The new release must accept writes to the migrated store through every call, read back exactly
     what it was given and undo it, in every collection (emptied and never-written ones too: the model
-    knows the dimension each keeps); and create a new collection.
+    knows the dimension each keeps, else the query check's vectors fixed it); and create a new collection.
 
     Any failure fails the example ("error" when a call raised, as before): generated data holds
     nothing the old release did not accept, so there is no defect of the store to set apart.
@@ -395,7 +409,7 @@ def check_writable(client: Client, model: StoreModel) -> Outcome:
     failures: dict[str, Any] = {}
     first = None
     for name, col in model.collections.items():
-        done = probe(Collection(client, {"name": name, "id": ""}), col.dim)
+        done = probe(Collection(client, {"name": name, "id": ""}), col.dim or _probed_dimension(probes, name))
         if done.failed:
             failures[name] = done.evidence
             first = first or (name, done)

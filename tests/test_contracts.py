@@ -34,6 +34,7 @@ def observed(cache):
     return obs, time.monotonic() - started
 
 
+@pytest.mark.slow
 def test_every_probe_answers_on_every_release(observed):
     obs, _ = observed
     for version in VERSIONS:
@@ -42,6 +43,7 @@ def test_every_probe_answers_on_every_release(observed):
         assert not obs[version].cached
 
 
+@pytest.mark.slow
 def test_a_second_run_reads_the_cache_without_starting_a_worker(observed, cache):
     _, first_seconds = observed
     for version in VERSIONS:
@@ -54,6 +56,7 @@ def test_a_second_run_reads_the_cache_without_starting_a_worker(observed, cache)
     assert first_seconds > 2.0  # the first run did start releases
 
 
+@pytest.mark.slow
 def test_fresh_measures_again_and_agrees(observed, cache):
     again = measure.observe("1.5.9", ["get_order", "list_collections_type"], cache=cache, fresh=True)
     assert not again.cached
@@ -86,6 +89,7 @@ def test_0_4_to_0_5_crosses_order_filters_and_empty_where(cache):
     assert "list-collections-names" not in x
 
 
+@pytest.mark.slow
 def test_histories_place_changes_between_measured_releases(observed):
     hist = {h.contract.id: h for h in measure.histories(VERSIONS, observed[0])}
     names = hist["list-collections-names"]

@@ -48,6 +48,7 @@ def observed(cache):
     return {v: o.values for v, o in obs.items()}
 
 
+@pytest.mark.slow
 @needs_strace
 def test_every_release_is_seen_by_strace_and_the_hooks(observed):
     for version in VERSIONS:

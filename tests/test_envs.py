@@ -33,6 +33,7 @@ def test_concurrent_ensure_builds_once(private_home):
     assert len(names) == 1 and not names[0].startswith(".build-"), names
 
 
+@pytest.mark.slow
 def test_corrupt_environment_is_reported_then_rebuilt(private_home):
     env = envs.ensure(NEW)
     (env.path / envs.MANIFEST).unlink()
@@ -46,6 +47,7 @@ def test_corrupt_environment_is_reported_then_rebuilt(private_home):
     assert (fixed.path / envs.MANIFEST).exists()
 
 
+@pytest.mark.slow
 def test_prune_removes_corrupt_and_unused(private_home):
     env = envs.ensure(NEW)
     os.remove(env.path / envs.MANIFEST)
@@ -81,6 +83,7 @@ def test_env_list_json_describes_each_env():
         assert "pins" in row
 
 
+@pytest.mark.slow
 def test_pip_fallback_without_uv(private_home, monkeypatch):
     monkeypatch.setattr(envs, "_uv", lambda: None)
     notes = []

@@ -141,6 +141,7 @@ def test_importing_the_helper_needs_neither_nox_nor_chromadb(tmp_path):
     assert proc.stdout.split() == ["0.4.24", "False"]
 
 
+@pytest.mark.slow
 def test_the_projects_own_noxfile_runs_the_ledger_example_under_two_releases(tmp_path):
     """Real nox (uv backend), real releases: examples/ledger_app passes on 1.5.9 and fails on 0.6.3
     in exactly its list_collections test. About 5 s per session with uv's cache warm."""

@@ -44,6 +44,7 @@ def _outcomes(out: str) -> dict[str, str]:
     return found
 
 
+@pytest.mark.slow
 def test_round_trip_verdict_is_derived_from_the_outcomes_and_failures_hide_harness_frames(pytester):
     """0.4.24 -> 1.0.21 in place fails fast on a known shape: the verdict line must name exactly the
     paths whose tests failed and held, the failure must be the sections of ChromaCompatFailure with no
@@ -77,6 +78,7 @@ def test_round_trip_verdict_is_derived_from_the_outcomes_and_failures_hide_harne
     assert result.ret == 1
 
 
+@pytest.mark.slow
 def test_progress_reaches_the_terminal_past_capture_and_the_verdict_says_safe(pytester):
     """Progress goes through pytest's terminal reporter while the test runs under fd capture: it is on
     the screen before the test's result, never in a "Captured" section, and stderr stays clean."""
@@ -131,6 +133,7 @@ def _run_in_terminal(args: list[str], cwd: Path, timeout: float = 600) -> tuple[
     return proc.wait(timeout=60), b"".join(chunks).decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_on_a_terminal_progress_is_redrawn_in_place(pytester):
     """On a terminal a wait's line is redrawn (cursor up one line) instead of repeated."""
     pytester.makeini("[pytest]\n")
@@ -207,6 +210,7 @@ def test_a_users_failure_shows_the_users_frame_not_the_client(pytester):
     assert "client.py" in full.stdout.str()  # the frames are hidden by the plugin, and only by it
 
 
+@pytest.mark.slow
 def test_the_verdict_is_the_same_under_xdist(pytester):
     """xdist's controller never runs the tests: the verdict comes from the reports the workers send."""
     pytester.makeini("[pytest]\n")
@@ -217,6 +221,7 @@ def test_the_verdict_is_the_same_under_xdist(pytester):
         f"your tests using the chroma fixtures: chromadb {NEW}: 2 failed, 1 passed"]
 
 
+@pytest.mark.slow
 def test_snapshot_run_shows_progress_and_a_verdict_from_its_checks(pytester, tmp_path):
     from fixtures import stores
     from pytest_chroma_compat.client import Release
@@ -255,6 +260,7 @@ def test_a_bad_progress_setting_is_one_line(pytester):
     assert "--chroma-progress must be a number of seconds or 'off', not 'soon'" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_nox_session_shows_progress_and_ends_with_the_verdict(tmp_path):
     """`nox -s compat` is a pytest run of scenarios/: its progress and its verdict come through nox."""
     proc = subprocess.run([sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"),

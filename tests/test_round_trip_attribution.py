@@ -124,3 +124,23 @@ def test_replay_says_what_each_passing_invariant_established(tmp_path):
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip().startswith("ok ")]
     assert {ln.split()[1] for ln in lines} >= {"count:", "ids:", "documents:", "metadata:"}
     assert all(ln.split(":", 1)[1].strip() for ln in lines), proc.stdout
+
+
+def test_the_write_check_writes_in_the_dimension_the_query_check_fixed_on_1_0_0(tmp_path):
+    """Measured: chromadb 1.0.0 fixes an empty collection's dimension at its first query, so after the
+    query check's 1-d vector a 2-d write check failed: an UNSAFE of the harness's own making (the
+    published matrix called 0.3.29 -> 1.0.0 unsafe when 0.3.29 had refused the example's only add).
+    Without the probes the check still writes 2-d and fails: the test can tell the difference."""
+    from pytest_chroma_compat import Release
+    from pytest_chroma_compat.invariants import check_writable
+    from pytest_chroma_compat.model import StoreModel
+
+    model = StoreModel.from_ops([Op("create", "never-written", metadata={"hnsw:space": "l2"})])
+    probes = Probes([], [{"collection": "never-written", "vector": _vectors([1.0])[0], "k": 1}])
+    with Release("1.0.0") as release, release.persistent(tmp_path / "store") as client:
+        col = client.create_collection("never-written", metadata={"hnsw:space": "l2"})
+        col.query(query_embeddings=_vectors([1.0]), n_results=1)
+        blind = check_writable(client, model)
+        assert blind.status != "pass" and "dimension of 1, got 2" in blind.detail, blind.detail
+        seen = check_writable(client, model, probes)
+        assert seen.status == "pass", seen.detail

@@ -92,6 +92,7 @@ def test_check_leaves_no_hypothesis_directory_where_it_runs(known_case):
     assert list(cwd.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_without_in_place_the_unflushed_wal_report_keeps_the_failure_and_says_what_it_is(tmp_path):
     [rep] = roundtrip.check_pair(OLD, V1, ["unflushed-wal"], examples=1, seed=0, failures_dir=tmp_path)
     assert not rep.ok and rep.failed[0].name == "writable"
@@ -109,6 +110,7 @@ def test_without_in_place_the_unflushed_wal_report_keeps_the_failure_and_says_wh
 
 # -- the one-way door ------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_safe_upgrade_that_is_one_way_exits_1_only_with_require_rollback(tmp_path):
     """Measured: 0.4.24 -> 0.6.3 in place keeps every invariant, and 0.4.24 cannot open the store afterwards."""
     args = ["check", "--from", OLD, "--to", MID, "--path", "in-place", "--examples", "1", "--seed", "0",
@@ -136,6 +138,7 @@ def test_a_possible_rollback_passes_require_rollback(tmp_path):
     assert verdicts(proc.stderr)[0].endswith(f"rollback to {NEW} after upgrading: possible")
 
 
+@pytest.mark.slow
 def test_matrix_ends_with_one_line_naming_unsafe_and_one_way_pairs(tmp_path):
     """Measured: 1.0.21 panics on a store 1.5.9 wrote to, so 1.0.21 -> 1.5.9 is one-way; 1.5.9 -> 1.0.21 fails."""
     md = tmp_path / "matrix.md"
@@ -202,6 +205,7 @@ def test_a_seeded_run_uses_no_example_database():
     assert free.database is not None and Phase.reuse in free.phases
 
 
+@pytest.mark.slow
 def test_one_seed_gives_one_failure_from_check_check_pair_and_replay(tmp_path):
     """A known shape fails 0.4.24 -> 1.0.21 in place: two CLI runs, a Python call and the replay of the
     saved case report the same example, the same failing invariant and the same evidence."""
@@ -217,6 +221,7 @@ def test_one_seed_gives_one_failure_from_check_check_pair_and_replay(tmp_path):
     assert len({Path(r["case_file"]).name for r in runs}) == 1
 
 
+@pytest.mark.slow
 def test_one_seed_draws_the_same_examples_in_the_cli_and_in_python(tmp_path):
     """Hypothesis proper, on a passing path: the fingerprints of the drawn examples, in order."""
     args = ["check", "--from", OLD, "--to", MID, "--path", "in-place", "--examples", "3", "--seed", "5", "--json",
@@ -227,6 +232,7 @@ def test_one_seed_draws_the_same_examples_in_the_cli_and_in_python(tmp_path):
     assert len(drawn[0]) == 3 and drawn[0] == drawn[1] == rep.drawn
 
 
+@pytest.mark.slow
 def test_a_generated_failure_shrinks_to_the_same_case_in_the_cli_and_in_python(tmp_path):
     """1.5.9 -> 0.6.3 export-import passes both known shapes and fails on a drawn list metadata value, which
     0.6.3 refuses on import. The CLI runs first: an example database would make the Python run start elsewhere."""
@@ -273,6 +279,7 @@ def test_hypothesis_storage_is_ours_only_around_our_runs(tmp_path):
 pytest_plugins = ["pytester"]
 
 
+@pytest.mark.slow
 def test_the_plugin_leaves_the_suite_s_own_hypothesis_storage_alone(pytester):
     """A suite that uses Hypothesis itself keeps its `.hypothesis` (and Hypothesis keeps writing there after our
     check ran); a suite that does not gets none from our check."""

@@ -226,6 +226,7 @@ def test_serve_refuses_a_path_that_is_a_file(tmp_path):
         f"chroma-compat: error: --path {a_file} exists and is not a directory"]
 
 
+@pytest.mark.slow
 def test_the_fixture_starts_servers_and_stops_them_at_teardown(pytester):
     record = pytester.path / "pgids.txt"
     pytester.makeconftest("from pytest_chroma_compat.server_fixture import chroma_server  # noqa: F401\n")
@@ -269,6 +270,7 @@ def test_the_fixture_starts_servers_and_stops_them_at_teardown(pytester):
         assert _gone(int(pgid)) and not _listening(int(port))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
 def test_a_test_run_that_dies_takes_its_servers_along(how, pytester):
     """A crashed (SIGKILL) or interrupted (Ctrl-C) pytest run leaves no server behind."""
@@ -281,7 +283,7 @@ def test_a_test_run_that_dies_takes_its_servers_along(how, pytester):
             server = chroma_server("1.5.9")
             with open({str(record)!r}, "w") as fh:
                 fh.write(f"{{server.pgid}} {{server.port}}")
-            time.sleep(120)
+            time.sleep(3600)  # longer than the wait below: an ignored signal fails this test
     """)
     output = open(pytester.path / "inner-output.txt", "w")  # what the inner run said, for a failure message
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(pytester.path)],

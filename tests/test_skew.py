@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from pytest_chroma_compat import skew
 
 from .test_servers import cli_command
@@ -17,6 +19,7 @@ from .test_servers import cli_command
 OPS = list(skew.OPERATIONS)
 
 
+@pytest.mark.slow
 def test_a_two_by_two_matrix_gives_real_cells_with_real_errors(tmp_path):
     md, js = tmp_path / "skew.md", tmp_path / "skew.json"
     done = subprocess.run(cli_command("skew", "--clients", "0.6.3,1.5.9", "--servers", "0.6.3", "1.5.9",

@@ -145,6 +145,7 @@ def test_full_environment_keys_did_not_change():
     assert [r.id for r in pins.for_version("0.5.10", kind="client")] == ["posthog-5"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uv layout")
 def test_prune_keeps_a_thin_environment_and_a_fat_one_is_broken(private_home):
     env = envs.ensure(NEW, kind="client")

@@ -68,6 +68,7 @@ def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_directory_to_a_server_of_another_era_carries_every_database_verified(old_store, tmp_path):
     before = tree_hash(old_store)
     with servers.serve(NEW) as server:
@@ -91,6 +92,7 @@ def test_directory_to_a_server_of_another_era_carries_every_database_verified(ol
     assert tree_hash(old_store) == before  # the source directory is never written
 
 
+@pytest.mark.slow
 def test_server_to_a_new_directory_carries_cosine_and_names_the_release_own_rounding(tmp_path):
     target = tmp_path / "new-store"
     with servers.serve(MID) as server, servers.serve(NEW, auth="token") as other:
@@ -176,6 +178,7 @@ def test_an_existing_store_as_target_needs_its_release_named(old_store, tmp_path
     assert proc.returncode == 2 and "pass --target-version" in proc.stderr
 
 
+@pytest.mark.slow
 def test_an_interrupted_move_resumes_where_it_stopped(tmp_path):
     source = tmp_path / "big"
     with Release(OLD) as rel:

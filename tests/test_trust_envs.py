@@ -121,6 +121,7 @@ def test_dependency_deleted_is_a_broken_environment_not_a_verdict(built, store, 
     one_line(cli("check", "--from", NEW, "--to", NEW, "--examples", "1"), 2, "is broken", "numpy", REBUILD)
 
 
+@pytest.mark.slow
 def test_rebuild_repairs_a_broken_environment(built, store, tmp_path):
     _delete_package(built)
     one_line(cli("env", "ensure", NEW), 2, REBUILD)

@@ -188,7 +188,7 @@ def test_a_release_never_runs_a_pickle(stores, releases, tmp_path, version, kind
 
 # -- (b) the real CLI on a hostile store --------------------------------------------------------
 
-@pytest.mark.parametrize("version,target", [(OLD, MID), (MID, NEW)])
+@pytest.mark.parametrize("version,target", [pytest.param(OLD, MID, marks=pytest.mark.slow), (MID, NEW)])
 def test_validate_reports_a_hostile_store(stores, tmp_path, canary: Canary, version, target):
     """Exit 1 (not safe), the one stderr line and the JSON name the file; the payload, aimed at the
     canary, never runs and the credentials it would dump are not even there to dump."""

@@ -93,6 +93,7 @@ def cli(*args: str, cwd, env: dict | None = None) -> subprocess.CompletedProcess
                           cwd=cwd, timeout=900, env={**os.environ, **(env or {})})
 
 
+@pytest.mark.slow
 def test_run_shows_each_release_and_the_failing_test_with_reports(project, tmp_path):
     proc = cli("run", "--versions", "0.5.23,0.6.3,1.0.21,1.5.9", "-j", "2", "--json", str(tmp_path / "r.json"),
                "--junit", str(tmp_path / "r.xml"), "--markdown", str(tmp_path / "r.md"), "--", "pytest",
@@ -121,6 +122,7 @@ def test_pass_env_lets_one_variable_through(project):
     assert secret_test("x", "--pass-env", "CHROMA_COMPAT_TEST_SECRET").returncode == 0
 
 
+@pytest.mark.slow
 def test_a_release_the_project_excludes_is_reported_not_failed(tmp_path):
     root = make_project(tmp_path / "needs-one-x", requires="chromadb>=1.0")
     try:
@@ -133,6 +135,7 @@ def test_a_release_the_project_excludes_is_reported_not_failed(tmp_path):
             shutil.rmtree(env, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_bisect_names_the_first_bad_release_and_the_documented_change(project, tmp_path):
     proc = cli("bisect", "--good", "0.4.24", "--bad", "0.6.3", "--json", str(tmp_path / "b.json"), "--",
                "pytest", "tests/test_ledger.py::test_collection_names", cwd=project)
@@ -154,6 +157,7 @@ def test_bisect_skips_a_release_it_cannot_judge():
     assert [r.version for r in found.skipped] == ["0.6.0"]
 
 
+@pytest.mark.slow
 def test_chroma_under_gives_the_same_answer_from_inside_pytest(project):
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--chroma-under",
                            "0.5.23,0.6.3", "-k", "collection_names or and_filter"], capture_output=True, text=True,
@@ -165,6 +169,7 @@ def test_chroma_under_gives_the_same_answer_from_inside_pytest(project):
     assert "1 of 2 release(s) passed; not passing: 0.6.3" in proc.stdout
 
 
+@pytest.mark.slow
 def test_a_warm_environment_is_reused_without_building(project):
     built = []
     first = project_envs.ensure("1.5.9", project, additions=["pytest"], note=built.append)
@@ -204,6 +209,7 @@ def test_env_prune_removes_the_environments_of_a_project_that_is_gone(tmp_path):
     assert str(env.path) in project_envs.prune() and not env.path.exists()
 
 
+@pytest.mark.slow
 def test_the_ledger_example_breaks_at_the_documented_change(tmp_path):
     """examples/ledger_app, as a user runs it: four releases, then bisect to the first bad one."""
     from pathlib import Path

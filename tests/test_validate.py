@@ -68,7 +68,8 @@ def _failed(result) -> set[tuple[str, str | None]]:
     return {(c.name, c.collection) for c in result.failed}
 
 
-@pytest.mark.parametrize("writer,target", [(OLD, NEW), (MID5, FIRST_RUST), (MID, NEW), (FIRST_RUST, NEW), (NEW, NEW)])
+@pytest.mark.parametrize("writer,target", [(OLD, NEW), pytest.param(MID5, FIRST_RUST, marks=pytest.mark.slow), (MID, NEW),
+                                             pytest.param(FIRST_RUST, NEW, marks=pytest.mark.slow), (NEW, NEW)])
 def test_safe_upgrades_of_real_stores(written, tmp_path, writer, target):
     result = _validate(written[writer], target, tmp_path)
     assert result.exit_code == 0, result.summary
@@ -124,6 +125,7 @@ def test_collection_in_no_listed_database_is_not_passed_silently(written, tmp_pa
     assert len(result.collections) == 4
 
 
+@pytest.mark.slow
 def test_collection_selection(written, tmp_path):
     """--collection: a plain name matches in every database, a label in one; an unknown one is exit 2."""
     result = _validate(written["databases"], NEW, tmp_path, collections=["orders", "globex/default_database:faq"])
@@ -145,6 +147,7 @@ def test_collection_selection(written, tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_legacy_store_in_place_is_unsafe_and_export_import_is_safe(written, tmp_path):
     in_place = _validate(written[LEGACY], NEW, tmp_path)
     assert in_place.exit_code == 1
@@ -306,6 +309,7 @@ def test_inventory_reads_without_trusting(written, tmp_path):
     assert any(k.endswith("index_metadata.pickle") for k in inv["pickles"])
 
 
+@pytest.mark.slow
 def test_small_batches_give_the_same_digests(written, tmp_path):
     """Paging is invisible: a 7-record page and the default page give identical per-collection digests."""
     a = _validate(written[MID], NEW, tmp_path)
@@ -331,6 +335,7 @@ def test_cli_writes_all_reports(written, tmp_path):
     assert "writable" in (out / "r.md").read_text()
 
 
+@pytest.mark.slow
 def test_pytest_chroma_snapshot_option(written, pytester):
     pytester.makeini("[pytest]\n")
     result = pytester.runpytest_subprocess("--chroma-snapshot", str(written["orphan"]), "--chroma-to", NEW, "-v")

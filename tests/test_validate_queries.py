@@ -71,6 +71,7 @@ def test_index_damaged_in_the_store_is_not_safe(stores, tmp_path):
     assert noise["evidence"]["intrinsic dimension"] > LID_MAX and "intrinsic dimension" in noise["detail"]
 
 
+@pytest.mark.slow
 def test_allow_pre_existing_lets_the_damaged_index_through(stores, tmp_path):
     result = validate(str(stores["damaged"]), NEW, workdir=tmp_path / "work", contracts=False,
                       allow_pre_existing=True)

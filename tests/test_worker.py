@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+from pathlib import Path
 
 from pytest_chroma_compat import ChromaError, Release, WorkerCrashed, WorkerTimeout
 from pytest_chroma_compat.client import Worker
@@ -88,9 +89,15 @@ def test_crash_is_reported_with_signal_and_stderr_then_recovered():
 def test_hung_call_is_killed_after_its_timeout():
     worker = Worker(envs.ensure(NEW), timeout=2)
     try:
-        with pytest.raises(WorkerTimeout, match="within 2 s"):
+        with pytest.raises(WorkerTimeout, match="within 2 s") as caught:
             worker.call("debug", action="sleep", seconds=60)
         assert worker.proc.poll() is not None
+        # where it was stuck: every thread's stack, kept in a file the message names
+        stacks = Path(str(caught.value).rsplit("where it was stuck: ", 1)[1])
+        try:
+            assert "in debug" in stacks.read_text()  # the worker op that was sleeping
+        finally:
+            stacks.unlink()
         with pytest.raises(WorkerCrashed, match="gone"):
             worker.call("ping")
     finally:

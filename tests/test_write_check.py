@@ -120,6 +120,7 @@ def test_allow_pre_existing_shows_it_without_failing(written, tmp_path):
 
 
 
+@pytest.mark.slow
 def test_pytest_twin_of_allow_pre_existing(written, pytester):
     """The pytest twin: the pre-existing defect is an xfail with its evidence, and the run passes."""
     pytester.makeini("[pytest]\n")

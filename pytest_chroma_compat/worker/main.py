@@ -636,6 +636,12 @@ def main() -> int:
     parser.add_argument("--host-pid", type=int, help="exit when this process (our parent) is gone")
     args = parser.parse_args()
     watch_parent(args.host_pid or os.getppid())
+    # the host asks for every thread's stack (SIGUSR1) before it kills a worker that stopped answering,
+    # so a timeout says where chromadb was stuck, not only that it was
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     return serve(args.adapter)
 
 

@@ -1,0 +1,85 @@
+"""Measured seconds of every pair-path the harness ran: what a matrix plan balances shards by.
+
+Why: the cost of a pair is anything but uniform (measured on the committed matrix, one
+0.5.23 -> 1.0.21 unflushed-wal failure shrank for 228 s while most pair-paths take 2-5 s), so
+shards cut by count end at very different times. ``check`` and ``matrix`` (sharded or not)
+record here; ``matrix --plan`` reads. Keyed old/new/path, the last few samples kept and their
+median used, so one run on a loaded machine does not swing the next plan. Shards on one machine
+record at once: a file lock around read-modify-write, and an atomic replace.
+``CHROMA_COMPAT_TIMINGS`` names another file (tests keep theirs private).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from pathlib import Path
+from typing import Iterable
+
+from . import atomic_files, paths
+from .errors import CompatError
+
+FORMAT = 1
+SAMPLES = 5  # per pair-path; the median of these is the measured cost
+
+Key = tuple[str, str, str]  # old, new, path
+
+
+def file() -> Path:
+    chosen = os.environ.get("CHROMA_COMPAT_TIMINGS")
+    return Path(chosen).expanduser() if chosen else paths.home() / "timings.json"
+
+
+def _samples(where: Path) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """old -> new -> path -> seconds; an unreadable or foreign file counts as empty (it is a cache)."""
+    try:
+        doc = atomic_files.read_json(where, "timings file")
+    except CompatError:
+        return {}
+    table = doc.get("timings") if isinstance(doc, dict) and doc.get("format") == FORMAT else None
+    return table if isinstance(table, dict) else {}
+
+
+def load(where: Path | None = None) -> dict[Key, float]:
+    """The measured cost of every pair-path on record: the median of its last samples."""
+    out: dict[Key, float] = {}
+    for old, news in _samples(where or file()).items():
+        for new, by_path in news.items():
+            for path, seconds in by_path.items():
+                if seconds:
+                    out[(old, new, path)] = float(statistics.median(seconds))
+    return out
+
+
+def record(measured: Iterable[tuple[str, str, str, float]], where: Path | None = None,
+           only_missing: bool = False) -> int:
+    """Add samples; returns how many were added. Best effort: a cache that cannot be written costs
+    the next plan its balance, never the verdict of the run that measured it."""
+    rows = [(o, n, p, round(float(s), 2)) for o, n, p, s in measured]
+    if not rows:
+        return 0
+    where = where or file()
+    from filelock import FileLock, Timeout
+
+    try:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(where) + ".lock", timeout=60):
+            table = _samples(where)
+            added = 0
+            for old, new, path, seconds in rows:
+                kept = table.setdefault(old, {}).setdefault(new, {}).setdefault(path, [])
+                if only_missing and kept:
+                    continue
+                kept[:] = (kept + [seconds])[-SAMPLES:]
+                added += 1
+            atomic_files.write_json(where, {"format": FORMAT, "timings": table})
+            return added
+    except (OSError, CompatError, Timeout):
+        return 0
+
+
+def from_matrix_json(doc: dict) -> list[tuple[str, str, str, float]]:
+    """The pair-path seconds of a matrix JSON (``matrix --json``): to seed a cache that has none."""
+    return [(cell["old"], cell["new"], p["path"], p["seconds"])
+            for cell in doc.get("cells", []) for p in cell.get("paths", [])
+            if isinstance(p.get("seconds"), (int, float)) and p.get("invariants")]
