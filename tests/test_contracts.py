@@ -67,6 +67,7 @@ def _by_id(crossings):
     return {x.contract.id: x for x in crossings}
 
 
+@pytest.mark.slow
 def test_list_collections_changes_type_at_0_6_and_back_at_1_x(cache):
     to_06 = _by_id(measure.crossed("0.5.23", "0.6.3", cache=cache))
     assert to_06["list-collections-names"].before == "list[Collection]"
@@ -77,6 +78,7 @@ def test_list_collections_changes_type_at_0_6_and_back_at_1_x(cache):
     assert "list-collections-objects" not in _by_id(measure.crossed("0.4.24", "1.5.9", cache=cache))
 
 
+@pytest.mark.slow
 def test_0_4_to_0_5_crosses_order_filters_and_empty_where(cache):
     x = _by_id(measure.crossed("0.4.24", "0.5.23", cache=cache))
     assert x["get-order-internal-ids"].before == {"get()": ["0", "1", "2", "3"], "get(limit=2,offset=2)": ["2", "3"]}

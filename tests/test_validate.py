@@ -179,6 +179,7 @@ def test_rollback_is_not_safe(written, tmp_path):
     assert forced.exit_code == 1 and ("rollback", None) in _failed(forced)
 
 
+@pytest.mark.slow
 def test_archives_tar_and_zip(written, tmp_path):
     tgz = tmp_path / "snapshot.tar.gz"
     with tarfile.open(tgz, "w:gz") as tf:
