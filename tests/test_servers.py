@@ -274,16 +274,22 @@ def test_the_fixture_starts_servers_and_stops_them_at_teardown(pytester):
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
 def test_a_test_run_that_dies_takes_its_servers_along(how, pytester):
     """A crashed (SIGKILL) or interrupted (Ctrl-C) pytest run leaves no server behind."""
-    record = pytester.path / "pgid.txt"
+    record, stacks = pytester.path / "pgid.txt", pytester.path / "stacks.txt"
     pytester.makeconftest("from pytest_chroma_compat.server_fixture import chroma_server  # noqa: F401\n")
     pytester.makepyfile(f"""
-        import time
+        import faulthandler, signal, time
+
+        STACKS = open({str(stacks)!r}, "w")
+        faulthandler.register(signal.SIGUSR1, file=STACKS, all_threads=True)  # where it is, should it not exit
 
         def test_hangs(chroma_server):
             server = chroma_server("1.5.9")
             with open({str(record)!r}, "w") as fh:
                 fh.write(f"{{server.pgid}} {{server.port}}")
-            time.sleep(3600)  # longer than the wait below: an ignored signal fails this test
+            # short sleeps: a signal landing just before one long sleep's system call is seen only when
+            # it ends (CPython checks signals after EINTR); an hour in all, so an ignored signal fails
+            for _ in range(36000):
+                time.sleep(0.1)
     """)
     output = open(pytester.path / "inner-output.txt", "w")  # what the inner run said, for a failure message
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(pytester.path)],
@@ -300,10 +306,13 @@ def test_a_test_run_that_dies_takes_its_servers_along(how, pytester):
         try:
             proc.wait(timeout=180)  # an interrupted run tears down and reports first; slow on a loaded machine
         except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
             proc.kill()
             output.close()
             tail = (pytester.path / "inner-output.txt").read_text()[-2000:]
-            raise AssertionError(f"the interrupted run did not exit in 180 s; it printed:\n{tail}") from None
+            raise AssertionError(f"the interrupted run did not exit in 180 s; it printed:\n{tail}\n"
+                                 f"its threads:\n{stacks.read_text()[-6000:]}") from None
         output.close()
     assert _gone(pgid), f"left behind: {servers.group_members(pgid)}"
     assert not _listening(port)
