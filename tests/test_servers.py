@@ -292,8 +292,11 @@ def test_a_test_run_that_dies_takes_its_servers_along(how, pytester):
                 time.sleep(0.1)
     """)
     output = open(pytester.path / "inner-output.txt", "w")  # what the inner run said, for a failure message
+    # as from a terminal: SIGINT at its default, whatever the process running this test left it at
+    # (an ignored SIGINT is inherited across exec, and then Python never raises KeyboardInterrupt)
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(pytester.path)],
-                            cwd=pytester.path, stdout=output, stderr=subprocess.STDOUT)
+                            cwd=pytester.path, stdout=output, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not (record.exists() and record.read_text()):
@@ -311,7 +314,8 @@ def test_a_test_run_that_dies_takes_its_servers_along(how, pytester):
             proc.kill()
             output.close()
             tail = (pytester.path / "inner-output.txt").read_text()[-2000:]
-            raise AssertionError(f"the interrupted run did not exit in 180 s; it printed:\n{tail}\n"
+            raise AssertionError(f"the interrupted run did not exit in 180 s (SIGINT here: "
+                                 f"{signal.getsignal(signal.SIGINT)}); it printed:\n{tail}\n"
                                  f"its threads:\n{stacks.read_text()[-6000:]}") from None
         output.close()
     assert _gone(pgid), f"left behind: {servers.group_members(pgid)}"
