@@ -5,6 +5,8 @@ get a private CHROMA_COMPAT_HOME."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,30 @@ from .s3_server import moto_server, s3  # noqa: F401  (shared fixtures: a real S
 
 # The releases the default run exercises: one 0.4.x that needs a pin, one 0.6, one 1.x.
 OLD, MID, NEW = "0.4.24", "0.6.3", "1.5.9"
+
+
+_FAILED: set[str] = set()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.failed:
+        _FAILED.add(report.nodeid.split("::")[-1])
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A run with failures keeps the failed tests' own directories, not the stores and release
+    environments module fixtures built: pytest keeps a failing run's whole basetemp (three runs
+    deep), and one failing slow run left 7 GB there. A passing run's basetemp pytest removes."""
+    config = session.config
+    factory = getattr(config, "_tmp_path_factory", None)
+    base = getattr(factory, "_basetemp", None)
+    if base is None or not base.is_dir() or (factory._given_basetemp is not None
+                                             and not hasattr(config, "workerinput")):
+        return  # a --basetemp the user chose is theirs (xdist's workers get one from their controller)
+    keep = tuple(re.sub(r"[\W]", "_", name)[:30] for name in _FAILED)
+    for child in base.iterdir():
+        if child.is_dir() and not child.name.startswith("popen-gw") and not (keep and child.name.startswith(keep)):
+            shutil.rmtree(child, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
