@@ -17,14 +17,16 @@ from typing import Any
 from .errors import CompatError
 
 
-def write_bytes(path: Path | str, data: bytes) -> Path:
-    """Replace ``path`` with ``data``; one line (exit 2) when the place cannot be written."""
+def write_bytes(path: Path | str, data: bytes, what: str = "") -> Path:
+    """Replace ``path`` with ``data``; one line (exit 2) when the place cannot be written, naming
+    ``what`` the file is ("report": "cannot write report PATH")."""
     path = Path(path)
+    name = f"{what} {path}" if what else str(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise CompatError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise CompatError(f"cannot write {name}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -32,7 +34,7 @@ def write_bytes(path: Path | str, data: bytes) -> Path:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise CompatError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise CompatError(f"cannot write {name}: {exc.strerror or exc}") from None
     return path
 
 
@@ -42,8 +44,8 @@ def _umask() -> int:
     return mask
 
 
-def write_text(path: Path | str, text: str) -> Path:
-    return write_bytes(path, text.encode("utf-8"))
+def write_text(path: Path | str, text: str, what: str = "", errors: str = "strict") -> Path:
+    return write_bytes(path, text.encode("utf-8", errors), what)
 
 
 def write_json(path: Path | str, doc: Any) -> Path:

@@ -21,6 +21,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from .. import atomic_files
 from ..errors import CompatError
 from . import writers as _writers
 from .redact import redact
@@ -393,14 +394,5 @@ def write_reports(v: Validation, *, json_path: str | Path | None = None, junit_p
     check_report_paths(v.source.get("location"), [path for path, _ in wanted])
     written = []
     for path, text in [(path, render(v)) for path, render in wanted]:  # render all before writing any
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "x", encoding="utf-8", errors="backslashreplace") as fh:  # "x": the umask applies
-                fh.write(text)
-            os.replace(tmp, path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise CompatError(f"cannot write report {path}: {exc.strerror or exc}") from None
-        written.append(path)
+        written.append(atomic_files.write_text(path, text, "report", errors="backslashreplace"))
     return written
