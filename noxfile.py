@@ -200,3 +200,12 @@ def migrate_10k(session: nox.Session) -> None:
     0.4.24 directory to a 1.5.9 server; writes docs/migrate.md."""
     session.install("-e", ".")
     session.run("python", "scenarios/migrate_10k.py", *session.posargs)
+
+
+@nox.session
+def integrations(session: nox.Session) -> None:
+    """The latest sdists of langchain-chroma and llama-index-vector-stores-chroma, their own unit tests under
+    every 1.x release and the last of each 0.x series (`run`, `bisect --first-good`); writes
+    docs/integrations.md. `-- --versions 1.0.21,1.1.0,1.5.9` runs fewer releases."""
+    session.install("-e", ".")
+    session.run("python", "scenarios/integrations.py", *session.posargs)

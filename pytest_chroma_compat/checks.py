@@ -35,13 +35,22 @@ def round_trip(runner: Any, settings: dict, path: str) -> Any:
         result = roundtrip.check_path(runner, path, **settings)
     except HarnessFault as exc:  # a timeout or a broken environment is an error of the run, not a failed check
         pytest.fail(f"chroma-compat could not run the check: {exc}", pytrace=False)
+    again = f"chroma-compat check --from {result.old} --to {result.new} --path {path}"
     if not result.ok:
-        first = result.failed[0]
+        shape = f"known shape {result.shape!r}: " if result.shape else ""
         raise ChromaCompatFailure(
-            pair=(result.old, result.new), path=path, check=f"{first.name}: {first.detail}",
+            pair=(result.old, result.new), path=path, check=shape + report.first_evidence(result.failed[0]),
             evidence=report.path_text(result),
-            reproduce=f"chroma-compat replay {result.case_file}" if result.case_file else
-            f"chroma-compat check --from {result.old} --to {result.new} --path {path}")
+            reproduce=f"chroma-compat replay {result.case_file}" if result.case_file else again)
+    if result.pre_existing:  # validate's policy: still there after the upgrade, though not caused by it
+        first = result.pre_existing[0]
+        words = f"pre-existing in {result.old} (not caused by the upgrade): " + \
+            report.first_evidence(first).replace(f"pre-existing in {result.old}: ", "", 1)
+        if result.blocked():
+            raise ChromaCompatFailure(pair=(result.old, result.new), path=path, check=words,
+                                      evidence=report.path_text(result),
+                                      reproduce=f"{again} (--chroma-allow-pre-existing accepts it)")
+        pytest.xfail(f"{words}, allowed (--chroma-allow-pre-existing)")
     return result
 
 

@@ -9,37 +9,25 @@ Exit codes: 0 fine, 1 the upgrade is unsafe, 2 bad input or could not run,
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from typing import Callable, Sequence
 
-from .errors import EXIT_INTERNAL, EXIT_OK, EXIT_UNSAFE, CompatError
-
-
-def _say(message: str) -> None:
-    """Every line the command says on stderr; URLs lose any credentials written into them."""
-    from .snapshot.redact import redact
-
-    print(redact(message), file=sys.stderr, flush=True)
-
-
-def _versions(raw: Sequence[str]) -> list[str]:
-    """Exact releases, series ("1.0", "latest"), comma or space separated; an item holding a comparison
-    (``>=1.0.0``, ``'>=0.4,<1.0'``) is a PEP 440 range over the non-yanked catalogue."""
-    import re
-
-    from . import releases
-
-    out: list[str] = []
-    for item in raw:
-        if re.search(r"[<>=!~]", item):
-            found = releases.select(item)
-            if not found:
-                raise CompatError(f"no release in the catalogue matches {item.strip()!r}")
-            out.extend(found)
-            continue
-        out.extend(releases.resolve(part) for part in re.split(r"[,\s]+", item) if part.strip())
-    return out
+from .cli_options import check_examples as _check_examples
+from .cli_options import round_trip as _round_trip
+from .cli_options import round_trip_options as _round_trip_options
+from .cli_options import round_trip_paths as _paths  # noqa: F401  (the old name)
+from .cli_options import say as _say
+from .cli_options import versions as _versions
+from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, EXIT_UNSAFE, CompatError
+from .contracts.cli import register as register_contracts
+from .matrix_cli import register as register_matrix
+from .scan.cli import register as register_scan
+from .server_cli import register as register_servers
+from .snapshot.cli import register as register_validate
+from .transfer.cli import register as register_migrate
+from .user_cli import register as register_user_runs
 
 
 # -- env ------------------------------------------------------------------------------------
@@ -51,6 +39,9 @@ def cmd_env_ensure(args: argparse.Namespace) -> int:
 
     from .skew import parse_client
 
+    empty = [item for item in args.versions if not item.replace(",", " ").strip()]
+    if empty:  # `env ensure ''` (a variable that was never set) did nothing and said nothing, exit 0
+        raise CompatError("env ensure needs a release (such as 1.5.9, 0.5 or latest), not an empty name")
     wanted = [parse_client(part) for item in args.versions for part in item.split(",") if part.strip()]
     for kind, version in wanted:  # checked first: a bad name is one line before any build
         started = time.monotonic()
@@ -84,10 +75,27 @@ def cmd_env_prune(args: argparse.Namespace) -> int:
 
     from . import project_envs
 
+    import math
+
+    from . import leftovers, paths
+
+    if args.older_than is not None and not (math.isfinite(args.older_than) and args.older_than >= 0):
+        raise CompatError(f"--older-than must be a number of days, 0 or more, not {args.older_than}")
     failed: list[tuple[str, str]] = []
-    removed = envs.prune(args.older_than, failed=failed) + project_envs.prune()
+    sizes: dict[str, int] = {}
+    projects = paths.home() / "projects"
+    before = leftovers.size_of(projects)
+    removed = envs.prune(args.older_than, failed=failed, sizes=sizes) + project_envs.prune()
+    if args.older_than is not None:  # kept runs (run_history.py) go by age only
+        from . import run_history
+
+        removed += run_history.prune(args.older_than, sizes=sizes)
+    freed = sum(sizes.values()) + max(0, before - leftovers.size_of(projects))
     for path in removed:
         print(f"removed {path}", flush=True)
+    if removed:
+        entries = "1 entry" if len(removed) == 1 else f"{len(removed)} entries"
+        print(f"freed {freed / 2**20:.1f} MiB ({freed} bytes) in {entries}", flush=True)
     if failed:
         path, why = failed[0]
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
@@ -142,34 +150,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 # -- round trip ------------------------------------------------------------------------------
 
-def _paths(value: str) -> list[str] | None:
-    from .migrate import PATHS
-
-    if value == "all":
-        return None
-    chosen = [p.strip() for p in value.split(",") if p.strip()]
-    unknown = [p for p in chosen if p not in PATHS]
-    if unknown:
-        raise CompatError(f"unknown path {unknown[0]!r}; choose from {', '.join(PATHS)} or all")
-    return chosen
-
-
-def _round_trip(args: argparse.Namespace, old: str, new: str, progress: Callable | None = None) -> list:
-    """One pair, with the options `check` and `matrix` share."""
-    from . import roundtrip
-
-    return roundtrip.check_pair(old, new, _paths(args.path or "all"), examples=args.examples, seed=args.seed,
-                                profile=args.profile, failures_dir=args.failures_dir, progress=progress,
-                                max_shrinks=args.max_shrinks)
-
-
-def _check_examples(args: argparse.Namespace) -> None:
-    if args.examples is not None and args.examples < 1:
-        raise CompatError(f"--examples must be at least 1, not {args.examples}")
-    if getattr(args, "max_shrinks", None) is not None and args.max_shrinks < 0:
-        raise CompatError(f"--max-shrinks must be 0 or more, not {args.max_shrinks}")
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     """The report on stdout (text, or JSON with --json); live progress and one final verdict line on stderr."""
     from . import progress, report
@@ -179,14 +159,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     _paths(args.path or "all")
     with progress.bar() as live:
         reports = _round_trip(args, old, new, live)
+    allow = args.allow_pre_existing
     if args.json:
-        print(json.dumps(report.pair_json(reports, args.require_rollback), indent=1, default=repr), flush=True)
+        print(json.dumps(report.pair_json(reports, args.require_rollback, allow), indent=1, default=repr), flush=True)
     else:
         for rep in reports:
             print(report.path_text(rep, verbose=args.verbose), flush=True)
-    _say(report.verdict_line(old, new, reports, args.require_rollback))
-    unsafe = not all(r.ok for r in reports) or report.blocked_by_rollback(reports, args.require_rollback)
-    return EXIT_UNSAFE if unsafe else EXIT_OK
+    _say(report.verdict_line(old, new, reports, args.require_rollback, allow))
+    return EXIT_UNSAFE if report.unsafe(reports, args.require_rollback, allow) else EXIT_OK
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -198,18 +178,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(report.path_text(rep, verbose=True), flush=True)
     line = report.verdict_line(rep.old, rep.new, [rep])
     _say(line.replace("chroma-compat: ", f"chroma-compat: replay [{rep.path}] ", 1))
-    return EXIT_OK if rep.ok else EXIT_UNSAFE
+    return EXIT_UNSAFE if rep.blocked() else EXIT_OK
 
 
-def _round_trip_options(p: argparse.ArgumentParser, cases: str = "the cache's failures/") -> None:
-    p.add_argument("--path", "--paths", dest="path",
-                   help="in-place, export-import, unflushed-wal, a comma list, or all (the default)")
-    p.add_argument("--examples", type=int, help="Hypothesis examples per path (default: from the profile)")
-    p.add_argument("--seed", type=int, help="Hypothesis seed, for a reproducible run")
-    p.add_argument("--max-shrinks", type=int, metavar="N",
-                   help="runs Hypothesis may spend shrinking a failure (default: from the profile)")
-    p.add_argument("--profile", choices=("ci", "dev", "thorough"), help="Hypothesis profile (env: CHROMA_COMPAT_PROFILE)")
-    p.add_argument("--failures-dir", help=f"where failing cases are saved (default: {cases})")
+#: The verbs after env, releases, sweep, check and replay, in the order `--help` lists them; each
+#: module's ``register`` adds its subparser and handler (stdlib and errors only at import time).
+VERBS: tuple[Callable[["argparse._SubParsersAction"], None], ...] = (
+    register_matrix,       # matrix: plan, shard, merge
+    register_contracts,    # contracts, crossed
+    register_validate,     # validate
+    register_servers,      # serve, skew
+    register_migrate,      # migrate
+    register_user_runs,    # run, bisect
+    register_scan,         # scan
+)
 
 
 # -- wiring ---------------------------------------------------------------------------------
@@ -252,38 +234,23 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--verbose", action="store_true", help="also list the invariants that held")
     chk.add_argument("--require-rollback", action="store_true",
                      help="also fail (exit 1) when the old release cannot reopen the store after the upgrade")
+    chk.add_argument("--allow-pre-existing", action="store_true",
+                     help="a defect the old release shows on its own store (same data, before the upgrade) is "
+                          "reported as pre-existing in that release but does not fail (default: not safe, exit 1: "
+                          "it is still there after the upgrade; validate's flag of the same name)")
     chk.set_defaults(handler=cmd_check)
 
     rp = sub.add_parser("replay", help="rerun exactly one saved failing case")
     rp.add_argument("file", help="a case-*.json file printed by a failed check")
     rp.set_defaults(handler=cmd_replay)
 
-    for register in _EXTRA_COMMANDS:
+    for register in VERBS:
         register(sub)
     return parser
 
 
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
-
-from .contracts.cli import register as _register_contracts  # noqa: E402  (stdlib + errors only)
-
-from .snapshot.cli import register as _register_validate  # noqa: E402
-
-_EXTRA_COMMANDS.append(_register_contracts)
-from .matrix_cli import register as _register_matrix  # noqa: E402  (stdlib + errors only)
-
-_EXTRA_COMMANDS.insert(0, _register_matrix)
-from .server_cli import register as _register_servers  # noqa: E402
-
-from .transfer.cli import register as _register_migrate  # noqa: E402
-from .user_cli import register as _register_user_runs  # noqa: E402
-
-_EXTRA_COMMANDS.append(_register_validate)
-_EXTRA_COMMANDS.append(_register_servers)
-_EXTRA_COMMANDS.append(_register_migrate)
-_EXTRA_COMMANDS.append(_register_user_runs)
-from .scan.cli import register as _register_scan  # noqa: E402
-_EXTRA_COMMANDS.append(_register_scan)
+#: errors that are the machine's answer, not a bug of ours: a full disk or quota, a read-only filesystem
+_MACHINE_REFUSALS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -322,6 +289,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BrokenPipeError:  # `chroma-compat ... | head` closed the pipe: not an error
             sys.stderr.close()
             return EXIT_OK
+        except OSError as exc:
+            if args.debug:
+                raise
+            if exc.errno in _MACHINE_REFUSALS:  # the machine refused a write (a report to a full disk): not our bug
+                where = f" ({exc.filename})" if exc.filename else ""
+                _say(f"chroma-compat: error: {exc.strerror}{where} while writing an output; free space or choose "
+                     "another place, then run the command again")
+                return EXIT_BAD_INPUT
+            _say(f"chroma-compat: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+            return EXIT_INTERNAL
         except Exception as exc:  # a bug of ours: one line, the traceback on --debug
             if args.debug:
                 raise

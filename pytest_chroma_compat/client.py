@@ -80,17 +80,23 @@ class Worker:
     # -- plumbing ---------------------------------------------------------------------------
     def _read_stdout(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._replies.put(line)
+        try:
+            for line in self.proc.stdout:
+                self._replies.put(line)
+        except (ValueError, OSError):  # the pipe closed under us (close() on a signal): the worker is gone
+            pass
         self._replies.put(None)
 
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
-        with open(self.scratch / "stderr.log", "ab") as log:
-            for line in self.proc.stderr:
-                log.write(line)
-                self._stderr_tail.append(line.decode("utf-8", "replace").rstrip())
-                self._stderr_lines += 1
+        try:
+            with open(self.scratch / "stderr.log", "ab") as log:
+                for line in self.proc.stderr:
+                    log.write(line)
+                    self._stderr_tail.append(line.decode("utf-8", "replace").rstrip())
+                    self._stderr_lines += 1
+        except (ValueError, OSError):  # closed under us, or its scratch removed: nothing left to keep
+            pass
 
     def stderr_tail(self, lines: int = 20) -> str:
         return "\n".join(list(self._stderr_tail)[-lines:])

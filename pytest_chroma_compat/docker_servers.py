@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 
 from . import leftovers, paths, releases
 from .errors import CompatError, HarnessFault
-from .servers import (HOST, PORT_ATTEMPTS, START_TIMEOUT, STOP_GRACE, _LIVE, _LIVE_LOCK, ChromaServer, _exit_words,
+from .server_common import (HOST, PORT_ATTEMPTS, START_TIMEOUT, STOP_GRACE, _LIVE, _LIVE_LOCK, ChromaServer, _exit_words,
                       _fault, checked_options, free_port, http_status, measured)
 
 REPOSITORY = "chromadb/chroma"

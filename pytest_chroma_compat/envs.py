@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import paths, pins, releases
+from . import leftovers, paths, pins, releases
 from .errors import CompatError, CorruptEnvironment, InstallFailed
 
 MANIFEST = "chroma-compat-env.json"
@@ -79,18 +79,7 @@ class Environment:
 
     def size_bytes(self) -> int:
         """Apparent size, each hard-linked file counted once (uv links from its cache)."""
-        seen: set[tuple[int, int]] = set()
-        total = 0
-        for root, _dirs, files in os.walk(self.path):
-            for name in files:
-                try:
-                    st = os.lstat(os.path.join(root, name))
-                except OSError:
-                    continue
-                if (st.st_dev, st.st_ino) not in seen:
-                    seen.add((st.st_dev, st.st_ino))
-                    total += st.st_size
-        return total
+        return leftovers.size_of(Path(self.path))
 
     def last_used(self) -> float:
         try:
@@ -247,7 +236,7 @@ def _run(cmd: list[str], what: str, env: dict | None = None) -> str:
     hnswlib's sdist), which piled up in /tmp by the dozen."""
     from . import interrupts
 
-    with tempfile.TemporaryDirectory(prefix="installer-", dir=paths.scratch_dir()) as private:
+    with tempfile.TemporaryDirectory(prefix=leftovers.prefix("installer"), dir=paths.scratch_dir()) as private:
         proc = interrupts.run(cmd, env={**(env if env is not None else os.environ), "TMPDIR": private})
     if proc.returncode != 0:
         raise InstallFailed(f"{what}: {_last_error_line(proc.stderr or proc.stdout)}")
@@ -296,7 +285,7 @@ def _check_import(python: Path, version: str, package: str = "chromadb") -> None
     """A release that installs but does not import is not an environment."""
     from . import interrupts
 
-    with tempfile.TemporaryDirectory(prefix=f"import-check-{os.getpid()}-", dir=paths.scratch_dir()) as scratch:
+    with tempfile.TemporaryDirectory(prefix=leftovers.prefix("import-check"), dir=paths.scratch_dir()) as scratch:
         env = hermetic_environ(Path(scratch))
         code = ("import chromadb, importlib.metadata as m; "
                 f"print(chromadb.__version__); print(m.version({package!r}))")
@@ -492,31 +481,43 @@ def list_envs() -> list[Environment | CorruptEnvironment]:
     return out
 
 
-def prune_scratch(failed: list[tuple[str, str]] | None = None) -> list[str]:
-    """Scratch space of processes that are gone (killed runs leave it behind): workers' HOMEs,
-    servers', validate's private copies (``scratch/validate/``), the round trip's fast stores.
+def prune_scratch(failed: list[tuple[str, str]] | None = None, sizes: dict[str, int] | None = None) -> list[str]:
+    """Everything of processes that are gone that the registry (leftovers.REGISTRY) owns: workers'
+    HOMEs, servers', validate's private copies and kept ones, migrate's copies, runs' scratch,
+    installers' TMPDIRs, the round trip's fast stores, write probes a full disk left.
 
     Only entries whose name carries a dead owner's pid go (see leftovers.py); what could
     not be removed is never reported as removed, and lands in ``failed`` with the reason.
     """
     from . import leftovers
 
-    removed, could_not = leftovers.sweep(leftovers.cache_roots())
+    removed, could_not = leftovers.sweep(leftovers.cache_roots(), everything=True, sizes=sizes)
     if failed is not None:
         failed.extend(could_not)
     return removed
 
 
-def prune(older_than_days: float | None = None, *, failed: list[tuple[str, str]] | None = None) -> list[str]:
+def prune(older_than_days: float | None = None, *, failed: list[tuple[str, str]] | None = None,
+          sizes: dict[str, int] | None = None) -> list[str]:
     """Remove leftovers of interrupted builds and dead processes, corrupt and outdated
     environments, and, with ``older_than_days``, environments not used for that long.
-    Returns what is gone; what could not be removed goes to ``failed`` as (path, why)."""
+    Returns what is gone; what could not be removed goes to ``failed`` as (path, why), and the
+    bytes each removal freed to ``sizes``. Nothing here writes before it removes (no probe, no
+    new folder): a full disk, or whatever a kill left, must not stop the command that frees it."""
+    from filelock import FileLock
+
     from . import leftovers
 
     failures: list[tuple[str, str]] = [] if failed is None else failed
-    removed: list[str] = prune_scratch(failures)
+    freed: dict[str, int] = {} if sizes is None else sizes
+    removed: list[str] = prune_scratch(failures, freed)
     now = time.time()
-    for path in sorted(paths.envs_dir().iterdir()):
+    root = paths.home() / "envs"
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:  # no cache yet (or not ours to read): nothing of ours there
+        entries = []
+    for path in entries:
         if path.name.startswith(BUILD_PREFIX):
             try:
                 old = now - path.lstat().st_mtime > 3600
@@ -524,13 +525,22 @@ def prune(older_than_days: float | None = None, *, failed: list[tuple[str, str]]
                 continue
             builder = _BUILD_OWNER.search(path.name)  # a build whose builder is gone (SIGKILL) goes at once
             if old or (builder and not leftovers.alive(int(builder.group(1)))):
+                size = leftovers.size_of(path)
                 why = leftovers.remove(path)
                 if why is None:
                     removed.append(str(path))
+                    freed[str(path)] = size
                 else:
                     failures.append((str(path), why))
             continue
-        with _lock(path.name):
+        if path.is_symlink() or not path.is_dir():
+            continue  # not an environment (a user's file, a probe of a live process): never ours to judge
+        try:  # the lock of `ensure`, without the cache's write probe (a full disk refuses the probe)
+            lock = FileLock(str(paths.home() / "locks" / f"{path.name}.lock"))
+            lock.acquire()
+        except OSError:  # a full disk may refuse even an empty lock file: leave this one for a later prune
+            continue
+        try:
             if not path.exists():
                 continue
             try:
@@ -542,6 +552,10 @@ def prune(older_than_days: float | None = None, *, failed: list[tuple[str, str]]
                     continue
             except CorruptEnvironment:
                 pass
+            size = leftovers.size_of(path)
             _discard(path)
             removed.append(str(path))
+            freed[str(path)] = size
+        finally:
+            lock.release()
     return removed

@@ -40,14 +40,61 @@ SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGH
 # for SIGUSR2 when the thread that started it exits (PR_SET_PDEATHSIG = 1), starts the program in its
 # own process group, forwards SIGTERM/SIGINT/SIGHUP to it, and exits the way it exited. On SIGUSR2 (or
 # a parent already gone) it SIGKILLs the whole group, itself included: uv's own children go too.
+# It is also a child subreaper (PR_SET_CHILD_SUBREAPER = 36): a descendant that leaves the group
+# (setsid, a daemon's double fork) is re-parented to the reaper, not to init, when its parent dies,
+# and is killed when the program ends or the reaper's parent dies, so nothing outlives the run.
 _REAPER = """
-import os, signal, sys
+import os, signal, sys, time
+def adopted():
+    me = str(os.getpid()).encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/" + name + "/stat", "rb") as fh:
+                    fields = fh.read().rsplit(b")", 1)[-1].split()
+            except OSError:
+                continue
+            if len(fields) > 1 and fields[1] == me:
+                found.append(int(name))
+    return found
+def kill_adopted():
+    for _ in range(200):
+        kids = adopted()
+        if not kids:
+            return
+        for kid in kids:
+            try:
+                os.kill(kid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+        time.sleep(0.01)
 def gone(*_):
-    os.killpg(0, signal.SIGKILL)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    me = os.getpid()
+    try:
+        for name in os.listdir("/proc"):
+            if name.isdigit() and int(name) != me:
+                try:
+                    if os.getpgid(int(name)) == me:
+                        os.kill(int(name), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        kill_adopted()
+    finally:
+        os.killpg(0, signal.SIGKILL)
 signal.signal(signal.SIGUSR2, gone)
 try:
     import ctypes
-    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGUSR2), 0, 0, 0)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, int(signal.SIGUSR2), 0, 0, 0)
+    libc.prctl(36, 1, 0, 0, 0)
 except Exception:
     pass
 if os.getppid() != int(sys.argv[1]):
@@ -68,8 +115,12 @@ for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(s, forward)
 status = os.waitpid(pid, 0)[1]
 code = os.waitstatus_to_exitcode(status)
+kill_adopted()
 if code < 0:
-    signal.signal(-code, signal.SIG_DFL)
+    try:
+        signal.signal(-code, signal.SIG_DFL)
+    except (OSError, ValueError):  # SIGKILL/SIGSTOP have no handler to reset: it ends us all the same
+        pass
     os.kill(os.getpid(), -code)
 os._exit(code & 255)
 """

@@ -17,15 +17,10 @@ import numpy as np
 from .client import Client, Collection
 from .errors import ChromaError, WorkerError
 from .model import StoreModel
+from .tolerances import (  # noqa: F401  (re-exported: their home before tolerances.py)
+    MAX_METADATA_ULPS, MAX_ULPS, describe_change, float32_ulps, values_close)
 
-# Stated tolerance for embeddings, as float32 ULPs. Measured: cosine collections come back
-# up to 2.4e-7 (1-2 ULPs of values near 1) off their input, even within one release,
-# and 1.x re-rounds 0.x cosine data. That is rounding, not loss.
-MAX_ULPS = 4
-# Float metadata: measured, 1.x writes some float64 values 1 ULP off (-103.11500475927103
-# reads back as -103.11500475927105), through any write, migrated or not. Re-rounding is
-# reported with its size; a filter on such a value is checked by the filters invariant.
-MAX_METADATA_ULPS = 2
+
 RECALL = 0.9
 DISTANCE_RTOL = 1e-3
 DISTANCE_ATOL = 1e-4
@@ -94,15 +89,6 @@ def observe(client: Client, probes: Any, batch_size: int = 500) -> View:
 
 # -- the invariants: each returns (ok, detail, evidence) for one view --------------------------------
 
-def float32_ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distance in float32 units in the last place (0 for equal values, signed zeros included)."""
-    def ordered(x: np.ndarray) -> np.ndarray:
-        i = x.astype(np.float32).view(np.int32).astype(np.int64)
-        return np.where(i < 0, -(i & 0x7FFFFFFF), i)
-
-    return np.abs(ordered(a) - ordered(b))
-
-
 def _expected_collections(model: StoreModel) -> dict[str, Any]:
     return {name: col.metadata for name, col in model.collections.items()}
 
@@ -145,44 +131,6 @@ def check_ids(model: StoreModel, view: View) -> tuple[bool, str, dict]:
         want, got = set(col.records), set(seen["records"])
         return want == got, "", {"missing": sorted(want - got)[:5], "unexpected": sorted(got - want)[:5]}
     return _per_collection(model, view, compare)
-
-
-def describe_change(want: Any, got: Any) -> str:
-    """Say how a value changed, in the words a user needs ("float changed by 1 ULP")."""
-    if isinstance(want, dict) and isinstance(got, dict):
-        parts = [f"key {k!r} missing" for k in want if k not in got]
-        parts += [f"unexpected key {k!r}" for k in got if k not in want]
-        parts += [f"{k!r}: {describe_change(want[k], got[k])}" for k in want if k in got and
-                  (want[k] != got[k] or type(want[k]) is not type(got[k]))]
-        return "; ".join(parts)
-    if type(want) is not type(got):
-        return f"{type(want).__name__} {want!r} came back as {type(got).__name__} {got!r}"
-    if isinstance(want, float):
-        ulps = abs(int(np.array(want).view(np.int64)) - int(np.array(got).view(np.int64)))
-        return f"float {want!r} came back as {got!r} ({ulps} ULP of float64)"
-    return f"{want!r} came back as {got!r}"
-
-
-def _float_ulps(a: float, b: float) -> int:
-    def ordered(x: float) -> int:
-        i = int(np.array(x, dtype=np.float64).view(np.int64))
-        return i if i >= 0 else -(i & 0x7FFFFFFFFFFFFFFF)
-    return abs(ordered(a) - ordered(b))
-
-
-def values_close(want: Any, got: Any, worst: list[int]) -> bool:
-    """Equal, types included, but for float re-rounding within MAX_METADATA_ULPS."""
-    if type(want) is not type(got):
-        return False
-    if isinstance(want, dict):
-        return want.keys() == got.keys() and all(values_close(want[k], got[k], worst) for k in want)
-    if isinstance(want, list):
-        return len(want) == len(got) and all(values_close(a, b, worst) for a, b in zip(want, got))
-    if isinstance(want, float) and want != got:
-        ulps = _float_ulps(want, got)
-        worst[0] = max(worst[0], ulps)
-        return ulps <= MAX_METADATA_ULPS
-    return want == got
 
 
 def _field_check(index: int, normalise: Callable[[Any], Any], label: str):
@@ -287,7 +235,7 @@ def _query_answers(model: StoreModel, view: View, probes: Any) -> list[dict]:
         # an id counts as correct when it is as close as the k-th true neighbour (ties are fine)
         tol = DISTANCE_ATOL + DISTANCE_RTOL * abs(kth)
         hits = sum(1 for d in mine if d <= kth + tol)
-        recall = hits / max(len(exact_ids), 1)
+        recall = hits / len(exact_ids) if exact_ids else 1.0  # nothing to find, nothing found: not a miss
         off = [(i, float(d), float(m)) for i, d, m in zip(known, dists, mine)
                if abs(d - m) > DISTANCE_ATOL + DISTANCE_RTOL * abs(m)]
         entry = {"collection": name, "k": q["k"], "expected": exact_ids, "got": ids, "recall": recall,
@@ -373,7 +321,8 @@ def evaluate(model: StoreModel, old_view: Callable[[], View | None], new: View, 
             old_ok, _, old_evidence = check(*old_args)
             if not old_ok and _same(old_evidence, evidence):
                 status = "pre-existing"
-                detail = f"{detail}; chromadb {old.release} answered the same before the upgrade".lstrip("; ")
+                detail = (f"pre-existing in {old.release}: {detail}; chromadb {old.release} answered the same "
+                          f"on its own store before the upgrade")
         out.append(Outcome(name, status, detail, evidence))
     return out
 

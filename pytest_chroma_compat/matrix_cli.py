@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def _say(message: str) -> None:
-    from .cli import _say as say
+    from .cli_options import say
 
     say(message)
 
@@ -36,7 +36,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 def _matrix_inputs(args: argparse.Namespace, seed: int | None) -> dict:
     from . import matrix_plan
-    from .cli import _check_examples, _paths, _versions
+    from .cli_options import check_examples as _check_examples, round_trip_paths as _paths, versions as _versions
 
     _check_examples(args)
     return matrix_plan.inputs(_versions(args.versions), _paths(args.path or "all"), upgrades_only=args.upgrades_only,
@@ -136,9 +136,13 @@ def _matrix_merge(args: argparse.Namespace) -> int:
         _say(f"chroma-compat: missing shard {number} of {merged.shards}: no result file for it")
     for old, new in merged.not_run:
         _say(f"chroma-compat: missing pair {old} -> {new}: not run")
-    doc = report.matrix_doc(merged.inputs, merged.cells, plan_id=merged.plan_id, tool_version=merged.tool_version,
-                            not_run=merged.not_run, seconds=merged.seconds)
-    _write_matrix(args, doc)
+    try:
+        doc = report.matrix_doc(merged.inputs, merged.cells, plan_id=merged.plan_id,
+                                tool_version=merged.tool_version, not_run=merged.not_run, seconds=merged.seconds)
+        _write_matrix(args, doc)
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:  # cells come from files
+        raise CompatError(f"a result file's cells are not what `matrix --shard` writes ({type(exc).__name__}: "
+                          f"{str(exc)[:120]}): run that shard again") from None
     _say(report.matrix_line(doc))
     return EXIT_OK if merged.complete else EXIT_BAD_INPUT
 
@@ -168,7 +172,7 @@ def _matrix_whole(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .cli import _round_trip_options
+    from .cli_options import round_trip_options as _round_trip_options
 
     mx = sub.add_parser("matrix", help="check every ordered pair of some releases (downgrades included); "
                                        "or plan, run and merge it in shards")

@@ -44,6 +44,8 @@ def merge(files: Sequence[Path | str], failures_dir: Path) -> Merged:
     """Read every result file, check they belong together, write their cases into ``failures_dir``."""
     if not files:
         raise CompatError("--merge needs at least one result file")
+    if len(files) > matrix_plan.MAX_SHARDS:
+        raise CompatError(f"--merge got {len(files)} files; a plan has at most {matrix_plan.MAX_SHARDS} shards")
     docs = [(Path(f), matrix_run.read_result(f)) for f in files]
     _same(docs, "plan_id", "plans")
     _same(docs, "tool_version", "tool versions")

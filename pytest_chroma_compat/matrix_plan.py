@@ -7,6 +7,8 @@ measured seconds (timings.py); shards are balanced longest-first onto the least 
 with ties broken by version order and shard number, so the same inputs and the same timings file
 give a byte-identical plan. The plan id hashes only what changes results (versions, paths,
 upgrades-only, seed, examples, profile, shrink budget), never the shard layout or the timings.
+A plan also carries a digest over everything in it (the layout too: which shard runs which pair),
+and every field is checked on load, so an edited plan is one line (exit 2), never an IndexError.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import atomic_files, migrate, profiles, timings
+from . import atomic_files, migrate, plain_names, profiles, timings
 from .errors import CompatError
 
 FORMAT = 1
@@ -27,6 +29,13 @@ DEFAULT_SECONDS = {"in-place": 5.0, "export-import": 2.0, "unflushed-wal": 3.0}
 UNKNOWN_PATH_SECONDS = 5.0
 # what an unseeded --plan draws with: every shard must draw the same examples
 PLAN_SEED = 0
+#: upper bounds on what a plan (or an option) may ask for: a GitHub Actions job matrix holds at most
+#: 256 jobs; a plan file is a few kB per shard; examples and shrinks past these run for days
+MAX_SHARDS = 256
+MAX_PLAN_BYTES = 16 * 2**20
+MAX_EXAMPLES = 100_000
+MAX_SHRINKS = 100_000
+MAX_SEED = 2**64
 
 
 def tool_version() -> str:
@@ -56,6 +65,12 @@ def inputs(versions: Sequence[str], paths: Sequence[str] | None, *, upgrades_onl
     ordered = sorted(dict.fromkeys(versions), key=_version_key)
     if len(ordered) < 2:
         raise CompatError("a matrix needs at least two releases")
+    if examples is not None:
+        plain_names.count(examples, "--examples", 1, MAX_EXAMPLES)
+    if max_shrinks is not None:
+        plain_names.count(max_shrinks, "--max-shrinks", 0, MAX_SHRINKS)
+    if seed is not None:
+        plain_names.count(seed, "--seed", -MAX_SEED, MAX_SEED)
     return {"versions": ordered, "paths": "all" if paths is None else list(paths),
             "upgrades_only": bool(upgrades_only), "seed": seed,
             "examples": profiles.max_examples(chosen, examples), "profile": chosen,
@@ -100,8 +115,7 @@ def estimate(known: dict[timings.Key, float], old: str, new: str, path: str) -> 
 def balance(costs: Sequence[tuple[Any, float]], shards: int) -> list[list[Any]]:
     """Longest processing time first: each unit, dearest first, onto the shard with the least load so
     far. Ties: units in the order given, shards by number; so the result depends on the inputs only."""
-    if shards < 1:
-        raise CompatError(f"--shards must be at least 1, not {shards}")
+    plain_names.count(shards, "--shards", 1, MAX_SHARDS)
     order = sorted(range(len(costs)), key=lambda i: (-costs[i][1], i))
     loads = [0.0] * shards
     out: list[list[Any]] = [[] for _ in range(shards)]
@@ -132,7 +146,7 @@ def build(plan_inputs: dict, shards: int, known: dict[timings.Key, float] | None
             "pairs": [{"old": o, "new": n, "estimate_s": round(sum(per_path[(o, n)].values()), 1),
                        "paths": per_path[(o, n)]} for o, n in assigned],
         })
-    return {
+    return plain_names.sealed({
         "format": FORMAT,
         "tool_version": tool_version(),
         "plan_id": plan_id(plan_inputs),
@@ -142,7 +156,7 @@ def build(plan_inputs: dict, shards: int, known: dict[timings.Key, float] | None
         "matrix": {"include": [{"shard": s["shard"], "releases": s["releases_csv"], "estimate_s": s["estimate_s"]}
                                for s in by_shard]},
         "by_shard": by_shard,
-    }
+    })
 
 
 def text(plan: dict) -> str:
@@ -151,6 +165,7 @@ def text(plan: dict) -> str:
 
 def load(path: Path | str) -> dict:
     """A plan written by ``matrix --plan``; one line when it is not one this tool can run."""
+    plain_names.size_at_most(path, MAX_PLAN_BYTES, "matrix plan")
     plan = atomic_files.read_json(path, "matrix plan (written by `chroma-compat matrix --plan`)")
     if not isinstance(plan, dict) or plan.get("format") != FORMAT or "by_shard" not in plan:
         raise CompatError(f"{path} is not a matrix plan of format {FORMAT} (write one with "
@@ -158,12 +173,66 @@ def load(path: Path | str) -> dict:
     if plan.get("tool_version") != tool_version():
         raise CompatError(f"{path} was planned by pytest-chroma-compat {plan.get('tool_version')}, this is "
                           f"{tool_version()}: install the same version on every runner, or plan again")
+    plain_names.check_sealed(plan, path, "`chroma-compat matrix --plan`", "plan again")
+    checked_inputs(plan.get("inputs"), path)
     if plan.get("plan_id") != plan_id(plan["inputs"]):
         raise CompatError(f"{path} was edited: its plan id does not match its inputs; plan again")
+    _check_layout(plan, path)
     return plan
 
 
+def checked_inputs(found: object, where: Path | str) -> dict:
+    """A plan's (or a result's) inputs, every field of the type and range ``inputs`` makes: an edited
+    or crafted file is one line, before any of it steers a run."""
+    from . import releases
+
+    if not isinstance(found, dict):
+        raise CompatError(f"{where}: its inputs are not a JSON object; plan again")
+    versions, chosen = found.get("versions"), found.get("paths")
+    if not isinstance(versions, list) or not 2 <= len(versions) <= len(releases.catalogue()) or \
+            not all(isinstance(v, str) for v in versions):
+        raise CompatError(f"{where}: inputs.versions must list 2 or more releases; plan again")
+    for version in versions:
+        releases.lookup(version)  # unknown and yanked names stop here, whatever the file says
+    if chosen != "all" and not (isinstance(chosen, list) and chosen and all(p in migrate.PATHS for p in chosen)):
+        raise CompatError(f"{where}: inputs.paths must be \"all\" or some of {', '.join(migrate.PATHS)}; plan again")
+    seed = found.get("seed")
+    if seed is not None:
+        plain_names.count(seed, "inputs.seed", -MAX_SEED, MAX_SEED, where)
+    plain_names.count(found.get("examples"), "inputs.examples", 1, MAX_EXAMPLES, where)
+    plain_names.count(found.get("max_shrinks"), "inputs.max_shrinks", 0, MAX_SHRINKS, where)
+    if not isinstance(found.get("upgrades_only"), bool) or found.get("profile") not in profiles.PROFILES:
+        raise CompatError(f"{where}: inputs.upgrades_only or inputs.profile is not one this tool writes; plan again")
+    again = inputs(versions, None if chosen == "all" else chosen, upgrades_only=found["upgrades_only"], seed=seed,
+                   examples=found["examples"], profile=found["profile"], max_shrinks=found["max_shrinks"])
+    if again != found:
+        raise CompatError(f"{where}: its inputs are not in the form `chroma-compat matrix --plan` writes; plan again")
+    return found
+
+
+def _check_layout(plan: dict, where: Path | str) -> None:
+    """Every shard numbered in order, every pair of the inputs in exactly one shard, nothing else."""
+    shards = plain_names.count(plan.get("shards"), "shards", 1, MAX_SHARDS, where)
+    by_shard = plan.get("by_shard")
+    if not isinstance(by_shard, list) or len(by_shard) != shards:
+        raise CompatError(f"{where}: by_shard must list {shards} shard(s); plan again")
+    wanted = set(pairs(plan["inputs"]))
+    seen: set[tuple[str, str]] = set()
+    for number, shard in enumerate(by_shard, start=1):
+        listed = shard.get("pairs") if isinstance(shard, dict) else None
+        if not isinstance(listed, list) or shard.get("shard") != number:
+            raise CompatError(f"{where}: by_shard[{number - 1}] is not shard {number} with a list of pairs; plan again")
+        for entry in listed:
+            pair = (entry.get("old"), entry.get("new")) if isinstance(entry, dict) else None
+            if pair not in wanted or pair in seen:
+                raise CompatError(f"{where}: shard {number} lists {pair!r}, not a pair of this plan's inputs "
+                                  "(or one listed twice); plan again")
+            seen.add(pair)
+    if seen != wanted:
+        raise CompatError(f"{where}: {len(wanted - seen)} pair(s) of its inputs are in no shard; plan again")
+
+
 def shard_of(plan: dict, number: int) -> dict:
-    if not 1 <= number <= plan["shards"]:
+    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= plan["shards"]:
         raise CompatError(f"--shard must be between 1 and {plan['shards']} for this plan, not {number}")
     return plan["by_shard"][number - 1]

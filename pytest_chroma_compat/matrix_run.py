@@ -5,6 +5,10 @@ page, so both hand the renderer the same dicts (``report.pair_json`` of each pai
 result file is rewritten after every pair (atomically), so a runner killed after an hour loses
 the pair it was on, not the hour; it also carries the saved case files' bytes, so a merge on
 another machine can publish them.
+
+A result file comes from a CI job (a fork's too) and is read by a merge job that writes files: it
+carries a digest over everything in it, and every name in it that becomes a file (a case and its
+.npy) must be one plain file name (plain_names.py), so no result file writes outside the cases folder.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from . import atomic_files, matrix_plan
+from . import atomic_files, matrix_plan, plain_names
 from .errors import CompatError
 
 if TYPE_CHECKING:
@@ -24,6 +28,9 @@ if TYPE_CHECKING:
 
 RESULT_FORMAT = 1
 RESULT_KIND = "chroma-compat matrix shard result"
+#: a result file holds its shard's cells and case files (a few kB to a few MB each); past this it is not ours
+MAX_RESULT_BYTES = 512 * 2**20
+MAX_PATH_TEXT = 4096
 
 
 def now() -> str:
@@ -62,7 +69,7 @@ def pack_cases(files: Iterable[str]) -> list[dict]:
     for name in files:
         case = Path(name)
         body = case.read_bytes()
-        npy = case.with_name(json.loads(body)["npy"])
+        npy = plain_names.inside(case.parent, json.loads(body).get("npy"), "its npy", case)
         packed.append({"path": name, "name": case.name, "json_b64": base64.b64encode(body).decode(),
                        "npy": npy.name, "npy_b64": base64.b64encode(npy.read_bytes()).decode()})
     return packed
@@ -72,10 +79,15 @@ def unpack_cases(cell: dict, packed: list[dict], directory: Path) -> dict:
     """Write the cases into ``directory`` and return the cell with every mention of their old paths
     (case_file fields, notes that say how to replay) pointing there instead."""
     moved: dict[str, str] = {}
-    for case in packed:
-        target = directory / case["name"]
-        atomic_files.write_bytes(target, base64.b64decode(case["json_b64"]))
-        atomic_files.write_bytes(directory / case["npy"], base64.b64decode(case["npy_b64"]))
+    for case in packed:  # read_result checked every name and body already
+        target = plain_names.inside(directory, case["name"], "a case name")
+        try:
+            body, npy = (base64.b64decode(case[k], validate=True) for k in ("json_b64", "npy_b64"))
+        except ValueError:
+            raise CompatError(f"case {case['name']!r} of {cell.get('old')} -> {cell.get('new')} is not valid "
+                              "base64: run its shard again") from None
+        atomic_files.write_bytes(target, body)
+        atomic_files.write_bytes(plain_names.inside(directory, case["npy"], "a case's npy name"), npy)
         moved[case["path"]] = str(target)
     return _replace_strings(cell, moved) if moved else cell
 
@@ -105,10 +117,54 @@ def _fresh(plan: dict, shard: dict) -> dict:
 
 
 def read_result(path: Path | str) -> dict:
+    """A shard's result file, every field that steers a merge or a resume checked (one line, exit 2)."""
+    plain_names.size_at_most(path, MAX_RESULT_BYTES, "matrix shard result")
     doc = atomic_files.read_json(path, "matrix shard result (written by `chroma-compat matrix --shard`)")
     if not isinstance(doc, dict) or doc.get("kind") != RESULT_KIND or doc.get("format") != RESULT_FORMAT:
         raise CompatError(f"{path} is not a matrix shard result of format {RESULT_FORMAT}")
+    plain_names.check_sealed(doc, path, "`chroma-compat matrix --shard`",
+                             "run the shard again into a new --json file")
+    _check_result(doc, path)
     return doc
+
+
+def _check_result(doc: dict, where: Path | str) -> None:
+    """Types, ranges and names: a digest proves no accident, these prove nothing crafted steers a write."""
+    inputs = matrix_plan.checked_inputs(doc.get("inputs"), where)
+    if doc.get("plan_id") != matrix_plan.plan_id(inputs):
+        raise CompatError(f"{where}: its plan id does not match its inputs; run the shard again")
+    shards = plain_names.count(doc.get("shards"), "shards", 1, matrix_plan.MAX_SHARDS, where)
+    plain_names.count(doc.get("shard"), "shard", 1, shards, where)
+    wanted = set(matrix_plan.pairs(inputs))
+    layout = doc.get("layout")
+    if not isinstance(layout, list) or not all(isinstance(p, list) and tuple(p) in wanted for p in layout):
+        raise CompatError(f"{where}: its layout lists a pair that is not one of its inputs'")
+    if not isinstance(doc.get("started"), list) or not isinstance(doc.get("pairs"), list):
+        raise CompatError(f"{where}: started and pairs must be lists")
+    listed = {tuple(p) for p in layout}
+    for entry in doc["pairs"]:
+        cell = entry.get("cell") if isinstance(entry, dict) else None
+        pair = (cell.get("old"), cell.get("new")) if isinstance(cell, dict) else None
+        if pair not in listed:
+            raise CompatError(f"{where}: a finished pair {pair!r} is not in its layout")
+        seconds = entry.get("seconds", 0.0)
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 10**7:
+            raise CompatError(f"{where}: the seconds of {pair[0]} -> {pair[1]} are not a duration: {seconds!r}")
+        cases = entry.get("cases")
+        if not isinstance(cases, list):
+            raise CompatError(f"{where}: the cases of {pair[0]} -> {pair[1]} are not a list")
+        for case in cases:
+            if not isinstance(case, dict):
+                raise CompatError(f"{where}: a case of {pair[0]} -> {pair[1]} is not an object")
+            name = plain_names.plain(case.get("name"), "a case name", where)
+            npy = plain_names.plain(case.get("npy"), "a case's npy name", where)
+            if not name.endswith(".json") or not npy.endswith(".npy"):
+                raise CompatError(f"{where}: case {name!r} must be a .json with an .npy beside it, not {npy!r}")
+            text = case.get("path")
+            if not isinstance(text, str) or not 0 < len(text) <= MAX_PATH_TEXT:
+                raise CompatError(f"{where}: case {name!r} does not say where it was written")
+            if not all(isinstance(case.get(k), str) for k in ("json_b64", "npy_b64")):
+                raise CompatError(f"{where}: case {name!r} has no base64 bodies")
 
 
 def _resume(plan: dict, shard: dict, path: Path) -> dict:
@@ -138,14 +194,16 @@ def run_shard(plan: dict, number: int, result_path: Path, failures_dir: Path | N
     label = f"shard {number} of {plan['shards']}: pairs"
     update = progress or (lambda *a: None)
     update(label, len(done), len(shard["pairs"]))
+    if not todo:  # a shard with no pair (or all done) still leaves its result file: the merge expects it
+        atomic_files.write_json(result_path, plain_names.sealed(doc))
     for old, new in todo:
         doc["started"].append({"old": old, "new": new, "at": now()})
-        atomic_files.write_json(result_path, doc)
+        atomic_files.write_json(result_path, plain_names.sealed(doc))
         started = time.monotonic()
         cell, cases = run_pair(plan["inputs"], old, new, failures_dir, progress)
         doc["pairs"].append({"cell": cell, "cases": pack_cases(cases),
                              "seconds": round(time.monotonic() - started, 1)})
-        atomic_files.write_json(result_path, doc)
+        atomic_files.write_json(result_path, plain_names.sealed(doc))
         finished(cell)
         update(label, len(doc["pairs"]), len(shard["pairs"]))
     return doc, len(done)

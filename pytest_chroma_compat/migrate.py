@@ -5,7 +5,8 @@
 - export-import: the old release streams every collection out in batches,
   the new release writes them into a fresh store;
 - legacy: 0.3 wrote DuckDB + Parquet, which 0.4 and later open *without
-  error* and show as empty, so such stores are detected and exported;
+  error* and show as empty; such stores are detected, and in-place opens them
+  as they are (NOT SAFE, with the advice to export and import), never rerouted;
 - unflushed-wal: the old release is stopped before it flushes its vector
   index (tiny ``hnsw:batch_size``/``hnsw:sync_threshold``, process killed),
   so the new release must replay the old write-ahead log.
@@ -133,22 +134,26 @@ def groups_by_fields(batch: dict) -> list[dict[str, Any]]:
 
 
 def export_import(old: Release, src: Path, new: Release, dst: Path, batch_size: int = 500,
-                  scopes: list[Scope] | None = None, keep: Callable[[Scope, str], bool] | None = None) -> dict:
+                  scopes: list[Scope] | None = None, keep: Callable[[Scope, str], bool] | None = None,
+                  settings: dict | None = None) -> dict:
     """Copy every collection of every database in ``scopes`` (default: the default database only),
-    or those ``keep`` accepts, through both releases' public APIs; returns counts per collection."""
+    or those ``keep`` accepts, through both releases' public APIs; returns counts per collection.
+
+    ``settings``: what the source store was created with (``snapshot/store_settings.py``), used
+    for both stores, so the imported one keeps the choice (e.g. sha256 migration hashes)."""
     counts: dict[str, int] = {}
     scratch = dst.parent / f"{dst.name}-source-copy"
     copy_store(src, scratch)  # even the old release reads a copy: opening can migrate a store
     try:
         # clients stay open to the end, as clients of one store share its System; each is closed even if another fails
         with ExitStack() as opened:
-            admin = opened.enter_context(new.persistent(dst))
+            admin = opened.enter_context(new.persistent(dst, settings))
             for scope in scopes or [DEFAULT_SCOPE]:
                 tenant, database = scope
                 if scope != DEFAULT_SCOPE:
                     admin.ensure_database(tenant, database)
-                source = opened.enter_context(old.persistent(scratch, tenant=tenant, database=database))
-                target = opened.enter_context(new.persistent(dst, tenant=tenant, database=database))
+                source = opened.enter_context(old.persistent(scratch, settings, tenant=tenant, database=database))
+                target = opened.enter_context(new.persistent(dst, settings, tenant=tenant, database=database))
                 for name in source.list_collection_names():
                     if keep is not None and not keep(scope, name):
                         continue

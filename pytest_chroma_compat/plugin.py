@@ -22,6 +22,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import pytest
 
 from .chroma_under import pytest_cmdline_main  # noqa: F401  (a hook: pytest finds it in this module)
+from .plugin_config import (  # noqa: F401  (re-exported: plugin.option and friends are imported by user conftests)
+    CHECKS_MODULE, SCAN_CHECKS_MODULE, SNAPSHOT_CHECKS_MODULE, _PROGRESS, _resolve, ensure_releases, install_note,
+    installed_chromadb, listed, live, option, pair_from_config, progress_every)
 from .server_fixture import chroma_server  # noqa: F401  (a fixture: pytest finds it in this module)
 
 if TYPE_CHECKING:
@@ -40,17 +43,24 @@ OPTIONS = {
                                                     "the upgrade to --chroma-to, one test per check"),
     "--chroma-snapshot-endpoint-url": ("chroma_compat_snapshot_endpoint_url",
                                        "S3-compatible endpoint for an s3:// --chroma-snapshot"),
+    "--chroma-snapshot-pointer-template": ("chroma_compat_snapshot_pointer_template",
+                                           "--chroma-snapshot is a pointer holding only a value: validate this "
+                                           "template, {dir} the pointer's folder, {value} its value"),
     "--chroma-snapshot-collections": ("chroma_compat_snapshot_collections",
                                       "validate only these collections of --chroma-snapshot (comma-separated)"),
+    "--chroma-snapshot-filters": ("chroma_compat_snapshot_filters",
+                                  "your own filters for --chroma-snapshot: a JSON list of {where, where_document, collection}, or Python code (a .py file or directory) to take the literal filters from; "
+                                  "each runs on both releases, judged against the data"),
+    "--chroma-snapshot-data-budget": ("chroma_compat_snapshot_data_budget",
+                                      "--chroma-snapshot: stored values asked per metadata key by the data checks "
+                                      "(validate's --data-budget; default 64; 0: only the checks of contracts the "
+                                      "upgrade crosses)"),
     "--chroma-scan": ("chroma_compat_scan", "scan these Python files or directories (comma-separated) for the "
                                             "lines the upgrade --chroma-from -> --chroma-to touches, one test each"),
     "--chroma-progress": ("chroma_compat_progress", "seconds a wait (round trip, install, snapshot) lasts before "
                                                     "its progress is shown, then between lines; 'off' for none "
                                                     "(default 10)"),
 }
-CHECKS_MODULE = Path(__file__).with_name("checks.py")
-SNAPSHOT_CHECKS_MODULE = Path(__file__).parent / "snapshot" / "checks.py"
-SCAN_CHECKS_MODULE = Path(__file__).parent / "scan" / "checks.py"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,6 +75,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--chroma-snapshot-allow-pre-existing", dest="chroma_compat_snapshot_allow_pre_existing",
                     action="store_true", default=None, help=allow)
     parser.addini("chroma_compat_snapshot_allow_pre_existing", allow, type="bool", default=False)
+    refuse = ("--chroma-snapshot: a store written by a newer release than --chroma-to is not safe on the rule "
+              "alone, whatever the measured checks say (validate's --refuse-downgrade)")
+    group.addoption("--chroma-snapshot-refuse-downgrade", dest="chroma_compat_snapshot_refuse_downgrade",
+                    action="store_true", default=None, help=refuse)
+    parser.addini("chroma_compat_snapshot_refuse_downgrade", refuse, type="bool", default=False)
+    allow = ("round trips: a defect the old release shows on its own store (pre-existing in it, not caused by "
+             "the upgrade) is shown (xfail), not failed")
+    group.addoption("--chroma-allow-pre-existing", dest="chroma_compat_allow_pre_existing",
+                    action="store_true", default=None, help=allow)
+    parser.addini("chroma_compat_allow_pre_existing", allow, type="bool", default=False)
     warn = "--chroma-scan: report each finding as a warning instead of a failing test"
     group.addoption("--chroma-scan-warn", dest="chroma_compat_scan_warn", action="store_true", default=None,
                     help=warn)
@@ -74,32 +94,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "this project installed beside it; one line per release, failures named with it")
     group.addoption("--chroma-under-extras", dest="chroma_compat_under_extras", default=None, metavar="EXTRAS",
                     help="with --chroma-under: the project's extras to install (e.g. test)")
+    from .chroma_under import add_options
 
-
-def option(config: pytest.Config, name: str) -> Any:
-    """Command line first, then the ini file."""
-    value = config.getoption(name, default=None)
-    return value if value not in (None, "") else (config.getini(name) or None)
-
-
-def installed_chromadb() -> str | None:
-    """The chromadb of the test environment, read from its metadata: never imported here."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("chromadb")
-    except PackageNotFoundError:
-        return None
-
-
-def _resolve(version: str, what: str) -> str:
-    from .errors import CompatError
-    from .releases import resolve
-
-    try:
-        return resolve(version)
-    except CompatError as exc:
-        raise pytest.UsageError(f"chroma-compat: {what}: {exc}") from None
+    add_options(parser, group)  # --chroma-under-group/-with/-python/-server/...: the options of `run`
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -109,6 +106,9 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "chroma-compat verdict line (kind: round-trip, contract or snapshot)")
     config.stash[_USED] = {}
     config.pluginmanager.register(_Verdicts(config), "chroma-compat-verdicts")
+    from .plugin_options import check
+
+    check(config)  # every other --chroma-* value too: one usage error now, not a failure per test
     progress_every(config)  # a bad --chroma-progress stops the run now, in one line
     if option(config, "chroma_compat"):
         pair_from_config(config)  # fail now, in one line, if the pair is not usable
@@ -120,72 +120,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
         prepare(config)  # a bad pair or path stops the run now, in one line
         config.args.append(str(SCAN_CHECKS_MODULE))
-
-
-def progress_every(config: pytest.Config) -> float | None:
-    """--chroma-progress as seconds, or None for "off"."""
-    from .progress import EVERY
-
-    raw = option(config, "chroma_compat_progress")
-    if raw is None:
-        return EVERY
-    if str(raw).strip().lower() in ("off", "no", "false", "none"):
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not seconds >= 0:
-        raise pytest.UsageError(f"chroma-compat: --chroma-progress must be a number of seconds or 'off', not {raw!r}")
-    return seconds
-
-
-_PROGRESS = pytest.StashKey[Any]()
-
-
-def live(config: pytest.Config) -> Any:
-    """The run's progress writer (``terminal_progress.TerminalProgress``), or None; made on first use,
-    after pytest's terminal reporter exists."""
-    if _PROGRESS not in config.stash:
-        from . import terminal_progress
-
-        every = progress_every(config)
-        config.stash[_PROGRESS] = None if every is None else terminal_progress.for_config(config, every)
-    return config.stash[_PROGRESS]
-
-
-def install_note(config: pytest.Config) -> Callable[[str], None] | None:
-    writer = live(config)
-    return writer.note if writer is not None else None
-
-
-def ensure_releases(config: pytest.Config, *versions: str) -> None:
-    """Build missing environments before a worker needs them, with a line on the terminal; a release
-    that cannot be installed fails the test in one line (the verdict: could not be checked)."""
-    from .errors import CompatError
-    from .terminal_progress import ensure_releases as build
-
-    __tracebackhide__ = True
-    try:
-        build(list(versions), install_note(config))
-    except CompatError as exc:
-        pytest.fail(f"chroma-compat: {exc}", pytrace=False)
-
-
-def pair_from_config(config: pytest.Config) -> tuple[str, str]:
-    old = option(config, "chroma_compat_from")
-    new = option(config, "chroma_compat_to") or installed_chromadb()
-    if not old:
-        raise pytest.UsageError("chroma-compat: --chroma-from (or chroma_compat_from) is required for this")
-    if not new:
-        raise pytest.UsageError("chroma-compat: --chroma-to is not given and no chromadb is installed here")
-    return _resolve(old, "--chroma-from"), _resolve(new, "--chroma-to")
-
-
-def listed(raw: Any) -> list[str]:
-    """An option or ini value as a list: given as a list, or as one string separated by commas or spaces."""
-    items = raw if isinstance(raw, (list, tuple)) else str(raw or "").replace(",", " ").split()
-    return [v for v in items if v]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -330,7 +264,8 @@ def chroma_round_trip_settings(pytestconfig: pytest.Config) -> dict:
     seed = option(pytestconfig, "chroma_compat_seed")
     settings = {"profile": option(pytestconfig, "chroma_compat_profile"),
                 "examples": int(examples) if examples else None,
-                "seed": int(seed) if seed not in (None, "", "random") else None}
+                "seed": int(seed) if seed not in (None, "", "random") else None,
+                "allow_pre_existing": bool(option(pytestconfig, "chroma_compat_allow_pre_existing"))}
     writer = live(pytestconfig)
     if writer is not None and _accepts_progress():
         settings["progress"] = writer
@@ -374,10 +309,12 @@ class _Verdicts:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
 
+    @pytest.hookimpl(trylast=True)  # after the terminal reporter wrote the test's letter or word
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         from . import verdict
 
         verdict.collect(self.config, report)
+        verdict.early_line(self.config, report)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -11,14 +11,30 @@ the release outright (``chromadb>=1.0``) is told apart from that without a
 resolver, from its own ``pyproject.toml``.
 
 Key: (release, Python, pin rules, hash of the project's dependency files, the
-extras and additions). A warm run reads one manifest; an edit to
+extras and additions, and the options of project_options.py: groups,
+``--no-sources``, ``--python``, ``--ignore-chromadb-bound``). A warm run reads one manifest; an edit to
 ``pyproject.toml`` (or setup.cfg, setup.py, requirements*.txt) builds afresh.
-Builds of one project are serialized: an editable install writes metadata into
-the project, and two at once would race on it.
+Builds of one project are serialized.
+
+What was installed is recorded (``FILES``: every file of the environment with
+its size and mtime, ``__pycache__`` aside) and checked before every run: the
+user's command runs with that environment's ``bin`` first on PATH and can write
+into it (a ``.pth`` file, a ``pip install``), which would change every later run
+under that release. A changed environment is rebuilt, and the note names what
+changed.
+
+Nothing is written into the user's project: setuptools' editable build puts its
+``*.egg-info`` beside the sources and a ``build/`` folder into the project, so
+the install runs with ``DIST_EXTRA_CONFIG`` naming a config file of ours that
+sends both to a folder of the build in the cache (setuptools reads that file
+after the project's own setup.cfg). A backend that ignores it and leaves new
+``*.egg-info``/``build`` entries in the project anyway has exactly those entries
+(new since the build started) removed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -35,6 +51,7 @@ from . import envs, paths, pins, releases
 from .errors import CompatError, InstallFailed
 
 MANIFEST = "chroma-compat-project.json"
+FILES = "chroma-compat-files.json"
 DEPENDENCY_FILES = ("pyproject.toml", "setup.cfg", "setup.py")
 REQUIREMENT_GLOBS = ("requirements*.txt",)
 
@@ -52,6 +69,7 @@ class ProjectEnv:
     extras: list[str] = field(default_factory=list)
     additions: list[str] = field(default_factory=list)
     built_seconds: float = 0.0
+    bound_ignored: str = ""  # the project excludes this release; installed anyway (--ignore-chromadb-bound)
 
     @property
     def bin(self) -> Path:
@@ -78,13 +96,15 @@ def find_project(start: Path) -> Path:
                       "install beside each release)")
 
 
-def dependency_digest(project: Path, extras: list[str], additions: list[str]) -> str:
+def dependency_digest(project: Path, extras: list[str], additions: list[str], options_key: str = "") -> str:
     h = hashlib.sha256(str(project.resolve()).encode())
     files = [project / n for n in DEPENDENCY_FILES] + sorted(p for g in REQUIREMENT_GLOBS for p in project.glob(g))
     for path in files:
         if path.is_file():
             h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     h.update(json.dumps([sorted(extras), sorted(additions)]).encode())
+    if options_key not in ("", "{}"):  # the keys of environments built before the options existed stay
+        h.update(options_key.encode())
     return h.hexdigest()[:10]
 
 
@@ -108,40 +128,69 @@ def declared_chromadb(project: Path) -> str | None:
 
 
 def check_allowed(version: str, project: Path) -> None:
-    from packaging.specifiers import SpecifierSet
+    """ProjectExcludesRelease when the project's own requirements rule ``version`` out (``ensure``
+    asks project_options.excluded_by, which also reads the extras and groups asked for)."""
+    from . import project_options
 
-    spec = declared_chromadb(project)
-    if spec and not SpecifierSet(spec).contains(version, prereleases=True):
-        raise ProjectExcludesRelease(f"the project requires chromadb{spec}, which excludes {version}")
+    why = project_options.excluded_by(version, project, project_options.ProjectOptions())
+    if why:
+        raise ProjectExcludesRelease(why)
 
 
 def ensure(version: str, project: Path, *, extras: list[str] | None = None, additions: list[str] | None = None,
-           note: Callable[[str], None] = lambda s: None) -> ProjectEnv:
-    """The environment of ``project`` under release ``version``, built once per dependency state."""
-    extras, additions = sorted(extras or []), sorted(additions or [])
+           note: Callable[[str], None] = lambda s: None,
+           options: "project_options.ProjectOptions | None" = None) -> ProjectEnv:
+    """The environment of ``project`` under release ``version``, built once per dependency state.
+
+    ``options`` (project_options.py) adds groups, ``--with`` requirements, ``--no-sources``, another
+    interpreter and ``--ignore-chromadb-bound``; each is part of the key."""
+    from . import project_options
+
+    options = options or project_options.ProjectOptions()
+    extras = sorted({*(extras or []), *options.extras})
+    additions = sorted({*(additions or []), *options.with_})
+    if extras != list(options.extras):
+        options = dataclasses.replace(options, extras=tuple(extras))
     project = project.resolve()
     releases.lookup(version)
-    check_allowed(version, project)
-    why = pins.unavailable(version)
+    bound = project_options.excluded_by(version, project, options)
+    if bound and not options.ignore_bound:
+        raise ProjectExcludesRelease(bound)
+    interpreter = project_options.find_python(options.python) if options.python else None
+    python_version = interpreter.version if interpreter else None
+    why = pins.unavailable(version, python_version)
     if why:
-        raise InstallFailed(f"chromadb {version} cannot be installed on this Python: {why}")
-    applied = pins.for_version(version)
-    key = f"{project.name[:40]}-{envs.env_key(version, applied)}-{dependency_digest(project, extras, additions)}"
+        raise InstallFailed(f"chromadb {version} cannot be installed on Python {python_version or 'this Python'}: "
+                            f"{why}")
+    applied = pins.for_version(version, python_version)
+    base = envs.env_key(version, applied)
+    if python_version:  # the key names the environment's interpreter, not ours
+        base = base.replace(envs.python_tag(), "py" + ".".join(python_version.split(".")[:2]))
+    digest = dependency_digest(project, extras, additions, options.key())
+    key = f"{project.name[:40]}-{base}-{digest}"
     final = projects_dir() / key
-    env = ProjectEnv(version, project, final, key, extras, additions)
-    if (final / MANIFEST).is_file():
+    env = ProjectEnv(version, project, final, key, extras, additions, bound_ignored=bound)
+    if (final / MANIFEST).is_file() and not changes(final):
         return env
     with envs._lock(f"project-{hashlib.sha256(str(project).encode()).hexdigest()[:16]}"):
         if (final / MANIFEST).is_file():
-            return env
+            changed = changes(final)
+            if not changed:
+                return env
+            note(f"the environment of {project.name} under chromadb {version} changed since it was built "
+                 f"({changed}); rebuilding it")
         note(f"building {project.name} with chromadb {version} ({', '.join(r.id for r in applied) or 'no pins'})")
         started = time.monotonic()
         build = final.parent / f".build-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
-            _install(build, version, applied, project, extras, additions)
+            _install(build, version, applied, project, extras, additions, options=options,
+                     python=interpreter.path if interpreter else sys.executable)
             env.built_seconds = time.monotonic() - started
+            (build / FILES).write_text(json.dumps(listing(build)))
             (build / MANIFEST).write_text(json.dumps({"version": version, "project": str(project), "extras": extras,
-                                                      "additions": additions, "created": time.time()}))
+                                                      "additions": additions, "options": options.key(),
+                                                      "python": python_version or sys.version.split()[0],
+                                                      "created": time.time()}))
             if final.exists():
                 shutil.rmtree(final)
             os.rename(build, final)
@@ -152,21 +201,94 @@ def ensure(version: str, project: Path, *, extras: list[str] | None = None, addi
 
 
 def _install(target: Path, version: str, applied: list[pins.PinRule], project: Path, extras: list[str],
-             additions: list[str]) -> None:
+             additions: list[str], *, options: "project_options.ProjectOptions | None" = None,
+             python: str = sys.executable) -> None:
+    from . import project_options
+
+    options = options or project_options.ProjectOptions()
     uv = envs._uv()
     if uv is None:
         raise InstallFailed("project environments need uv (`pip install uv`)")
     what = f"the project at {project} cannot be installed with chromadb {version}"
     cfile = target.parent / f"{target.name}.constraints.txt"
+    ofile = target.parent / f"{target.name}.overrides.txt"
     requirements, constraints = pins.install_args(version, applied)
     cfile.write_text("\n".join(constraints) + "\n")
     editable = f"{project}[{','.join(extras)}]" if extras else str(project)
+    meta = target.parent / f"{target.name}.meta"  # the build's egg-info and build/ folder: never in the project
+    meta.mkdir()
+    extra_config = meta / "setup-extra.cfg"
+    extra_config.write_text(f"[egg_info]\negg_base = {meta}\n\n[build]\nbuild_base = {meta / 'build'}\n")
+    before = _build_leftovers(project)
     try:
-        envs._run([uv, "venv", "--quiet", "--relocatable", "--python", sys.executable, str(target)], what)
+        envs._run([uv, "venv", "--quiet", "--relocatable", "--python", python, str(target)], what)
+        flags = ["--no-sources"] if options.no_sources else []
+        if options.ignore_bound:  # the release, whatever the project's own chromadb requirement says
+            ofile.write_text(f"chromadb=={version}\n")
+            flags += ["--override", str(ofile)]
+        groups = project_options.group_requirements(project, options)
         envs._run([uv, "pip", "install", "--quiet", "--python", str(target / "bin" / "python"), "-c", str(cfile),
-                   *requirements, "-e", editable, *additions], what)
+                   *flags, *requirements, "-e", editable, *groups, *additions], what,
+                  env={**os.environ, "DIST_EXTRA_CONFIG": str(extra_config)})
     finally:
         cfile.unlink(missing_ok=True)
+        ofile.unlink(missing_ok=True)
+        shutil.rmtree(meta, ignore_errors=True)
+        for made in _build_leftovers(project) - before:  # a backend that ignored the config: ours to remove
+            if made.is_dir() and not made.is_symlink():
+                shutil.rmtree(made, ignore_errors=True)
+            else:
+                made.unlink(missing_ok=True)
+
+
+def _build_leftovers(project: Path) -> set[Path]:
+    """The entries an editable build may leave in a project: ``*.egg-info`` at its root or one level
+    down (a src layout), and a ``build`` folder."""
+    found = {p for p in (project / "build",) if p.exists()}
+    for pattern in ("*.egg-info", "*/*.egg-info"):
+        found.update(project.glob(pattern))
+    return found
+
+
+def _walk(root: Path) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, root)
+            if rel in (MANIFEST, FILES):
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            out[rel] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def listing(env_path: Path) -> dict[str, list[int]]:
+    """What an environment holds: every file (``__pycache__`` aside) with its size and mtime."""
+    return _walk(env_path)
+
+
+def changes(env_path: Path) -> str:
+    """How the environment differs from what was installed, in a few words; "" when it does not."""
+    try:
+        recorded = json.loads((env_path / FILES).read_text("utf-8"))
+    except (OSError, ValueError):
+        return f"no record of what was installed ({FILES})"
+    if not isinstance(recorded, dict):
+        return f"an unreadable {FILES}"
+    now = listing(env_path)
+    added = sorted(set(now) - set(recorded))
+    removed = sorted(set(recorded) - set(now))
+    changed = sorted(k for k in set(now) & set(recorded) if list(now[k]) != list(recorded[k]))
+    if not (added or removed or changed):
+        return ""
+    parts = [f"{len(v)} {what}, e.g. {v[0]}" for what, v in (("added", added), ("changed", changed),
+                                                              ("removed", removed)) if v]
+    return "; ".join(parts)
 
 
 def prune() -> list[str]:

@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Iterable
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from .invariants import Outcome
     from .roundtrip import PathReport
 
 SYMBOL = {"pass": "ok", "fail": "FAIL", "error": "ERROR", "pre-existing": "pre-existing", "flaky": "flaky",
           "release-defect": "defect", "in-place": "in-place"}
 VERDICT = {"safe": "SAFE", "unsafe": "UNSAFE", "flaky": "SAFE (a failure did not reproduce: flaky)",
-           "in-place": "no log-replay defect (its failure is in-place's, reported there)"}
+           "in-place": "no log-replay defect (its failure is in-place's, reported there)",
+           "pre-existing": "PRE-EXISTING (the old release fails the same way on its own store; not caused by "
+                           "the upgrade)"}
 # what a passing invariant established, for checks that pass without a detail of their own
 HELD = {"count": "count() and the records read match the model in every collection",
         "ids": "every expected id and no other", "documents": "every document read back as written",
@@ -73,12 +76,22 @@ def blocked_by_rollback(reports: Iterable["PathReport"], require_rollback: bool)
     return bool(require_rollback and rep and rep.one_way)
 
 
-def pair_json(reports: Iterable["PathReport"], require_rollback: bool = False) -> dict:
+def unsafe(reports: Iterable["PathReport"], require_rollback: bool = False,
+           allow_pre_existing: bool = False) -> bool:
+    """The exit code's question: a failure of the upgrade, a pre-existing defect not allowed (as validate's
+    ``--allow-pre-existing``), or a one-way upgrade with ``--require-rollback``."""
+    reports = list(reports)
+    return any(r.blocked(allow_pre_existing) for r in reports) or blocked_by_rollback(reports, require_rollback)
+
+
+def pair_json(reports: Iterable["PathReport"], require_rollback: bool = False,
+              allow_pre_existing: bool = False) -> dict:
     reports = list(reports)
     rep = rollback_of(reports)
     return {
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "safe": all(r.ok for r in reports) and not blocked_by_rollback(reports, require_rollback),
+        "safe": not unsafe(reports, require_rollback, allow_pre_existing),
+        "allow_pre_existing": allow_pre_existing,
         "rollback": None if rep is None else {"release": rep.old, "possible": not rep.one_way,
                                               "path": rep.path, "detail": rep.rollback,
                                               "required": require_rollback},
@@ -91,16 +104,42 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def verdict_line(old: str, new: str, reports: Iterable["PathReport"], require_rollback: bool = False) -> str:
-    """The one line a check ends with on stderr: the verdict, why, and whether there is a way back."""
+def first_evidence(outcome: "Outcome") -> str:
+    """``check: detail``, and the evidence itself when the detail does not carry it (a count, an id)."""
+    text = f"{outcome.name}: {outcome.detail}" if outcome.detail else outcome.name
+    if outcome.evidence and len(outcome.detail or "") < 40:
+        text += f" (evidence: {_evidence(outcome.evidence, 160)})"
+    return text
+
+
+def _pre_existing_words(reports: list["PathReport"]) -> str:
+    """``pre-existing in 1.5.9 (in-place: writable: ...)``: the release the defect belongs to, and the first."""
+    found = [(r, o) for r in reports for o in r.pre_existing]
+    r, o = found[0]
+    more = f"; and {len(found) - 1} more" if len(found) > 1 else ""
+    text = first_evidence(o).replace(f"pre-existing in {r.old}: ", "", 1)
+    return f"pre-existing in {r.old}, not caused by the upgrade ({r.path}: {_short(text, 200)}{more})"
+
+
+def verdict_line(old: str, new: str, reports: Iterable["PathReport"], require_rollback: bool = False,
+                 allow_pre_existing: bool = False) -> str:
+    """The one line a check ends with on stderr: the verdict, the failing check and its first evidence, and
+    whether there is a way back. A defect the old release shows on its own store is named as pre-existing
+    in that release; it fails the verdict only without ``--allow-pre-existing`` (validate's policy)."""
     reports = list(reports)
     failing = [r for r in reports if not r.ok]
+    older = [r for r in reports if r.pre_existing]
     door = rollback_words(old, reports)
     if failing:
         first, *rest = failing
-        why = [f"{first.path}: {_short(first.first_failure(), 160)}"]
-        why += [f"{r.path}: {r.failed[0].name}" for r in rest]
+        shape = f" [known shape {first.shape!r}]" if first.shape else ""
+        why = [f"{first.path}{shape}: {_short(first_evidence(first.failed[0]), 240)}"]
+        why += [f"{r.path}: {_short(first_evidence(r.failed[0]), 80)}" for r in rest]
+        if older:
+            why.append(_pre_existing_words(older))
         verdict = f"NOT SAFE ({'; '.join(why)})"
+    elif older and not allow_pre_existing:
+        verdict = f"NOT SAFE ({_pre_existing_words(older)}; --allow-pre-existing accepts it, as validate does)"
     elif blocked_by_rollback(reports, require_rollback):
         verdict, door = f"NOT SAFE ({_short(door or '', 200)}; --require-rollback)", None
     else:
@@ -108,6 +147,7 @@ def verdict_line(old: str, new: str, reports: Iterable["PathReport"], require_ro
         also = [f"{sum(r.outcome == 'flaky' for r in ran)} flaky failure(s) did not reproduce"] if any(
             r.outcome == "flaky" for r in ran) else []
         also += [f"{r.path} not applicable" for r in reports if not r.outcomes]
+        also += [f"{_pre_existing_words(older)} allowed (--allow-pre-existing)"] if older else []
         verdict = f"SAFE ({len(ran)} path(s), {sum(r.examples for r in ran)} example(s)" + \
             "".join(f"; {a}" for a in also) + ")"
     line = f"chroma-compat: chromadb {old} -> {new}: {verdict}"
@@ -163,6 +203,8 @@ def pair_lines(cell: dict) -> list[str]:
     for p in cell["paths"]:
         failed = _failed(p)
         status = "pass" if p["ok"] else f"FAIL {failed[0]['name']}: {failed[0]['detail']}"[:105]
+        if p["ok"] and p.get("pre_existing"):
+            status = f"pre-existing in {cell['old']}: {', '.join(p['pre_existing'])}"
         door = f" (rollback: {p['rollback'][:60]})" if p["rollback"] and p["path"] != "export-import" else ""
         out.append(f"{cell['old']} -> {cell['new']} [{p['path']}] {status}{door}")
     return out
@@ -202,6 +244,9 @@ def matrix_markdown(doc: dict, links_from: "Path | str | None" = None) -> str:
            "A cell says `pass`, or the first failing invariant and its detail, with the case file "
            "`chroma-compat replay` reruns." + (" Only upgrades were checked (blank: a downgrade)."
                                                  if inputs["upgrades_only"] else " Downgrades included."), ""]
+    for rerun in doc.get("reruns") or ():  # cells re-checked after the whole run, each named with its command
+        out += [f"Re-run {rerun['generated'][:10]} ({rerun['why']}): {', '.join(rerun['cells'])}, by "
+                f"`{rerun['command']}`; the safe upgrade paths were recomputed from the cells.", ""]
     if missing:
         out += [f"**Not run** (their shard left no result): {', '.join(f'{o} -> {n}' for o, n in sorted(missing))}.", ""]
     out += _upgrade_paths_markdown(doc)
@@ -257,11 +302,15 @@ def _failed(path_report: dict) -> list[dict]:
 def _cell(rep: dict | None, link) -> str:
     if rep is None or (rep["notes"] and not rep["invariants"]):
         return "n/a"
-    if rep["ok"]:
+    if rep["ok"] and rep.get("pre_existing"):
+        first = next(i for i in rep["invariants"] if i["status"] == "pre-existing")
+        text = f"**pre-existing in {rep['old']}**: {first['name']}: {first['detail'][:80]}".replace(
+            "|", "\\|").replace("\n", " ")
+    elif rep["ok"]:
         text = "pass (its failure is in-place's)" if rep["outcome"] == "in-place" else "pass"
     else:
         first = _failed(rep)[0]
         text = f"**{first['name']}**: {first['detail'][:90]}".replace("|", "\\|").replace("\n", " ")
-    if rep["case_file"] and not rep["ok"]:
+    if rep["case_file"] and (not rep["ok"] or rep.get("pre_existing")):
         text += f" ([case]({link(rep['case_file'])}))"
     return text

@@ -43,13 +43,13 @@ def _first_line(exc: BaseException) -> str:
     return " ".join(text.splitlines()[0].split())[:300] if text else type(exc).__name__
 
 
-def reopen(version: str, store: Path, timeout: float | None = None) -> Rollback:
+def reopen(version: str, store: Path, timeout: float | None = None, *, settings: dict | None = None) -> Rollback:
     """``version`` lists every collection of ``store`` and counts, pages and queries each
     (``chroma-compat check`` after each path, ``validate`` after the target wrote to its copy)."""
     out = Rollback(version)
     try:
         with (Release(version) if timeout is None else Release(version, timeout=timeout)) as back:
-            with back.persistent(store) as client:
+            with back.persistent(store, settings) as client:
                 for name in client.list_collection_names():
                     col = client.get_collection(name)
                     n = col.count()

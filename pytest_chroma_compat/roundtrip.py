@@ -66,6 +66,10 @@ class PathReport:
     drawn: list[str] = field(default_factory=list)
     # an unflushed-wal failure rerun with a cleanly closed writer, when it failed the same way
     clean_writer: "PathReport | None" = None
+    # the known shape (known_shapes.py) whose case this report's failure is, if any
+    shape: str | None = None
+    # the policy the run was given (validate's --allow-pre-existing): see ``blocked``
+    allow_pre_existing: bool = False
 
     def absorb(self, other: "PathReport") -> None:
         """Keep the largest rounding seen across examples: the report must state it."""
@@ -80,6 +84,16 @@ class PathReport:
         for note in other.notes + defects:
             if note not in self.notes:
                 self.notes.append(note)
+        self.keep_pre_existing(other.pre_existing)
+
+    def keep_pre_existing(self, outcomes: list[Outcome]) -> None:
+        """Carry defects the old release already shows on its own store (one per invariant): they are
+        reported whatever example found them, and the policy (``--allow-pre-existing``) judges them."""
+        have = {o.name for o in self.pre_existing}
+        for o in outcomes:
+            if o.name not in have:
+                self.outcomes.append(Outcome(o.name, o.status, o.detail, o.evidence))
+                have.add(o.name)
 
     def rounding_note(self) -> str:
         l = self.largest
@@ -94,7 +108,20 @@ class PathReport:
 
     @property
     def ok(self) -> bool:
+        """No failure the upgrade caused (pre-existing defects are judged by policy: see ``blocked``)."""
         return not self.failed
+
+    @property
+    def pre_existing(self) -> list[Outcome]:
+        """Failures the old release shows on its own store, same data: ``pre-existing in <old>``."""
+        return [o for o in self.outcomes if o.status == "pre-existing"]
+
+    def blocked(self, allow_pre_existing: bool | None = None) -> bool:
+        """Not safe under the policy: a failure of the upgrade, or (unless allowed, as validate's
+        ``--allow-pre-existing``; None: the policy the run was given) a defect already there before it,
+        which is still there after it."""
+        allow = self.allow_pre_existing if allow_pre_existing is None else allow_pre_existing
+        return not self.ok or (bool(self.pre_existing) and not allow)
 
     @property
     def outcome(self) -> str:
@@ -103,6 +130,8 @@ class PathReport:
             return "unsafe"
         if any(o.status == "flaky" for o in self.outcomes):
             return "flaky"
+        if self.pre_existing:
+            return "pre-existing"
         return MOVED if any(o.status == MOVED for o in self.outcomes) else "safe"
 
     def settle(self, again: "PathReport") -> None:
@@ -138,6 +167,7 @@ class PathReport:
     def to_dict(self) -> dict:
         return {
             "old": self.old, "new": self.new, "path": self.path, "ok": self.ok, "outcome": self.outcome,
+            "pre_existing": [o.name for o in self.pre_existing],
             "examples": self.examples, "shrink_steps": self.shrink_steps,
             "seconds": round(self.seconds, 1), "notes": self.notes, "case_file": self.case_file,
             "largest_difference": self.largest,
@@ -145,6 +175,7 @@ class PathReport:
             "falsifying_example": self.falsifying,
             "drawn": self.drawn,
             "clean_writer_case_file": self.clean_writer.case_file if self.clean_writer else None,
+            "known_shape": self.shape,
             "invariants": [{"name": o.name, "status": o.status, "detail": o.detail, "evidence": _jsonable(o.evidence)}
                            for o in self.outcomes],
         }
@@ -237,12 +268,8 @@ class PairRunner:
             report.notes.extend(_refusal_note(self.old.version, op, exc) for op, exc in refused)
         fmt = migrate.detect_format(written)
         target = ex / "migrated"
-        route = case.path
-        if case.path == "in-place" and fmt == "duckdb+parquet" and self.legacy:
-            seen = self._legacy_in_place_view(written, ex / "legacy-open")
-            report.notes.append(f"legacy {fmt} store: chromadb {self.new.version} opens it in place and shows "
-                                f"{seen}; routed through export/import as chroma-migrate does")
-            route = "export-import"
+        route = case.path  # in place means in place: a 0.3 store is opened as it is, never rerouted
+        legacy = case.path == "in-place" and fmt == "duckdb+parquet" and self.legacy
         try:
             if route == "export-import":
                 migrate.export_import(self.old, written, self.new, target, self.batch_size)
@@ -280,6 +307,11 @@ class PairRunner:
                 outcomes = evaluate(model, old_view, new_view, case.probes)
             if not new_view.error:
                 outcomes.append(check_writable(client, model, case.probes))
+        if legacy:
+            _legacy_advice(outcomes, report, fmt, self.new.version)
+        writes = next((o for o in outcomes if o.name == "writable" and o.failed), None)
+        if writes is not None:
+            self._attribute_writes(writes, model, case, written, ex / "before-writes")
         if rollback_now and not new_view.error:
             self.rollbacks[case.path] = self._rollback(route, target)
         if any(o.status == "fail" and o.name in CHECKS for o in outcomes):
@@ -321,6 +353,22 @@ class PairRunner:
                              f"recall {recalls[1]:.2f} there, {recalls[0]:.2f} here): a defect of that release, "
                              f"not of the upgrade")
 
+    def _attribute_writes(self, writes: Outcome, model: StoreModel, case: Case, written: Path, where: Path) -> None:
+        """A write that fails after the upgrade counts against it only if the old release writes to its own
+        store (a copy, same data) without that failure; failing first the same way, it is ``pre-existing in
+        <old>``: a defect of that release the upgrade neither causes nor cures (validate's write check does
+        the same on the user's store). Policy (``--allow-pre-existing``) decides whether it fails the run."""
+        try:
+            with self.old.persistent(migrate.copy_store(written, where)) as own:
+                before = check_writable(own, model, case.probes)
+        except (ChromaError, WorkerError):
+            return
+        if before.failed and _first_write_failure(before.evidence) == _first_write_failure(writes.evidence):
+            writes.status = "pre-existing"
+            writes.detail = (f"pre-existing in {self.old.version}: {writes.detail}; chromadb {self.old.version} "
+                             f"fails the same way on its own store before the upgrade, so it is there after it too")
+            writes.evidence = {**writes.evidence, "before the upgrade": _jsonable(before.evidence)}
+
     def _own_view(self, case: Case, applied: list[Op], where: Path) -> View | None:
         """The target's answers on the same data written by itself, or None when it cannot give them (it
         refuses some of the data, or errors): then there is no baseline and the difference stands."""
@@ -361,14 +409,6 @@ class PairRunner:
         self.new.close()
         return self.run_case(case, rollback=rollback)
 
-    def _legacy_in_place_view(self, written: Path, where: Path) -> str:
-        try:
-            with self.new.persistent(migrate.copy_store(written, where)) as client:
-                names = client.list_collection_names()
-            return f"{len(names)} collection(s) and no error" if not names else f"collections {names}"
-        except (ChromaError, WorkerError) as exc:
-            return f"an error ({exc})"
-
 
 STORED = ("collections", "count", "ids", "documents", "metadata", "embeddings")
 
@@ -392,6 +432,32 @@ def _model_of(view: Any, model: StoreModel) -> StoreModel:
     return out
 
 
+def _first_write_failure(evidence: dict) -> tuple | None:
+    """(collection, call, raised or differs) of the first failing call in ``check_writable``'s evidence."""
+    for name, probe in (evidence or {}).items():
+        if not isinstance(probe, dict):
+            continue
+        for call in probe.get("calls") or ():
+            result = str(call.get("result", "ok"))
+            if result != "ok" and not result.startswith("not tried"):
+                return name, call.get("call"), result.startswith("raised")
+        if probe.get("error"):
+            return name, "count before writing", True
+    return None
+
+
+def _legacy_advice(outcomes: list[Outcome], report: "PathReport", fmt: str, version: str) -> None:
+    """Say what in place does to a 0.3 store, in the failing check itself: the target sees none of it."""
+    advice = "in place loses every collection; upgrade it with --path export-import (what chroma-migrate does)"
+    report.notes.append(f"legacy {fmt} store (chromadb 0.3): chromadb {version} opens it in place without an "
+                        f"error and reads none of it; {advice}")
+    for o in outcomes:
+        if o.name == "collections" and o.failed:
+            missing = o.evidence.get("missing") or []
+            o.detail = (f"chromadb {version} opens the 0.3 {fmt} store in place and sees none of its "
+                        f"{len(missing)} collection(s) ({', '.join(map(repr, missing[:3]))}); {advice}")
+
+
 def _refusal_note(version: str, op: Op, exc: ChromaError) -> str:
     """One line per kind of refusal, so notes absorbed across examples do not repeat."""
     return f"chromadb {version} refused a generated {op.kind}: {str(exc).splitlines()[0][:200]}; the example " \
@@ -411,7 +477,8 @@ class _HarnessStop(BaseException):
 
 def check_path(runner: PairRunner, path: str, *, examples: int | None = None, seed: int | None = None,
                profile: str | None = None, failures_dir: Path | None = None,
-               progress: "Progress | None" = None, max_shrinks: int | None = None) -> PathReport:
+               progress: "Progress | None" = None, max_shrinks: int | None = None,
+               allow_pre_existing: bool = False) -> PathReport:
     """Run the known shapes, then Hypothesis examples, for one path; the report of the (shrunk) failure,
     or a pass. Hypothesis keeps its files in the cache meanwhile and draws the same from a seed in any
     process (see :func:`profiles.isolated`). ``max_shrinks`` caps the shrinking in runs (default: the
@@ -419,6 +486,7 @@ def check_path(runner: PairRunner, path: str, *, examples: int | None = None, se
     with profiles.isolated():
         report = _check_path(runner, path, examples, seed, profile, failures_dir, progress or _silent,
                              max_shrinks)
+    report.allow_pre_existing = allow_pre_existing  # what runs does not depend on it; the verdict does
     report.rollback = runner.rollbacks.get(path) or (
         rollback.UNTOUCHED if path == "export-import" else
         f"not checked (chromadb {runner.new.version} never opened and wrote to the store in place)")
@@ -480,11 +548,12 @@ def _check_path(runner: PairRunner, path: str, examples: int | None, seed: int |
             last["case"], last["report"] = case, report
             raise UnsafeUpgrade(report)
 
-    known = _known_shapes(runner, path, failures_dir, started, progress, label)
+    known = _known_shapes(runner, path, failures_dir, started, progress, label, total)
     if known is not None:  # a known breakage: the verdict does not wait on what Hypothesis draws
+        known.keep_pre_existing(total.pre_existing)
         return known
-    total.notes.append(f"{len(known_shapes.SHAPES)} known shape(s) held first: "
-                       f"{', '.join(s.name for s in known_shapes.SHAPES)}")
+    ran = known_shapes.applicable(runner.old_caps.metadata_types)
+    total.notes.append(f"{len(ran)} known shape(s) ran first: {', '.join(s.name for s in ran)}")
 
     # one example database entry per pair and path, not one for every pair
     example.hypothesis.inner_test._hypothesis_internal_add_digest = (
@@ -504,24 +573,38 @@ def _check_path(runner: PairRunner, path: str, examples: int | None, seed: int |
             _clean_writer(runner, last["case"], report, failures_dir)
         report.examples, report.shrink_steps, report.drawn = count[0], shrinks[0], total.drawn
         report.seconds = time.monotonic() - started
+        report.keep_pre_existing(total.pre_existing)
         return report
     total.examples, total.seconds = count[0], time.monotonic() - started
-    total.outcomes.append(Outcome("all", "pass", f"{count[0]} example(s), every invariant held; {total.rounding_note()}"))
+    held = "every invariant held" if not total.pre_existing else (
+        f"the upgrade caused no failure; pre-existing in {runner.old.version}: "
+        f"{', '.join(o.name for o in total.pre_existing)}")
+    total.outcomes.append(Outcome("all", "pass", f"{count[0]} example(s), {held}; {total.rounding_note()}"))
     return total
 
 
 def _known_shapes(runner: PairRunner, path: str, failures_dir: Path | None, started: float,
-                  progress: "Progress", label: str) -> PathReport | None:
-    """Run ``known_shapes`` for this path; the report of the first that fails (and reproduces), else None."""
+                  progress: "Progress", label: str, total: PathReport) -> PathReport | None:
+    """Run ``known_shapes`` for this path; the report of the first that fails (and reproduces), else None.
+    A shape the old release already fails on its own store adds its pre-existing outcomes to ``total``."""
     extra = migrate.UNFLUSHED_SETTINGS if path == "unflushed-wal" else {}
-    cases = known_shapes.cases(extra, runner.old_caps.merges_metadata_updates)
+    cases = known_shapes.cases(extra, runner.old_caps.merges_metadata_updates, runner.old_caps.metadata_types)
     for i, (shape, program, probes) in enumerate(cases):
         progress(f"{label} known shapes", i, len(cases))
         case = Case(runner.old.version, runner.new.version, path, program, probes)
         report = runner.run_case(case)
         if report.ok:
+            for o in report.pre_existing:
+                o.detail = f"known shape {shape.name!r}: {o.detail}"
+                if not report.case_file:
+                    report.case_file = str(save_case(case, failures_dir))
+                    total.case_file = total.case_file or report.case_file  # a matrix carries it with the cell
+                    total.notes.append(f"known shape {shape.name!r} ({shape.reproduces}) shows a defect pre-existing "
+                                       f"in {runner.old.version}; reproduce: chroma-compat replay {report.case_file}")
+            total.keep_pre_existing(report.pre_existing)
             continue
         report.falsifying = repr(program)
+        report.shape = shape.name
         report.notes.append(f"known shape {shape.name!r} ({shape.reproduces})")
         report.case_file = str(save_case(case, failures_dir))
         report.settle(runner.confirm(case))
@@ -585,7 +668,9 @@ def _carry_clean_writer(reports: list[PathReport]) -> None:
             held = [o for o in in_place.outcomes if o.name == "all" and o.status == "pass"]
             if held:
                 in_place.notes.append(f"its own {held[0].detail}")
+            kept = in_place.pre_existing
             in_place.outcomes = [Outcome(o.name, o.status, o.detail, o.evidence) for o in clean.outcomes]
+            in_place.keep_pre_existing(kept)
             for o in in_place.failed:
                 o.detail += f"; {found}"
             in_place.notes.append(found)
@@ -635,11 +720,20 @@ def save_case(case: Case, failures_dir: Path | None = None) -> Path:
     return out
 
 
+#: a case file (and its .npy) from an issue is read whole: anything larger is not one we wrote
+MAX_CASE_BYTES = 256 * 2**20
+
+
 def load_case(path: Path) -> Case:
     path = Path(path)
+    from . import plain_names  # a case file from an issue names its .npy: beside it, never elsewhere
+
+    plain_names.size_at_most(path, MAX_CASE_BYTES, "case file")  # not a FIFO, a device, nor unbounded
     try:
         body = json.loads(path.read_text())
-        arrays = load_arrays(path.with_name(body["npy"]), body["arrays"])
+        npy = plain_names.inside(path.parent, body["npy"], "its npy", path)
+        plain_names.size_at_most(npy, MAX_CASE_BYTES, "case's arrays file")
+        arrays = load_arrays(npy, body["arrays"])
         ops = ops_from_json(body["ops"], arrays)
         queries = [{"collection": q["collection"], "k": q["k"], "vector": arrays[q["vector"]]} for q in body["queries"]]
         program = Program(ops, body.get("merge_updates", True))

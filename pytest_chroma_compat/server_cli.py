@@ -84,8 +84,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             time.sleep(0.5)
         code = server.exit_status() if server.backend == "docker" else (  # type: ignore[attr-defined]
             server.proc.returncode if server.proc is not None else None)
-        raise HarnessFault(f"chromadb {server.version} server exited by itself (status {code}); "
-                           f"its log ends: {' | '.join(server.log_tail(5).splitlines())}")
+        how = f"was killed by signal {-code}" if isinstance(code, int) and code < 0 else f"exited (status {code})"
+        raise HarnessFault(f"chromadb {server.version} server {how}, not by chroma-compat; "
+                           f"its log ends: {' | '.join(server.log_tail(5).splitlines()) or '(empty)'}")
     finally:
         server.stop()
 

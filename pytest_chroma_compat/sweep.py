@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable
 
-from . import envs, paths, pins
+from . import envs, leftovers, paths, pins
 from .client import Worker
 from .errors import ChromaError, CompatError
 
@@ -60,7 +60,7 @@ def sweep_one(version: str, ignore_pins: bool = False) -> SweepResult:
     applied = () if ignore_pins else tuple(r.id for r in pins.for_version(version))
     result = SweepResult(version, False, "install", pins=applied)
     worker = None
-    store = tempfile.mkdtemp(prefix="sweep-", dir=paths.scratch_dir())
+    store = tempfile.mkdtemp(prefix=leftovers.prefix("sweep"), dir=paths.scratch_dir())
     try:
         env = envs.ensure(version, ignore_pins=ignore_pins)
         result.stage = "import"

@@ -11,16 +11,21 @@ record at once: a file lock around read-modify-write, and an atomic replace.
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from . import atomic_files, paths
 from .errors import CompatError
 
 FORMAT = 1
 SAMPLES = 5  # per pair-path; the median of these is the measured cost
+#: a cache of a few hundred pair-paths is tens of kB; a larger file, or a sample outside 0..a week,
+#: is not one this tool wrote, and counts as empty (or is skipped): it is a cache, never trusted
+MAX_FILE_BYTES = 8 * 2**20
+MAX_SECONDS = 7 * 86400.0
 
 Key = tuple[str, str, str]  # old, new, path
 
@@ -33,8 +38,10 @@ def file() -> Path:
 def _samples(where: Path) -> dict[str, dict[str, dict[str, list[float]]]]:
     """old -> new -> path -> seconds; an unreadable or foreign file counts as empty (it is a cache)."""
     try:
+        if where.stat().st_size > MAX_FILE_BYTES:
+            return {}
         doc = atomic_files.read_json(where, "timings file")
-    except CompatError:
+    except (OSError, CompatError):
         return {}
     table = doc.get("timings") if isinstance(doc, dict) and doc.get("format") == FORMAT else None
     return table if isinstance(table, dict) else {}
@@ -44,11 +51,20 @@ def load(where: Path | None = None) -> dict[Key, float]:
     """The measured cost of every pair-path on record: the median of its last samples."""
     out: dict[Key, float] = {}
     for old, news in _samples(where or file()).items():
-        for new, by_path in news.items():
-            for path, seconds in by_path.items():
-                if seconds:
-                    out[(old, new, path)] = float(statistics.median(seconds))
+        for new, by_path in (news.items() if isinstance(news, dict) else ()):
+            for path, seconds in (by_path.items() if isinstance(by_path, dict) else ()):
+                kept = _valid(seconds)
+                if kept:
+                    out[(old, new, path)] = float(statistics.median(kept))
     return out
+
+
+def _valid(seconds: object) -> list[float]:
+    """The samples that are durations (finite, 0..MAX_SECONDS); anything else in a cache is skipped."""
+    if not isinstance(seconds, list):
+        return []
+    return [float(s) for s in seconds[-SAMPLES:] if isinstance(s, (int, float)) and not isinstance(s, bool)
+            and math.isfinite(s) and 0 <= s <= MAX_SECONDS]
 
 
 def record(measured: Iterable[tuple[str, str, str, float]], where: Path | None = None,
@@ -67,7 +83,7 @@ def record(measured: Iterable[tuple[str, str, str, float]], where: Path | None =
             table = _samples(where)
             added = 0
             for old, new, path, seconds in rows:
-                kept = table.setdefault(old, {}).setdefault(new, {}).setdefault(path, [])
+                kept = _slot(_slot(_slot(table, old, dict), new, dict), path, list)
                 if only_missing and kept:
                     continue
                 kept[:] = (kept + [seconds])[-SAMPLES:]
@@ -76,6 +92,13 @@ def record(measured: Iterable[tuple[str, str, str, float]], where: Path | None =
             return added
     except (OSError, CompatError, Timeout):
         return 0
+
+
+def _slot(table: dict, key: str, kind: type) -> Any:
+    """``table[key]``, replaced by an empty ``kind`` when a damaged cache holds something else there."""
+    if not isinstance(table.get(key), kind):
+        table[key] = kind()
+    return table[key]
 
 
 def from_matrix_json(doc: dict) -> list[tuple[str, str, str, float]]:

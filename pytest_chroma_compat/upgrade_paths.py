@@ -3,8 +3,10 @@
 Why: a matrix answers "is A -> B safe?", but a user on 0.4.24 asks "how far can I get, and
 how?". An unsafe direct upgrade may still have a safe route through an intermediate release.
 Only upgrade edges (old < new) count; a hop is SAFE for a path when that path ran on the pair
-and held. The chain found is a shortest one (fewest hops), the first in version order among
-equals, so the same cells give the same summary.
+and held *as asked*: a pre-existing defect not allowed, or a cell an older harness carried through
+export/import when in place was asked (a 0.3 store), is not a safe hop. The chain found is a
+shortest one (fewest hops), the first in version order among equals, so the same cells give the
+same summary.
 """
 
 from __future__ import annotations
@@ -16,6 +18,20 @@ ROUTES = {"in-place": "in place", "export-import": "export/import"}
 ANY = "any"
 
 
+# what harnesses before issue 23 wrote on an in-place cell of a 0.3 store that they ran as export/import
+REROUTED = "routed through export/import"
+
+
+def safe_as_asked(path_report: dict, cell: dict) -> bool:
+    """The path ran, held, carried no pre-existing defect the run did not allow, and was not rerouted."""
+    p = path_report
+    if not (p.get("invariants") and p.get("ok")):
+        return False
+    if p.get("pre_existing") and not cell.get("allow_pre_existing"):
+        return False
+    return not any(REROUTED in note for note in p.get("notes") or ())
+
+
 def _safe_edges(cells: Iterable[dict], rank: dict[str, int]) -> dict[str, dict[tuple[str, str], str]]:
     """route -> {(old, new): the path that carries that hop}; ``any`` takes the first safe route."""
     edges: dict[str, dict[tuple[str, str], str]] = {route: {} for route in (*ROUTES, ANY)}
@@ -23,7 +39,7 @@ def _safe_edges(cells: Iterable[dict], rank: dict[str, int]) -> dict[str, dict[t
         pair = (cell["old"], cell["new"])
         if rank[pair[0]] >= rank[pair[1]]:
             continue
-        held = [p["path"] for p in cell.get("paths", []) if p["path"] in ROUTES and p.get("invariants") and p["ok"]]
+        held = [p["path"] for p in cell.get("paths", []) if p["path"] in ROUTES and safe_as_asked(p, cell)]
         for route in held:
             edges[route][pair] = route
         for route in ROUTES:

@@ -8,15 +8,24 @@ unless ``pass_env`` names them). A pytest command also writes a JUnit file the
 harness reads for counts and failing node ids, and runs without its cache
 provider (parallel releases would share the project's .pytest_cache).
 
-What a result says: ``passed`` (exit 0), ``failed`` (pytest's exit 1, or any
-non-zero exit of another command), ``error`` (pytest's 2-5: interrupted,
-internal, usage, nothing collected; or the environment could not be built),
+What a result says: ``passed`` (exit 0), ``failed`` (pytest's exit 1, any
+non-zero exit of another command, or ``--timeout`` reached: "timed out after N
+s"), ``error`` (pytest's 2-5: could not collect or interrupted, internal,
+usage, nothing collected; or the environment could not be built),
 ``excluded`` (the project's own requirements rule the release out). Only
-``failed`` and ``error`` fail a run; ``bisect`` skips ``error`` and ``excluded``.
+``failed`` and ``error`` fail a run; ``bisect`` skips ``error`` and ``excluded``
+(a collection error counts as a failure with ``--count-errors``).
+
+The command lives and dies with its run (user_process.py: its own process
+group under the parent-death reaper, output to a file, the group stopped when
+it ends, times out, or chroma-compat is signalled or killed), and its project
+environment is checked against what was installed before every run
+(project_envs.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -28,10 +37,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import envs, interrupts, paths, project_envs
+from . import envs, leftovers, paths, project_envs, project_options, user_process
 from .errors import CompatError
 
-PYTEST_ERRORS = {2: "interrupted", 3: "pytest internal error", 4: "pytest usage error", 5: "no tests collected"}
+PYTEST_ERRORS = {2: "could not collect (or interrupted)", 3: "pytest internal error", 4: "pytest usage error",
+                 5: "no tests collected"}
 OUTPUT_TAIL = 30
 
 
@@ -45,6 +55,10 @@ class RunResult:
     failures: list[str] = field(default_factory=list)
     reason: str = ""
     log: str = ""
+    timed_out: bool = False  # a failure of this release: "timed out after N s"
+    cannot_collect: bool = False  # pytest could not collect (an import failed): bisect counts it on --count-errors
+    bound_ignored: str = ""  # the project's requirements exclude this release; run anyway (--ignore-chromadb-bound)
+    server: str = ""  # the release's own server the command was given (--server): its URL
 
     @property
     def ok(self) -> bool:
@@ -59,7 +73,7 @@ def is_pytest(command: list[str]) -> bool:
     return name in ("pytest", "py.test") or (name.startswith("python") and command[1:3] == ["-m", "pytest"])
 
 
-def node_ids(junit: Path, root: Path) -> tuple[dict[str, int], list[str]]:
+def node_ids(junit: Path, root: "Path | list[Path]") -> tuple[dict[str, int], list[str]]:
     """(counts, failing node ids) from a pytest JUnit file; a classname ``tests.test_x.TestY`` and name
     ``test_z[a]`` become ``tests/test_x.py::TestY::test_z[a]`` when that file exists under ``root``."""
     tree = ET.parse(junit)
@@ -76,12 +90,28 @@ def node_ids(junit: Path, root: Path) -> tuple[dict[str, int], list[str]]:
     return counts, failing
 
 
-def _node_id(classname: str, name: str, root: Path) -> str:
+def _node_id(classname: str, name: str, root: "Path | list[Path]") -> str:
+    """A runnable node id. A collection error has no classname and the module as a dotted name
+    (``tests.test_x``): that becomes ``tests/test_x.py`` (``tests/pkg/__init__.py`` for a package)."""
+    roots = list(root) if isinstance(root, (list, tuple)) else [root]  # pytest names from its rootdir
+
+    def here(path: Path) -> str | None:  # the file, relative to the first root (the command's cwd)
+        for base in roots:
+            if (base / path).is_file():
+                return Path(os.path.relpath(base / path, roots[0])).as_posix()
+        return None
+
+    if not classname and "." in name and "::" not in name and "[" not in name and "/" not in name:
+        parts = name.split(".")
+        for candidate in (Path(*parts).with_suffix(".py"), Path(*parts) / "__init__.py"):
+            found = here(candidate)
+            if found:
+                return found
     parts = classname.split(".") if classname else []
     for cut in range(len(parts), 0, -1):
-        module = Path(*parts[:cut]).with_suffix(".py")
-        if (root / module).is_file():
-            return "::".join([module.as_posix(), *parts[cut:], name])
+        found = here(Path(*parts[:cut]).with_suffix(".py"))
+        if found:
+            return "::".join([found, *parts[cut:], name])
     return "::".join([*parts, name]) if parts else name
 
 
@@ -103,49 +133,86 @@ def environment(project_env: project_envs.ProjectEnv, scratch: Path, pass_env: l
 
 def run_one(version: str, command: list[str], *, project: Path, cwd: Path, extras: list[str] | None = None,
             pass_env: list[str] | None = None, timeout: float | None = None, logs: Path | None = None,
-            note: Callable[[str], None] = lambda s: None) -> RunResult:
-    """``command`` under ``version``; never raises for what the release or the command does."""
+            note: Callable[[str], None] = lambda s: None, options: "project_options.ProjectOptions | None" = None,
+            server: str | None = None, server_port: int | None = None) -> RunResult:
+    """``command`` under ``version``; never raises for what the release or the command does.
+
+    ``server`` (None, "plain" or "token"): the release's own server runs for the duration of the
+    command and its address is in the command's environment (run_server.py). ``options``: groups,
+    ``--with``, ``--no-sources``, ``--python``, ``--ignore-chromadb-bound`` (project_options.py); a
+    release run although the project excludes it carries ``bound_ignored``."""
     started = time.monotonic()
     additions = ["pytest"] if is_pytest(command) else []
     try:
-        penv = project_envs.ensure(version, project, extras=extras, additions=additions, note=note)
+        penv = project_envs.ensure(version, project, extras=extras, additions=additions, note=note, options=options)
     except project_envs.ProjectExcludesRelease as exc:
         return RunResult(version, "excluded", reason=str(exc))
     except CompatError as exc:
         return RunResult(version, "error", reason=f"environment: {exc}", seconds=time.monotonic() - started)
-    scratch = Path(tempfile.mkdtemp(prefix=f"run-{version}-", dir=paths.scratch_dir()))
+    scratch = Path(tempfile.mkdtemp(prefix=f"{leftovers.prefix('run')}{version}-", dir=paths.scratch_dir()))
+    stack = contextlib.ExitStack()
     try:
+        server_env: dict[str, str] = {}
+        if server:
+            from . import run_server
+
+            try:
+                server_env = stack.enter_context(run_server.serving(version, server, server_port))
+            except CompatError as exc:
+                return RunResult(version, "error", reason=f"server: {exc}", seconds=time.monotonic() - started,
+                                 bound_ignored=penv.bound_ignored)
         argv = list(command)
         junit = scratch / "junit.xml"
         if is_pytest(command):
             argv += [f"--junitxml={junit}", "-p", "no:cacheprovider"]
-        proc = interrupts.run(argv, env=environment(penv, scratch, pass_env or []), cwd=cwd, timeout=timeout)
+        env = {**environment(penv, scratch, pass_env or []), **server_env}
+        program = user_process.resolve(argv, env["PATH"], cwd)
+        if program is None:
+            return RunResult(version, "error", reason=f"command not found: {command[0]} (in the project "
+                                                      f"environment or on PATH)", seconds=time.monotonic() - started)
+        out_file = scratch / "output.log"
+        try:
+            done = user_process.run(program, env=env, cwd=cwd, output=out_file, timeout=timeout)
+        except OSError as exc:  # could not be started (the reaper is our own Python; this is off Linux)
+            return RunResult(version, "error", reason=f"could not start {command[0]}: {exc.strerror or exc}",
+                             seconds=time.monotonic() - started)
         seconds = time.monotonic() - started
-        output = (proc.stdout or "") + (proc.stderr or "")
+        output = user_process.tail(out_file)
         log = ""
         if logs is not None:
             logs.mkdir(parents=True, exist_ok=True)
             log_path = logs / f"chromadb-{version}.log"
-            log_path.write_text(f"$ {shlex.join(argv)}\n{output}", "utf-8")
+            with open(log_path, "wb") as fh:
+                fh.write(f"$ {shlex.join(argv)}\n".encode())
+                with open(out_file, "rb") as src:
+                    shutil.copyfileobj(src, fh)
+                if done.left_behind:
+                    fh.write(f"\nchroma-compat: the command left {done.left_behind} process(es) running; "
+                             "killed them\n".encode())
             log = str(log_path)
-        result = RunResult(version, "passed" if proc.returncode == 0 else "failed", proc.returncode, seconds, log=log)
+        if done.timed_out:
+            return RunResult(version, "failed", None, seconds, reason=f"timed out after {timeout:g} s", log=log,
+                             timed_out=True, bound_ignored=penv.bound_ignored,
+                             server=server_env.get("CHROMA_URL", ""))
+        result = RunResult(version, "passed" if done.returncode == 0 else "failed", done.returncode, seconds, log=log,
+                           bound_ignored=penv.bound_ignored, server=server_env.get("CHROMA_URL", ""))
         if is_pytest(command):
             if junit.is_file():
                 try:
-                    result.counts, result.failures = node_ids(junit, cwd)
+                    roots = [cwd, *[p for p in cwd.resolve().parents if project.resolve() in (p, *p.parents)]]
+                    result.counts, result.failures = node_ids(junit, roots)
                 except ET.ParseError:
                     pass
-            if proc.returncode in PYTEST_ERRORS:
-                result.status, result.reason = "error", PYTEST_ERRORS[proc.returncode]
+            if done.returncode in PYTEST_ERRORS:
+                result.status, result.reason = "error", PYTEST_ERRORS[done.returncode]
+                result.cannot_collect = done.returncode == 2
         if result.status != "passed" and not result.reason:
             result.reason = _tail(output)
         elif result.status == "error":
             result.reason += f": {_tail(output)}"
         return result
-    except FileNotFoundError:
-        return RunResult(version, "error", reason=f"command not found: {command[0]} (in the project environment "
-                                                  f"or on PATH)", seconds=time.monotonic() - started)
     finally:
+        stack.close()  # the server (if any) stops with the run
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -163,5 +230,8 @@ def run_many(versions: list[str], command: list[str], *, jobs: int = 1, on_resul
             on_result(result)
         return result
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
         return list(pool.map(one, versions))
+    finally:  # interrupted: releases not started yet are not started at all
+        pool.shutdown(wait=True, cancel_futures=True)

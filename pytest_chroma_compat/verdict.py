@@ -36,6 +36,7 @@ class Tally:
 
     status: dict[str, str] = field(default_factory=dict)
     crossed: int = 0
+    why: dict[str, str] = field(default_factory=dict)  # name -> the failing check and its first evidence
 
     def by_status(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
@@ -63,8 +64,52 @@ def tag(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> 
         return
     crossed = sum(1 for key, value in item.user_properties
                   if (key == "crossed" and value is True) or str(key).startswith("crossed:"))
-    report.chroma_verdict = {"kind": kind, "name": name, "status": _status(call, report), "crossed": crossed,
-                             "nodeid": report.nodeid}
+    status = _status(call, report)
+    report.chroma_verdict = {"kind": kind, "name": name, "status": status, "crossed": crossed,
+                             "nodeid": report.nodeid, "why": _why(call, report, status)}
+
+
+#: how much of a reason the verdict line carries per test
+WHY_CHARS = 220
+
+
+def _why(call: pytest.CallInfo, report: pytest.TestReport, status: str) -> str:
+    """The failing check and its first evidence (a ChromaCompatFailure's ``check``), the reason a test could
+    not check, or an allowed defect's: what the verdict line names besides the test's name."""
+    from .errors import ChromaCompatFailure
+
+    text = ""
+    if status == "allowed":
+        text = str(getattr(report, "wasxfail", "") or "")
+    elif status in ("failed", "could not be checked") and call.excinfo is not None:
+        value = call.excinfo.value
+        text = value.check if isinstance(value, ChromaCompatFailure) else (str(value).strip().splitlines() or [""])[0]
+    text = " ".join(text.split())
+    return text if len(text) <= WHY_CHARS else text[:WHY_CHARS - 3] + "..."
+
+
+def early_line(config: pytest.Config, report: pytest.TestReport) -> None:
+    """As soon as a round-trip check fails, one line saying why, so the reason is on the first screen of a
+    long run (the main nox job), not only in the summary at its end."""
+    seen = getattr(report, "chroma_verdict", None)
+    if not seen or seen["kind"] != "round-trip" or seen["status"] not in ("failed", "could not be checked"):
+        return
+    writer = config.pluginmanager.get_plugin("terminalreporter")
+    if writer is None:
+        return
+    import os
+
+    words = "NOT SAFE" if seen["status"] == "failed" else "COULD NOT CHECK"
+    prior = writer.currentfspath  # a file's letters interrupted: its name is written again after our line
+    writer.ensure_newline()
+    writer.write_line(f"chroma-compat round trip [{seen['name']}] {words}: "
+                      f"{seen.get('why') or '(see the failure below)'}", red=True, bold=True)
+    if isinstance(prior, os.PathLike):
+        try:
+            writer.write(os.path.relpath(prior, writer.startpath) + " ")
+        except ValueError:
+            writer.write(str(prior) + " ")
+        writer.currentfspath = prior
 
 
 def _status(call: pytest.CallInfo, report: pytest.TestReport) -> str:
@@ -100,6 +145,7 @@ def _tally(config: pytest.Config, kind: str) -> Tally | None:
         # one name reached by several tests (user tests on one release): the worst outcome counts
         if previous is None or ORDER.index(entry["status"]) < ORDER.index(previous):
             tally.status[entry["name"]] = entry["status"]
+            tally.why[entry["name"]] = entry.get("why") or ""
         tally.crossed += entry["crossed"]
     return tally
 
@@ -109,12 +155,15 @@ def _parts(tally: Tally, limit: int = 6) -> str:
     a count (with the first names of what did not hold: those are what a reader looks up)."""
     out = []
     for status, names in sorted(tally.by_status().items(), key=lambda kv: ORDER.index(kv[0])):
+        named = [n for n in names if tally.why.get(n)] if status not in ("held", "skipped") else []
+        why = "" if not named else tally.why[named[0]] if len(names) == 1 else f"{named[0]}: {tally.why[named[0]]}"
         if len(names) <= limit:
-            out.append(f"{', '.join(names)} {status}")
+            out.append(f"{', '.join(names)} {status}" + (f" [{why}]" if why else ""))
         elif status in ("held", "skipped"):
             out.append(f"{len(names)} {status}")
         else:
-            out.append(f"{len(names)} {status}: {', '.join(names[:limit])} and {len(names) - limit} more")
+            out.append(f"{len(names)} {status}: {', '.join(names[:limit])} and {len(names) - limit} more"
+                       + (f" [{why}]" if why else ""))
     return "; ".join(out)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from .client import Collection
 from .errors import ChromaError, WorkerError
-from .invariants import MAX_ULPS, describe_change, float32_ulps, values_close
+from .tolerances import MAX_ULPS, describe_change, float32_ulps, values_close
 
 #: the dimension written to a collection that was never written (it accepts any)
 FRESH_DIMENSION = 2

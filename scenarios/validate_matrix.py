@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             rows[writer] = {}
             for target in targets:
                 path = "export-import" if writer.startswith("0.3.") else "in-place"
-                result = validate(str(store), target, path=path, contracts=False, workdir=Path(tmp) / "work")
+                result = validate(str(store), target, path=path, workdir=Path(tmp) / "work")
                 unchanged = tree_hash(store) == before and result.source.get("unchanged") is True
                 bad += (result.error is not None) + (not unchanged)
                 rows[writer][target] = {"verdict": result.verdict, "cell": _cell(result), "path": path,

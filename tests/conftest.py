@@ -44,6 +44,24 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def private_scratch(tmp_path_factory):
+    """The built releases stay shared in the user's cache (building them takes minutes), but what a
+    run makes and removes (private copies, workers' HOMEs, journals, and whatever a failing or killed
+    test leaves) goes to a folder of this session, removed at its end: the suite used to leave 9
+    ``migrate-*`` copies (11 MB) in the user's cache on every run. A test with its own
+    CHROMA_COMPAT_HOME keeps its scratch inside that home (paths.scratch_root)."""
+    before = os.environ.get("CHROMA_COMPAT_SCRATCH_HOME")
+    root = tmp_path_factory.mktemp("compat-scratch")
+    os.environ["CHROMA_COMPAT_SCRATCH_HOME"] = str(root)
+    yield root
+    if before is None:
+        os.environ.pop("CHROMA_COMPAT_SCRATCH_HOME", None)
+    else:
+        os.environ["CHROMA_COMPAT_SCRATCH_HOME"] = before
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def fresh_example_database(tmp_path_factory):
     """Replayed failures from other runs (a nox session's findings) must not decide these tests;
     set in os.environ so pytester's subprocesses inherit it."""

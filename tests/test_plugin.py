@@ -121,8 +121,11 @@ def test_a_failing_check_raises_one_failure_type_with_sections(pytester):
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "ChromaCompatFailure" in out
-    for section in (f"pair: chromadb {NEW} -> {OLD}", "path: in-place", "check: open:", "reproduce: chroma-compat"):
+    for section in (f"pair: chromadb {NEW} -> {OLD}", "path: in-place", "check: ", "reproduce: chroma-compat"):
         assert section in out, section
+    # the check line names the failing check (a known shape runs first, so it may be named too) and its evidence
+    checks = [ln for ln in out.splitlines() if ln.startswith("check: ")]
+    assert checks and all("open: chromadb" in c and "could not read the migrated store" in c for c in checks), checks
 
 
 @pytest.mark.slow

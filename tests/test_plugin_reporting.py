@@ -60,13 +60,16 @@ def test_round_trip_verdict_is_derived_from_the_outcomes_and_failures_hide_harne
     assert outcomes["in-place"] == "FAILED"  # the known shape: 1.x refuses writes after a deleted document
     failed = [p for p, o in outcomes.items() if o == "FAILED"]
     held = [p for p, o in outcomes.items() if o == "PASSED"]
-    expected = "; ".join(part for part in (f"{', '.join(failed)} failed" if failed else "",
-                                            f"{', '.join(held)} held" if held else "") if part)
-    assert _verdicts(out) == [f"chromadb {OLD} -> {FIRST_RUST}: NOT SAFE ({expected})"], out[-2000:]
+    (line,) = _verdicts(out)
+    # the paths whose tests failed and held, and the failing check with its first evidence (issue 23)
+    assert line.startswith(f"chromadb {OLD} -> {FIRST_RUST}: NOT SAFE ({', '.join(failed)} failed ["), line
+    assert "writable: " in line and "add with a document" in line, line
+    assert not held or line.endswith(f"; {', '.join(held)} held)"), line
     assert out.rstrip().splitlines()[-1].startswith("=")  # pytest's own tally stays the last line
     assert out.index("chroma-compat verdict:") > out.index("= FAILURES =")
     failures = out[out.index("= FAILURES ="):out.index("= chroma-compat =")]
-    for section in (f"pair: chromadb {OLD} -> {FIRST_RUST}", "path: in-place", "check: writable:",
+    for section in (f"pair: chromadb {OLD} -> {FIRST_RUST}", "path: in-place",
+                    "check: known shape 'deleted-document': writable:",
                     "reproduce: chroma-compat replay"):
         assert section in failures, section
     assert "ChromaCompatFailure" in failures
@@ -74,6 +77,8 @@ def test_round_trip_verdict_is_derived_from_the_outcomes_and_failures_hide_harne
         assert module not in failures, module
     assert "Traceback" not in out and "_pytest" not in failures
     assert not _progress_lines(out), "--chroma-progress=off prints no progress"
+    early = out.index("chroma-compat round trip [in-place] NOT SAFE: known shape 'deleted-document': writable:")
+    assert early < out.index("= FAILURES ="), "the reason comes as soon as the check fails, not only at the end"
     assert not (pytester.path / ".hypothesis").exists(), sorted(p.name for p in pytester.path.iterdir())
     assert result.ret == 1
 
@@ -91,10 +96,10 @@ def test_progress_reaches_the_terminal_past_capture_and_the_verdict_says_safe(py
     out = result.stdout.str()
     result.assert_outcomes(passed=2)
     progress = _progress_lines(out)
-    assert f"chroma-compat: {FIRST_RUST} -> {NEW} in-place known shapes: 2/2" in progress, out[:3000]
+    assert f"chroma-compat: {FIRST_RUST} -> {NEW} in-place known shapes: 3/3" in progress, out[:3000]
     assert any(re.match(rf"chroma-compat: {FIRST_RUST} -> {NEW} in-place: \d+/2$", ln) for ln in progress), progress
     live = out[:out.index("= PASSES =")]
-    assert "known shapes: 2/2" in live  # shown while running, not replayed from a capture
+    assert "known shapes: 3/3" in live  # shown while running, not replayed from a capture
     captured = re.findall(r"-+ Captured \w+ \w+ -+\n(.*?)(?=\n[-=_]{5})", out, re.S)
     assert any("the user prints this" in c for c in captured)  # capture itself still works
     assert not any("chroma-compat:" in c for c in captured), captured
@@ -165,8 +170,10 @@ def test_a_release_being_built_is_shown_and_a_harness_fault_is_could_not_check(p
     assert re.match(rf"chroma-compat: chromadb {NEW} environment ready \(\d+\.\d s\)$", progress[1]), progress
     assert "has no chroma-compat-env.json (an interrupted build?)" in out
     assert "Traceback" not in out and "envs.py" not in out and "plugin.py" not in out
-    assert _verdicts(out) == [f"chromadb {NEW} -> {FIRST_RUST}: COULD NOT CHECK "
-                              f"(in-place, export-import could not be checked)"]
+    (line,) = _verdicts(out)
+    # with the reason (issue 23): the first line of what stopped the check
+    assert line.startswith(f"chromadb {NEW} -> {FIRST_RUST}: COULD NOT CHECK "
+                           f"(in-place, export-import could not be checked ["), line
     assert result.ret == 1
 
 
@@ -242,7 +249,7 @@ def test_snapshot_run_shows_progress_and_a_verdict_from_its_checks(pytester, tmp
     assert len(held) > 4  # so the line counts them instead of naming them
     (line,) = _verdicts(out)
     assert re.match(rf"snapshot {re.escape(str(store))} \(chromadb [\d.-]+ -> {NEW}\): NOT SAFE "
-                    rf"\(writable-notes failed; {len(held)} held", line), line
+                    rf"\(writable-notes failed \[writable in collection 'notes'.*\]; {len(held)} held", line), line
     if skipped:
         assert line.endswith(f"; {', '.join(skipped) if len(skipped) <= 4 else len(skipped)} skipped)"), line
     else:
@@ -270,9 +277,11 @@ def test_a_nox_session_shows_progress_and_ends_with_the_verdict(tmp_path):
                           env={**os.environ, "TMPDIR": str(tmp_path)})  # uv's build locks stay out of /tmp
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-3000:]  # the session fails because the upgrade does
-    assert f"chroma-compat: {OLD} -> {FIRST_RUST} in-place known shapes: 0/2" in out, out[-3000:]
+    assert f"chroma-compat: {OLD} -> {FIRST_RUST} in-place known shapes: 0/3" in out, out[-3000:]
     (line,) = _verdicts(out)
-    assert line == f"chromadb {OLD} -> {FIRST_RUST}: NOT SAFE (in-place failed)"
+    assert line.startswith(f"chromadb {OLD} -> {FIRST_RUST}: NOT SAFE (in-place failed [known shape "), line
+    # the reason is on the first screen too, as soon as the check fails (issue 23)
+    assert out.index("chroma-compat round trip [in-place] NOT SAFE: ") < out.index("= FAILURES =")
     assert "pair: chromadb" in out and "path: in-place" in out  # the failure's own sections
     assert "roundtrip.py" not in out and "client.py" not in out
     assert out.index("chroma-compat verdict:") < out.index("Session compat failed")

@@ -95,7 +95,7 @@ class _LeftoverStateRunner(roundtrip.PairRunner):
         self.rollbacks = {}  # measured inside the real run_case, which this stand-in replaces
 
     def run_case(self, case):
-        if any(op.collection == known_shapes.COLLECTION for op in case.program.ops):
+        if any(op.collection in known_shapes.COLLECTIONS for op in case.program.ops):
             return _copy(self.passing)  # the known shapes run first; this stand-in is about what Hypothesis draws
         dirty, self.used = self.used, True
         return _copy(self.failing if dirty else self.passing)

@@ -26,12 +26,10 @@ from pytest_chroma_compat.errors import CompatError, HarnessFault
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 pytest_plugins = ["pytester"]
 
-# The real command with `serve`/`skew` registered (cli.py registers them too once wired; never twice).
+# The real command, as `python -m pytest_chroma_compat` runs it (serve and skew are in cli.VERBS).
 CLI = textwrap.dedent("""
     import sys
-    from pytest_chroma_compat import cli, server_cli
-    if server_cli.register not in cli._EXTRA_COMMANDS:
-        cli._EXTRA_COMMANDS.append(server_cli.register)
+    from pytest_chroma_compat import cli
     sys.exit(cli.main(sys.argv[1:]))
 """)
 

@@ -386,6 +386,7 @@ def test_a_server_sees_no_credentials(monkeypatch):
 
     if not Path("/proc/self/environ").exists():
         pytest.skip("needs /proc to read a server's environment")
+    envs.ensure(NEW)  # built first: on a cold cache uv would download through the fake HTTPS_PROXY below, and fail
     for k, v in SECRETS.items():
         monkeypatch.setenv(k, v)
     tag = f"h2-{uuid.uuid4().hex}"

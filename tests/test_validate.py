@@ -168,15 +168,20 @@ def test_finding_orphaned_fulltext_row_breaks_writes_after_upgrade(written, tmp_
     assert "Failed to apply logs" in next(c for c in result.checks if c.name == "writable").detail
 
 
-def test_rollback_is_not_safe(written, tmp_path):
-    """A 1.5.9 store 'validated' for 1.0.21: chromadb's own migration check lets 1.0.21 open it."""
+def test_rollback_is_judged_by_the_measured_checks_with_the_rule_as_a_caveat(written, tmp_path):
+    """A 1.5.9 store 'validated' for 1.0.21: the measured open fails (a panic), and that is the verdict;
+    the downgrade rule is a caveat that says what the open did, never "opens without complaint"."""
     result = _validate(written[NEW], FIRST_RUST, tmp_path)
     assert result.exit_code == 1 and result.direction == "rollback"
     rollback = next(c for c in result.checks if c.name == "rollback")
-    assert rollback.status == "fail" and rollback.evidence["unknown migrations"]
-    # --from naming a newer release than the target is a rollback too
-    forced = _validate(written[MID], MID5, tmp_path, from_=MID)
+    assert rollback.status == "info" and rollback.evidence["unknown migrations"]
+    opened = next(c for c in result.checks if c.name == "open")
+    assert opened.status == "fail" and ("open", None) in _failed(result)
+    assert "without complaint" not in rollback.detail and "failed to open it" in rollback.detail
+    # --from naming a newer release than the target is a rollback too; --refuse-downgrade makes the rule decide
+    forced = _validate(written[MID], MID5, tmp_path, from_=MID, refuse_downgrade=True)
     assert forced.exit_code == 1 and ("rollback", None) in _failed(forced)
+    assert "chromadb " + MID + ", newer than the target" in next(c for c in forced.checks if c.name == "rollback").detail
 
 
 @pytest.mark.slow

@@ -55,6 +55,9 @@ class Contract:
     unmeasured: str = ""
     # code patterns for `chroma-compat scan` (scan/rules.py reads them); not part of what is measured
     scan: tuple = field(default=(), compare=False, hash=False, repr=False)
+    # what validate asks of a store's own values where the effect depends on stored data
+    # ({types, operators}: snapshot/data_checks.py); not part of what is measured
+    data_check: Any = field(default=None, compare=False, hash=False, repr=False)
 
 
 @lru_cache(maxsize=1)

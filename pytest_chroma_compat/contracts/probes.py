@@ -502,3 +502,216 @@ def collection_names() -> Any:
         for label, name in COLLECTION_NAMES.items():
             out[label] = _attempt(lambda name=name: (_collection(client, name=name), "ok")[1])
     return out
+
+
+# -- embedding functions (1.x persists them), not in the migration log ------------------------------
+#
+# None of these probes ever calls an embedding function: every write passes explicit embeddings and
+# the functions handed over refuse to embed. A release that replaces ``embedding_function=None`` with
+# its default function (ONNX MiniLM, downloaded on first call) only *builds* it, which reads no model;
+# each probe reports whether a model directory appeared under HOME, so a download would be seen.
+
+def _persisted_ef(path: str, name: str) -> Any:
+    """What the store keeps as the collection's embedding function ({name, type}), read with SQLite."""
+    db = os.path.join(path, "chroma.sqlite3")
+    if not os.path.exists(db):
+        return "no sqlite store"
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        cols = [r[1] for r in conn.execute("pragma table_info('collections')")]
+        if "config_json_str" not in cols:
+            return "no configuration column"
+        schema = "schema_str" if "schema_str" in cols else "null"
+        row = conn.execute(f"select config_json_str, {schema} from collections where name = ?", (name,)).fetchone()
+    finally:
+        conn.close()
+    import json
+
+    config = json.loads(row[0]) if row and row[0] else {}
+    ef = config.get("embedding_function") if isinstance(config, dict) else None
+    where = "configuration"
+    if not isinstance(ef, dict) and row and row[1]:  # 1.3 on: the collection's schema holds it
+        index = (((json.loads(row[1]).get("keys") or {}).get("#embedding") or {}).get("float_list") or {})
+        ef = ((index.get("vector_index") or {}).get("config") or {}).get("embedding_function")
+        where = "schema"
+    if not isinstance(ef, dict):
+        return "nothing"
+    return {"in": where, **{k: ef[k] for k in ("name", "type") if k in ef}}
+
+
+def _model_files() -> str:
+    """Whether a default-model directory exists under HOME (the worker's HOME starts empty)."""
+    home = os.path.expanduser("~")
+    found = [p for p in (".cache/chroma/onnx_models", ".cache/torch/sentence_transformers")
+             if os.path.exists(os.path.join(home, p))]
+    return ", ".join(found) if found else "none"
+
+
+class DefaultRefused(Exception):
+    """Raised in place of the default embedding function: the release *would* have embedded with it."""
+
+
+@contextlib.contextmanager
+def _default_disarmed() -> Iterator[list[str]]:
+    """While inside, chromadb's default function (ONNX MiniLM) raises :class:`DefaultRefused` instead of
+    downloading and running its model; the worker runs every probe in one process, so the classes
+    are restored on the way out."""
+    saved: list[tuple[type, str, Any]] = []
+    try:
+        for klass in _disarm_default():
+            saved.extend(klass.pop("saved"))
+        yield [k for k, _, _ in saved]
+    finally:
+        for klass, attr, value in reversed(saved):
+            if value is None:
+                with contextlib.suppress(AttributeError):
+                    delattr(klass, attr)
+            else:
+                setattr(klass, attr, value)
+
+
+def _disarm_default() -> list[dict]:
+    """Patch the default function's classes; what was there before, per class, to put back."""
+    import importlib
+    import pkgutil
+
+    patched: list[dict] = []
+    try:
+        package = importlib.import_module("chromadb.utils.embedding_functions")
+    except BaseException:
+        return patched
+    modules = [package]
+    for info in pkgutil.iter_modules(getattr(package, "__path__", []) or []):
+        if "onnx" in info.name or "default" in info.name:
+            with contextlib.suppress(BaseException):
+                modules.append(importlib.import_module(f"{package.__name__}.{info.name}"))
+
+    def refuse(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise DefaultRefused(type(self).__name__)
+
+    def refuse_call(self: Any, input: Any) -> Any:  # noqa: A002 - releases check __call__'s signature
+        raise DefaultRefused(type(self).__name__)
+
+    seen: set = set()
+    for module in modules:
+        for name in ("ONNXMiniLM_L6_V2", "DefaultEmbeddingFunction"):
+            klass = getattr(module, name, None)
+            if isinstance(klass, type) and klass not in seen:
+                seen.add(klass)
+                saved = []
+                for attr in ("__call__", "_download_model_if_not_exists", "_forward", "embed_query"):
+                    if hasattr(klass, attr):
+                        saved.append((klass, attr, vars(klass).get(attr)))
+                        setattr(klass, attr, refuse_call if attr in ("__call__", "embed_query") else refuse)
+                patched.append({"saved": saved})
+    return patched
+
+
+class ProbeFunctionCalled(Exception):
+    """Raised by a probe's own embedding function: the release embedded with it (its name is the message)."""
+
+
+def _embeds_with(col: Any) -> Any:
+    """What ``add(documents=...)`` without embeddings does: the function it would embed with, or the error.
+    Nothing is embedded: the default function is disarmed and the probes' own functions refuse."""
+    try:
+        col.add(ids=["doc"], documents=["a document"])
+    except DefaultRefused:
+        return "embeds with the default function"
+    except ProbeFunctionCalled as exc:
+        return f"embeds with {str(exc).split(' ')[0]}"
+    except BaseException as exc:
+        return _err(exc)
+    return "embedded"
+
+
+@_guarded
+def embedding_function_none() -> Any:
+    """``embedding_function=None`` at create_collection, get_or_create_collection and get_collection, then
+    ``add(documents=...)``: the error, or the function the release embeds with (the default one disarmed)."""
+    if not hasattr(_chromadb(), "PersistentClient"):  # 0.3 would build a sentence-transformers model
+        return "not measured on 0.3 (None there means a sentence-transformers model)"
+    out: dict[str, Any] = {}
+    with _default_disarmed() as disarmed, _store() as (client, path):
+        for call, make in (("create_collection", lambda: client.create_collection(name="made-none",
+                                                                                  embedding_function=None)),
+                           ("get_or_create_collection", lambda: client.get_or_create_collection(
+                               name="got-none", embedding_function=None)),
+                           ("get_collection", lambda: client.get_collection(name="made-none",
+                                                                            embedding_function=None))):
+            col = _attempt(make)
+            out[call] = col if isinstance(col, dict) else _embeds_with(col)
+        out["persisted"] = _attempt(lambda: _persisted_ef(path, "made-none"))
+    out["model files under HOME"] = _model_files()
+    out["default disarmed"] = "yes" if disarmed else "no default function found"
+    return out
+
+
+def _probe_ef(label: str) -> Any:
+    """An embedding function class named ``label`` that refuses to embed, registered where 1.x registers."""
+    try:
+        from chromadb.api.types import EmbeddingFunction as base  # type: ignore
+    except BaseException:
+        base = object
+
+    def __call__(self: Any, input: Any) -> Any:  # noqa: A002 - the protocol's parameter name
+        raise ProbeFunctionCalled(label)
+
+    body = {"__call__": __call__, "__init__": lambda self, *a, **k: None,
+            "name": staticmethod(lambda: label), "get_config": lambda self: {},
+            "build_from_config": staticmethod(lambda config: klass()),
+            "is_legacy": lambda self: False, "default_space": lambda self: "l2",
+            "supported_spaces": lambda self: ["l2", "cosine", "ip"], "validate_config": staticmethod(lambda c: None),
+            "validate_config_update": lambda self, old, new: None}
+    klass = type(f"Probe_{label.replace('-', '_')}", (base,), body)
+    with contextlib.suppress(BaseException):
+        from chromadb.utils.embedding_functions import register_embedding_function  # type: ignore
+
+        register_embedding_function(klass)
+    return klass
+
+
+@_guarded
+def persisted_embedding_function() -> Any:
+    """A collection created with embedding function A: what the store keeps, what a collection got
+    without a function then embeds ``add(documents=...)`` with, and get_collection /
+    get_or_create_collection with A and with another function B: ok or the error."""
+    if not hasattr(_chromadb(), "PersistentClient"):
+        return "not measured on 0.3 (None there means a sentence-transformers model)"
+    first, other = _probe_ef("chroma-compat-probe-a"), _probe_ef("chroma-compat-probe-b")
+    out: dict[str, Any] = {}
+    with _default_disarmed(), _store() as (client, path):
+        made = _attempt(lambda: client.create_collection(name="with-ef", embedding_function=first()))
+        if isinstance(made, dict):  # refused: the rest has nothing to open
+            return {"create with A": made, "model files under HOME": _model_files()}
+        out["persisted"] = _attempt(lambda: _persisted_ef(path, "with-ef"))
+        got = _attempt(lambda: client.get_collection(name="with-ef"))
+        out["get without one, then add(documents=...)"] = got if isinstance(got, dict) else _embeds_with(got)
+        out["get with A"] = _attempt(lambda: (client.get_collection(name="with-ef", embedding_function=first()),
+                                              "ok")[1])
+        out["get with B"] = _attempt(lambda: (client.get_collection(name="with-ef", embedding_function=other()),
+                                              "ok")[1])
+        out["get_or_create with B"] = _attempt(lambda: (client.get_or_create_collection(
+            name="with-ef", embedding_function=other()), "ok")[1])
+    out["model files under HOME"] = _model_files()
+    return out
+
+
+@_guarded
+def modify_hnsw_space() -> Any:
+    """``collection.modify(metadata={"hnsw:space": "cosine"})`` on an l2 collection: ok or the error, and the
+    space the collection reports afterwards (metadata, and the configuration where there is one)."""
+    with _store() as (client, _):
+        col = _collection(client, metadata={"hnsw:space": "l2"})
+        col.add(ids=["a", "b"], embeddings=E2[:2])
+        out: dict[str, Any] = {"modify": _attempt(lambda: (col.modify(metadata={"hnsw:space": "cosine"}), "ok")[1])}
+        again = client.get_collection(name="probe", embedding_function=_ef_none())
+        out["metadata space after"] = (again.metadata or {}).get("hnsw:space", "absent")
+        config = getattr(again, "configuration_json", None) or {}
+        hnsw = config.get("hnsw") or config.get("hnsw_configuration") if isinstance(config, dict) else None
+        out["configured space after"] = hnsw.get("space", "absent") if isinstance(hnsw, dict) else "no configuration"
+        out["modify other metadata"] = _attempt(lambda: (col.modify(metadata={"owner": "x"}), "ok")[1])
+        # 0.x replaces the whole metadata, hnsw:space included (the index keeps its space): what is read back
+        after = _attempt(lambda: client.get_collection(name="probe", embedding_function=_ef_none()).metadata or {})
+        out["metadata space after that"] = after.get("hnsw:space", "absent") if "error" not in after else after
+        return out

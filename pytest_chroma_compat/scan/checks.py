@@ -22,14 +22,20 @@ class ChromaUpgradeWarning(UserWarning):
 
 def prepare(config: pytest.Config) -> None:
     """Scan at configure time: a bad path or pair stops the run in one line (a usage error), and
-    the scan is quick (benchmarks/scan_speed.py)."""
+    the scan is quick (benchmarks/scan_speed.py). Without test paths on the command line, pytest's
+    defaults (testpaths, or the current directory) are dropped: ``--chroma-scan src`` runs the scan,
+    not the project's own suite beside it; the plugin's own check modules stay."""
     _run(config)
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        from ..plugin_config import CHECKS_MODULE, SNAPSHOT_CHECKS_MODULE
+
+        config.args[:] = [a for a in config.args if a in (str(CHECKS_MODULE), str(SNAPSHOT_CHECKS_MODULE))]
 
 
 def _run(config: pytest.Config) -> Any:
     if SCAN not in config.stash:
         from ..errors import CompatError
-        from ..plugin import listed, option, pair_from_config
+        from ..plugin_config import listed, option, pair_from_config
         from .engine import scan
 
         old, new = pair_from_config(config)
@@ -46,16 +52,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     result = _run(metafunc.config)
     findings = list(result.findings) or [None]
     ids = ["no-findings" if f is None else f"{f.path}:{f.line}:{f.contract_id}" for f in findings]
+    # files not scanned (not parsed, not read) are listed as skipped tests, as the command lists them
+    gaps = [*result.unreadable, *result.skipped]
+    findings += gaps
+    ids += [f"not-scanned:{g.split(': ')[0]}" for g in gaps]
     metafunc.parametrize("scan_finding", findings, ids=ids)
 
 
 def test_scan(scan_finding: Any, pytestconfig: pytest.Config) -> None:
     __tracebackhide__ = True
-    from ..plugin import option
+    from ..plugin_config import option
     from .report import finding_text
 
     if scan_finding is None:
         return
+    if isinstance(scan_finding, str):
+        pytest.skip(f"not scanned: {scan_finding}")
     message = f"chroma-compat {pytestconfig.stash[SCAN].old} -> {pytestconfig.stash[SCAN].new}: " \
               f"{finding_text(scan_finding)}"
     if option(pytestconfig, "chroma_compat_scan_warn"):

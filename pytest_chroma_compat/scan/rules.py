@@ -28,6 +28,14 @@ class Rule:
     any_keyword: bool = False
     operators: tuple[str, ...] = ()
     observed: tuple[str, ...] = ()
+    # `call` rules: the `keywords` value as written (ast.unparse) must be one of `values` ("None") and
+    # none of `except_values`; `dict_keys`: the value is a dict literal (or a name bound to one) with one of them
+    values: tuple[str, ...] = ()
+    except_values: tuple[str, ...] = ()
+    dict_keys: tuple[str, ...] = ()
+    # only in a module that hands chromadb text to embed (add/upsert/update with documents= and no
+    # embeddings=, query with query_texts=): `embedding_function=None` with explicit embeddings is unaffected
+    text_calls: bool = False
 
     def keys(self, **fill: str) -> tuple[str, ...]:
         """The measured keys this match depends on, with {operator}/{keyword}/{call}/{literal} filled."""

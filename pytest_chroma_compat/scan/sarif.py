@@ -8,7 +8,7 @@ scanning resolves ``uri`` against the repository root, so run the scan from ther
 from __future__ import annotations
 
 import json
-import os
+import urllib.parse
 from pathlib import Path
 
 from .engine import Finding, Scan
@@ -18,12 +18,15 @@ INFO_URI = "https://docs.trychroma.com/docs/overview/migration"
 
 
 def _uri(path: str) -> str:
+    """RFC 3986: a path relative to the working directory, percent-encoded (a space, ``#``, ``%``
+    or a non-ASCII letter in a file name would otherwise be a different or invalid URI), else a
+    ``file://`` URI (``Path.as_uri`` encodes)."""
     p = Path(path)
     try:
         p = p.resolve().relative_to(Path.cwd().resolve())
     except ValueError:
         return p.resolve().as_uri()
-    return p.as_posix() if os.sep == "/" else str(p).replace(os.sep, "/")
+    return urllib.parse.quote(p.as_posix(), safe="/")
 
 
 def _rule(f: Finding) -> dict:
@@ -56,6 +59,7 @@ def sarif(result: Scan) -> dict:
         "partialFingerprints": {"primaryLocationLineHash": f"{f.contract_id}:{f.code}"},
     } for f in result.findings]
     notes = [{"level": "warning", "message": {"text": f"not scanned (cannot parse): {u}"}} for u in result.unreadable]
+    notes += [{"level": "warning", "message": {"text": f"not scanned (not read): {u}"}} for u in result.skipped]
     return {"$schema": SCHEMA, "version": "2.1.0", "runs": [{
         "tool": {"driver": {"name": "chroma-compat scan", "rules": rules,
                             "informationUri": "https://pypi.org/project/pytest-chroma-compat/"}},

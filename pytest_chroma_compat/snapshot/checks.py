@@ -24,7 +24,7 @@ VALIDATION = pytest.StashKey[Any]()
 
 def _run(config: pytest.Config) -> Any:
     if VALIDATION not in config.stash:
-        from ..plugin import install_note, listed, installed_chromadb, live, option
+        from ..plugin_config import install_note, listed, installed_chromadb, live, option
         from ..releases import resolve
         from ..terminal_progress import ensure_releases
         from .validate import validate
@@ -35,15 +35,37 @@ def _run(config: pytest.Config) -> Any:
             raise pytest.UsageError("chroma-compat: --chroma-snapshot needs --chroma-to "
                                     "(no chromadb is installed here)")
         from_ = option(config, "chroma_compat_from") or "auto"
+        template = option(config, "chroma_compat_snapshot_pointer_template")
+        if template:  # a bad template is a usage error, said once, before a release is built or a byte copied
+            from .pointers import check_template
+
+            try:
+                check_template(template, "--chroma-snapshot-pointer-template")
+            except CompatError as exc:
+                raise pytest.UsageError(f"chroma-compat: {exc}") from None
         try:  # the releases named up front are built with a line each; validate reports any failure itself
             ensure_releases([resolve(v) for v in (to, from_) if v != "auto"], install_note(config))
         except CompatError:
             pass
+        filters = option(config, "chroma_compat_snapshot_filters")
+        if filters:  # read before the store is copied: a bad file is a usage error, said once
+            from .user_filters import from_option
+
+            try:
+                filters = from_option(filters)[0]
+            except CompatError as exc:
+                raise pytest.UsageError(f"chroma-compat: --chroma-snapshot-filters: {exc}") from None
+            if not filters:
+                raise pytest.UsageError("chroma-compat: --chroma-snapshot-filters: no literal filter found")
+        budget = option(config, "chroma_compat_snapshot_data_budget")  # checked at start-up (plugin_options)
         config.stash[VALIDATION] = validate(
-            source, to, from_=from_,
+            source, to, from_=from_, pointer_template=template or None,
+            refuse_downgrade=bool(option(config, "chroma_compat_snapshot_refuse_downgrade")),
+            **({} if budget is None else {"data_budget": int(str(budget).strip())}),
             endpoint_url=option(config, "chroma_compat_snapshot_endpoint_url"),
             collections=listed(option(config, "chroma_compat_snapshot_collections")) or None,
             allow_pre_existing=bool(option(config, "chroma_compat_snapshot_allow_pre_existing")),
+            filters=filters or None,
             progress=live(config))
     return config.stash[VALIDATION]
 

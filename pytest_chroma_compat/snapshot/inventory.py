@@ -17,22 +17,16 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import CompatError
 from ..migrate import LEGACY_MARKERS, detect_format
-from . import pickles, signals, store_state, writers
+from . import pickles, signals, store_settings, store_state, writers
+from .sqlite_reads import READ_SECONDS, SQLITE_FILE, StoreUnreadable, check_stopped, guard  # noqa: F401  (re-exported)
 
-SQLITE_FILE = "chroma.sqlite3"
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 #: files a local HNSW segment directory holds; a directory with none of them is empty
 SEGMENT_FILES = ("header.bin", "data_level0.bin", "length.bin", "link_lists.bin")
-
-
-class StoreUnreadable(CompatError):
-    """The path is not a Chroma store we can read at all (exit 2: could not validate)."""
 
 
 def take(path: Path) -> dict[str, Any]:
@@ -78,50 +72,11 @@ def _files(root: Path) -> dict[str, int]:
     return out
 
 
-#: the longest the host spends reading a store's SQLite: a crafted database (a recursive view, a
-#: huge cross join) must not hang the validator, which reads it in the host, outside any worker
-READ_SECONDS = 300.0
-
-
 #: every table the inventory queries by name
 READ_TABLES = frozenset({"migrations", "collections", "collection_metadata", "segments", "segment_metadata",
                          "embeddings", "embedding_metadata", "embeddings_queue", "embeddings_queue_config",
                          "tenants", "databases", "max_seq_id", "embedding_fulltext_search",
                          "embedding_fulltext_search_content"})
-
-
-def guard(conn: sqlite3.Connection, seconds: float = READ_SECONDS) -> sqlite3.Connection:
-    """Bound every query on ``conn`` in time and let a signal stop it (see :func:`check_stopped`).
-
-    Why a progress handler: SQLite runs a query without returning to Python, so neither a
-    timeout nor SIGTERM could stop one before; the handler is called every few thousand
-    steps, and whatever it raises is swallowed by sqlite3, hence the polling.
-    """
-    from .. import interrupts
-
-    deadline = time.monotonic() + seconds
-
-    def tick() -> int:
-        try:
-            return int(time.monotonic() > deadline or interrupts.stopping())
-        except BaseException:  # the signal handler's own exception lands here: stop the query
-            return 1
-
-    conn.set_progress_handler(tick, 20_000)
-    conn.execute("pragma trusted_schema = off")  # no function with side effects from the store's schema
-    return conn
-
-
-def check_stopped(exc: sqlite3.DatabaseError) -> StoreUnreadable:
-    """The error to raise for an aborted query: an interruption goes on as one, a deadline is named."""
-    from .. import interrupts
-
-    interrupts.raise_if_stopping()
-    if "interrupted" in str(exc).lower():
-        return StoreUnreadable(f"reading {SQLITE_FILE} took longer than {READ_SECONDS:.0f} s: a crafted or "
-                               "damaged database (e.g. a recursive view); refusing it")
-    return StoreUnreadable(f"{SQLITE_FILE} cannot be read as a Chroma database ({exc}); "
-                           "the store is damaged or not a Chroma store")
 
 
 def _connect(db: Path) -> sqlite3.Connection:
@@ -158,7 +113,10 @@ def _read_sqlite(root: Path, inv: dict[str, Any], files: dict[str, int]) -> None
             raise StoreUnreadable(f"{SQLITE_FILE} has no Chroma schema (tables: {', '.join(sorted(tables)) or 'none'})")
         migrations = [f"{d}/{f}" for d, f in conn.execute("select dir, filename from migrations order by dir, version")]
         inv["migrations"] = migrations
-        inv["writer_range"] = writers.writer_range(signals.read(root, conn))
+        # settings the creating client chose that every open must repeat (store_settings.toml)
+        inv["store_settings"] = store_settings.detect(conn)
+        inv["writer_range"] = store_settings.restrict(writers.writer_range(signals.read(root, conn)),
+                                                      inv["store_settings"])
         inv["rust_era_migrations"] = writers.rust_era(migrations)
         inv["tenants"] = [r[0] for r in conn.execute("select id from tenants")] if "tenants" in tables else []
         inv["databases"] = ([{"id": i, "name": n, "tenant": t} for i, n, t in

@@ -102,14 +102,15 @@ def _rollback(v: Validation) -> str | None:
     rb = v.rollback
     if not isinstance(rb, dict) or not rb.get("checked"):
         return None
+    why = f" ({rb['why_releases']})" if rb.get("why_releases") else ""  # two releases: which is which
     if rb.get("possible"):
         who = ", ".join(rb.get("releases") or [str(rb.get("release"))])
-        return f"rollback after upgrading: possible (chromadb {who} reopened the upgraded copy)"
+        return f"rollback after upgrading: possible (chromadb {who} reopened the upgraded copy){why}"
     required = any(c.name == "rollback-after-upgrade" and c.status == "fail" for c in v.checks)
     return (f"rollback after upgrading: NOT POSSIBLE (chromadb {rb.get('release')} cannot open the store once "
             f"{v.target_release} has written to it: {rb.get('error')}"
             + (f"; chromadb {', '.join(rb['reopened_by'])} did reopen it" if rb.get("reopened_by") else "") + ")"
-            + ("" if required else "; not part of the verdict: pass --require-rollback to make it so"))
+            + why + ("" if required else "; not part of the verdict: pass --require-rollback to make it so"))
 
 
 def _inventory(inv: dict[str, Any]) -> list[tuple[str, str]]:
@@ -122,6 +123,11 @@ def _inventory(inv: dict[str, Any]) -> list[tuple[str, str]]:
         facts.append(("written by", _writers.describe(wr)))
     elif wr:
         facts.append(("written by", str(wr)))
+    created = {k: s for k, s in (inv.get("store_settings") or {}).items()
+               if isinstance(s, dict) and s.get("value") not in (None, s.get("default"))}
+    for name, s in sorted(created.items()):  # a setting every open must repeat (snapshot/store_settings.py)
+        facts.append(("created with", f'{name}="{s["value"]}" (not the default "{s.get("default")}"; '
+                                      f'{s.get("evidence", "")}); opened with it by every release'))
     sizes = [(_count(inv.get(k)), k) for k in ("tenants", "databases", "collections") if k in inv]
     if sizes:
         text = ", ".join(f"{n if n is not None else '?'} {k[:-1]}(s)" for n, k in sizes)
@@ -334,6 +340,9 @@ def markdown(v: Validation) -> str:
         command += ["--from", v.source_release]
     if v.path != "in-place":
         command += ["--path", v.path]
+    for flag, key in (("--endpoint-url", "endpoint_url"), ("--profile", "profile"), ("--region", "region")):
+        if src.get(key):  # without it, pasting the command would ask real AWS for the bucket
+            command += [flag, str(src[key])]
     out += ["Reproduce:", "", _fence(shlex.join(command), "bash")]
     return _clean("\n".join(out)) + "\n"
 

@@ -160,6 +160,9 @@ class Validation:
             allowed = self.allowed
             extra = (f"; {len(allowed)} pre-existing defect(s) in the store allowed (--allow-pre-existing), first: "
                      f"{allowed[0].name}{_where(allowed[0])}: {allowed[0].detail}") if allowed else ""
+            rule = [c for c in self.checks if c.name == "rollback" and c.status == "info"]
+            if rule:  # a downgrade the measured checks pass: the rule is said beside the verdict, as a caveat
+                extra += f"; caveat: {rule[0].detail}"
             skipped = [c for c in self.checks if c.status == "skip"]
             if skipped:  # a check that did not run is said beside the verdict, never only in a tally
                 extra += (f"; {len(skipped)} check(s) skipped, first: {skipped[0].name}{_where(skipped[0])}: "

@@ -118,8 +118,9 @@ def byte_limit(workdir: Path, *, explicit: int | None, archive_size: int | None 
         return explicit, "--max-extract-bytes"
     free = free_space(workdir)
     room = max(0, (free - MARGIN) // COPIES)
-    why_room = (f"{human(free)} free in {workdir}, less a {human(MARGIN)} margin, halved for the "
-                f"{COPIES} copies validate makes")
+    why_room = (f"only {human(free)} free in {workdir}, under the {human(MARGIN)} kept free" if room == 0 else
+                f"{human(free)} free in {workdir}, less a {human(MARGIN)} margin, shared by up to {COPIES} "
+                "private copies")
     if archive_size is None:
         return room, why_room
     ratio = max(archive_size * RATIO, FLOOR)
@@ -132,7 +133,7 @@ def limit_reason(why: str) -> str:
     """The end of a refusal: why the limit is what it is, and how to change it."""
     if why == "--max-extract-bytes":
         return "(the limit given with --max-extract-bytes); refusing it"
-    return f"({why}); refusing it (--max-extract-bytes sets the limit)"
+    return f"({why}); refusing it (free space there; validate's --max-extract-bytes sets the limit)"
 
 
 class Budget:

@@ -9,6 +9,7 @@ table stays readable and two stores compare by set operations.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sqlite3
@@ -27,8 +28,7 @@ def read(root: Path, conn: sqlite3.Connection) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {
         "migrations": [f"{d}/{f}" for d, f in
                        conn.execute("select dir, filename from migrations order by dir, version")],
-        "migration_hashes": [f"{d}/{f}={h}" for d, f, h in
-                             conn.execute("select dir, filename, hash from migrations order by dir, version")],
+        "migration_hashes": _migration_hashes(conn),
         "user_version": [str(conn.execute("pragma user_version").fetchone()[0])],
         "schema": sorted(f"{t}.{c}" for t in tables if not _INTERNAL.match(t) for c in _columns(conn, t)),
         "config_keys": _json_keys(conn, tables, "config_json_str"),
@@ -36,6 +36,25 @@ def read(root: Path, conn: sqlite3.Connection) -> dict[str, list[str]]:
         "segment_types": _segment_types(conn, tables),
         "segment_files": _segment_files(root),
     }
+    return out
+
+
+def _migration_hashes(conn: sqlite3.Connection) -> list[str]:
+    """"dir/file=md5" per applied migration; a SHA-256 store (``migrations_hash_algorithm``) as MD5 too.
+
+    Why: writers.json holds the MD5 each release records by default; a store
+    created with sha256 records SHA-256 of the same SQL, and keeps that SQL, so
+    its MD5 (checked to be the SQL the stored digest was taken of) is compared
+    like with like, and the store's range narrows as an MD5 store's would.
+    """
+    cols = _columns(conn, "migrations")
+    sql = "sql" if "sql" in cols else "null"
+    out = []
+    for d, f, h, text in conn.execute(f"select dir, filename, hash, {sql} from migrations order by dir, version"):
+        if isinstance(h, str) and len(h) == 64 and isinstance(text, str) and \
+                hashlib.sha256(text.encode("utf-8")).hexdigest() == h.lower():
+            h = hashlib.md5(text.encode("utf-8")).hexdigest()
+        out.append(f"{d}/{f}={h}")
     return out
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CompatError
+from .sqlite_reads import check_stopped, guard
 
 SQLITE_FILE = "chroma.sqlite3"
 #: SQLite's lock bytes (os_unix.c): PENDING, RESERVED, then the 510-byte SHARED range
@@ -195,8 +196,6 @@ def recover(copy: Path) -> list[str]:
                            "SQLite would read and delete when rolling back: a crafted store; refusing it")
     if not hot and not wal_bytes:
         return []
-    from .inventory import check_stopped, guard
-
     conn = guard(sqlite3.connect(str(db), isolation_level=None))
     try:
         conn.execute("pragma schema_version").fetchone()  # the first read recovers

@@ -30,7 +30,8 @@ from ..invariants import values_close
 from ..migrate import copy_store, export_import
 from ..scopes import (DEFAULT_SCOPE, Scope, Selection, database_label, in_scope, inventory_collections,
                       scope_label, store_scopes)
-from . import compare, inventory, pointers, store_state, writers
+from . import compare, inventory, pointers, store_settings, store_state, writers
+from . import data_checks, data_options
 from .write_check import dimension_for, write_check
 from .result import Check, Validation
 from .sources import SourceError, fingerprint, materialize
@@ -54,20 +55,30 @@ def validate(source: str, to: str, *, from_: str | None = None, path: str = "in-
              timeout: float = TIMEOUT, progress: Progress | None = None, keep: bool = False,
              seed: int = 0, collections: Sequence[str] | None = None, s3_timeout: float | None = None,
              max_extract_bytes: int | None = None, max_members: int | None = None,
-             require_rollback: bool = False, allow_pre_existing: bool = False) -> Validation:
+             require_rollback: bool = False, allow_pre_existing: bool = False, refuse_downgrade: bool = False,
+             data_budget: int = data_checks.DEFAULT_BUDGET, filters: Sequence[Any] | None = None,
+             pointer_template: str | None = None) -> Validation:
     """Validate ``source`` for an upgrade to ``to``; never raises for a bad store or source.
 
     ``collections`` limits the comparison to these collections (a name, matched in
     every database, or ``tenant/database:name``), as teams that migrate one
     collection at a time validate one at a time. ``allow_pre_existing``: a defect
     the store already had before the upgrade is shown but does not fail (exit 0).
+    ``data_budget``: stored values asked per metadata key by the data checks (``data_checks.py``; 0: only
+    those of contracts the upgrade crosses); ``filters``: the user's own (``user_filters.py``).
     """
     result = Validation(source={"location": source}, allow_pre_existing=allow_pre_existing)
+    # what the report's "Reproduce" line needs to ask the same S3 endpoint (never its credentials)
+    from .redact import split_credentials
+
+    result.source.update({k: v for k, v in (("endpoint_url", split_credentials(endpoint_url)[0] if endpoint_url
+                                              else None), ("profile", profile), ("region", region)) if v})
     started = time.monotonic()
     try:
         check_options(to=to, from_=from_, path=path, timeout=timeout, batch_size=batch_size)
+        data = data_options.Options(data_budget, filters, measure_contracts=contracts, seed=seed)
         followed = pointers.follow(source, endpoint_url=endpoint_url, profile=profile, region=region,
-                                   s3_timeout=s3_timeout)
+                                   s3_timeout=s3_timeout, template=pointer_template)
         if followed.pointer is not None:  # latest-pointer.txt: validate what it names, and say so
             source = followed.location
             result.source.update({"location": source, "pointer": followed.pointer, "pointer_names": followed.content})
@@ -76,8 +87,9 @@ def validate(source: str, to: str, *, from_: str | None = None, path: str = "in-
             result.source_release = releases.resolve(from_)
             result.source_release_evidence = "given with --from"
         result.path = path
-        owner = "kept" if keep else os.getpid()  # a dead owner's copies are removed by `env prune` (leftovers.py)
-        work = Path(tempfile.mkdtemp(prefix=f"validate-{owner}-", dir=_ensure(workdir or work_root())))
+        # a dead owner's copies are removed by `env prune` (leftovers.py); kept ones only by an explicit prune
+        kind = "validate-kept" if keep else "validate"
+        work = Path(tempfile.mkdtemp(prefix=leftovers.prefix(kind), dir=_ensure(workdir or work_root())))
         in_use = leftovers.hold(work)  # no sweep removes it while we run, from any pid namespace
     except CompatError as exc:
         result.error = str(exc)
@@ -87,9 +99,13 @@ def validate(source: str, to: str, *, from_: str | None = None, path: str = "in-
                  "notify": (lambda text: progress(text, 0, 0)) if progress else None}  # S3 retries, as they happen
     try:
         _run(result, source, work, source_kw, batch_size=batch_size, contracts=contracts, timeout=timeout,
-             progress=progress, seed=seed, selection=Selection(collections) if collections else None)
+             progress=progress, seed=seed, selection=Selection(collections) if collections else None, data=data)
+        result.checks.extend(data.finish() if result.error is None else [])
+        _rule_after_open(result)
         if require_rollback:
             _require_rollback(result)
+        if refuse_downgrade:
+            _refuse_downgrade(result)
     except HarnessFault as exc:  # a timeout, a broken environment, the machine: never a verdict
         _stopped(result, str(exc))
     except OSError as exc:
@@ -122,6 +138,36 @@ def _stopped(result: Validation, why: str) -> None:
         result.checks.append(Check("run", "error", f"the validation stopped early: {why}"))
     else:
         result.error = why
+
+
+def _settings(result: Validation) -> dict[str, str] | None:
+    """The settings the store was created with that every open must repeat (``store_settings.py``)."""
+    return store_settings.to_open(result.inventory.get("store_settings")) or None
+
+
+def _with_settings(result: Validation) -> str:
+    """What an open was tried with, for a message about an open that failed."""
+    wanted = _settings(result)
+    if wanted:
+        return f" with {store_settings.describe(wanted)} (the setting it was created with)"
+    unsure = [f"{k}: {s['evidence']}" for k, s in (result.inventory.get("store_settings") or {}).items()
+              if isinstance(s, dict) and s.get("value") is None and "no one setting" in str(s.get("evidence"))]
+    return f" with the default settings ({'; '.join(unsure)})" if unsure else ""
+
+
+def _settings_check(result: Validation) -> None:
+    """Name the settings the store was created with, and the releases that cannot take them."""
+    wanted = _settings(result)
+    if not wanted:
+        return
+    found = result.inventory.get("store_settings") or {}
+    why = "; ".join(f"{k}: {found[k].get('evidence')}" for k in sorted(wanted) if isinstance(found.get(k), dict))
+    refused = [f"chromadb {v} has no such setting" for v in (result.source_release, result.target_release)
+               if v and store_settings.cannot_take(v, wanted)]
+    result.checks.append(Check("store-settings", "info", f"the store was created with {store_settings.describe(wanted)}"
+                                                         f" ({why}); every release opens it with that setting"
+                                                         + (f"; {', '.join(refused)}" if refused else ""),
+                               None, {"settings": wanted}))
 
 
 def _ensure(path: Path) -> Path:
@@ -169,7 +215,8 @@ def _rehash(result: Validation, source: str, source_kw: dict) -> None:
 
 
 def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_size: int,
-         contracts: bool, timeout: float, progress: Progress | None, seed: int, selection: Selection | None) -> None:
+         contracts: bool, timeout: float, progress: Progress | None, seed: int, selection: Selection | None,
+         data: data_options.Options | None = None) -> None:
     t0 = time.monotonic()
     try:  # a copy taken under a live writer is torn: say so in one line instead of calling it damaged
         store_state.refuse_live_writer(source)
@@ -202,6 +249,7 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
         return
     _rollback_check(result)
     _integrity_check(result)
+    _settings_check(result)
     scopes, unplaced = store_scopes(result.inventory)
     if unplaced:
         result.checks.append(Check("scope", "error", f"{len(unplaced)} collection(s) belong to no database the store "
@@ -224,11 +272,12 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
             t1 = time.monotonic()
             try:
                 export_import(old, source_copy, new, target_copy, batch_size=batch_size, scopes=scopes,
-                              keep=selection.matches if selection else None)
+                              keep=selection.matches if selection else None, settings=_settings(result))
             except (ChromaError, WorkerError) as exc:
                 if old.raised(exc):  # the release that wrote the store cannot export it: damage, not the upgrade
-                    result.checks.append(Check("open", "error", f"chromadb {old.version}, which wrote this store, "
-                                                               f"cannot export it: {compare._err(exc)}; the store is "
+                    result.checks.append(Check("open", "error", f"chromadb {old.version}, which reads this store "
+                                                               f"as the source, cannot export it: {compare._err(exc)}; "
+                                                               "the store is "
                                                                "damaged, or pass --from with the release that wrote "
                                                                "it", None, {"side": "source",
                                                                             "error": compare._err(exc)}))
@@ -248,11 +297,12 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
                 return
         t2 = time.monotonic()
         try:
-            dst = new.persistent(target_copy)
+            dst = new.persistent(target_copy, _settings(result))
             names = dst.list_collection_names()
         except (ChromaError, WorkerError) as exc:
-            result.checks.append(Check("open", "fail", f"chromadb {new.version} cannot open the store: "
-                                                       f"{compare._err(exc)}", None, {"error": compare._err(exc)}))
+            result.checks.append(Check("open", "fail", f"chromadb {new.version} cannot open the store"
+                                                       f"{_with_settings(result)}: {compare._err(exc)}", None,
+                                       {"error": compare._err(exc), "settings": _settings(result)}))
             return
         result.timings["target open"] = time.monotonic() - t2
         others = sum(scope != DEFAULT_SCOPE for scope in scopes)
@@ -265,7 +315,7 @@ def _run(result: Validation, source: str, work: Path, source_kw: dict, *, batch_
                                                                          scope)
             if pair is not None:
                 _compare(result, *pair, scope=scope, batch_size=batch_size, progress=progress, seed=seed,
-                         selection=selection)
+                         selection=selection, data=data)
         result.timings["compare"] = time.monotonic() - t3
         if contracts:
             _contracts(result, old, new)
@@ -296,19 +346,24 @@ def _reopen_by_source(result: Validation, target_copy: Path, timeout: float) -> 
     t0 = time.monotonic()
     wr = result.inventory.get("writer_range") or {}
     versions = [result.source_release]
-    if result.source_release_evidence.startswith("written by") and wr.get("readers"):
+    # a 0.3 range is every 0.3 release (no schema history narrows it): its oldest end says nothing about this
+    # store, so only the release that read it, the newest 0.3 release that opens it, reopens a 0.3 store
+    if result.source_release_evidence.startswith("written by") and wr.get("readers") and \
+            result.inventory.get("format") == "sqlite":
         # the range's other end first: each reopen may write to the copy, and the oldest is the likelier to refuse
         versions = [v for v in wr["readers"][-1:] if v != result.source_release] + versions
-    outcomes = [_reopen(version, target_copy, timeout) for version in versions]
+    outcomes = [_reopen(version, target_copy, timeout, _settings(result)) for version in versions]
     refused = [(v, err) for v, (err, _) in zip(versions, outcomes) if err is not None]
     reopened = [v for v, (err, _) in zip(versions, outcomes) if err is None]
+    why = "" if len(versions) == 1 else (f" (chromadb {versions[0]}: the oldest release that could have written the "
+                                         f"store; {result.source_release}: the release that read it)")
     if refused:
         version, error = refused[0]
         also = f"; chromadb {', '.join(reopened)} did reopen it" if reopened else ""
         result.rollback = {"checked": True, "possible": False, "release": version, "error": error,
                            "releases": versions, "reopened_by": reopened,
                            "detail": f"rollback after upgrading: not possible (chromadb {version} cannot open the "
-                                     f"store once {result.target_release} has written to it: {error}{also})"}
+                                     f"store once {result.target_release} has written to it: {error}{also}){why}"}
         result.checks.append(Check("rollback-after-upgrade", "info", result.rollback["detail"], None,
                                    {"release": version, "error": error, "reopened by": reopened}))
     else:
@@ -317,17 +372,19 @@ def _reopen_by_source(result: Validation, target_copy: Path, timeout: float) -> 
                            "releases": versions, "reopened_by": reopened,
                            "detail": f"rollback after upgrading: possible (chromadb {', '.join(versions)} reopened the "
                                      f"store after {result.target_release} wrote to it: {len(read)} collection(s) "
-                                     "counted, paged and queried)"}
+                                     f"counted, paged and queried){why}"}
         result.checks.append(Check("rollback-after-upgrade", "pass", result.rollback["detail"], None,
                                    {"releases": versions, "collections": read}))
+    result.rollback["why_releases"] = why.strip(" ()") or None
     result.timings["rollback"] = time.monotonic() - t0
 
 
-def _reopen(version: str, store: Path, timeout: float) -> tuple[str | None, list[str]]:
+def _reopen(version: str, store: Path, timeout: float,
+            settings: dict | None = None) -> tuple[str | None, list[str]]:
     """(what ``version`` raised, or None; "name: count" per collection it read) on ``store``."""
     from ..rollback import reopen
 
-    back = reopen(version, store, timeout)
+    back = reopen(version, store, timeout, settings=settings)
     return back.error, back.read
 
 
@@ -417,7 +474,7 @@ def _open_source(result: Validation, stack: ExitStack, old: Release, source_copy
     refused: list[str] = []
     while True:
         try:
-            src = old.persistent(source_copy)
+            src = old.persistent(source_copy, _settings(result))
             return old, src, src.list_collection_names()
         except HarnessFault:
             raise
@@ -427,8 +484,8 @@ def _open_source(result: Validation, stack: ExitStack, old: Release, source_copy
             if not readers or len(refused) >= MAX_READERS:
                 who = "the release given with --from" if not auto else \
                     "the only candidate writer" if len(refused) == 1 else f"{len(refused)} candidate writers"
-                result.error = (f"{who} cannot read this store ({'; '.join(refused)}); the store is damaged, or "
-                                "pass --from with the release that wrote it")
+                result.error = (f"{who} cannot read this store{_with_settings(result)} ({'; '.join(refused)}); "
+                                "the store is damaged, or pass --from with the release that wrote it")
                 return None
         old = stack.enter_context(Release(readers.pop(0), timeout=timeout))
         result.source_release = old.version
@@ -451,25 +508,66 @@ def _direction(result: Validation, wr: dict) -> str:
     return "upgrade" if s < t else "same" if s == t else "rollback"
 
 
+#: the downgrade rule is a caveat beside the measured checks; ``--refuse-downgrade`` makes it decide
+DOWNGRADE_RULE = "downgrade"
+CAVEAT = "a caveat, not part of the verdict: the measured checks decide (--refuse-downgrade makes it so)"
+
+
+def _writer_words(result: Validation) -> str:
+    """The writer as the evidence has it: the range when auto-detected (never shortened to its reader)."""
+    wr = result.inventory.get("writer_range") or {}
+    if result.source_release_evidence.startswith("written by") and len(wr.get("versions") or []) > 1:
+        return f"one of chromadb {wr['first']}-{wr['last']} (read with {result.source_release})"
+    return f"chromadb {result.source_release}"
+
+
 def _rollback_check(result: Validation) -> None:
-    """A store newer than the target: chromadb's own migration check opens it anyway."""
+    """A store newer than the target: a caveat, the rule only; what the target does with it is measured.
+
+    Why not a failure by itself: chromadb's own migration check lets a release
+    open a store with migrations it does not know, and whether reads and writes
+    then go wrong is what the open, compare and write checks measure on the
+    user's data; a downgrade every measured check passes used to be NOT SAFE
+    on this rule alone. ``--refuse-downgrade`` (:func:`_refuse_downgrade`)
+    makes the rule decide. Nothing here says how the target fared: the open
+    has not happened yet (:func:`_rule_after_open` adds what it did).
+    """
     migrations = result.inventory.get("migrations")
     unknown = writers.unknown_to(result.target_release, migrations) if migrations is not None else None
     newer = result.direction == "rollback"
     if unknown:
         result.direction = "rollback"
         result.checks.append(Check(
-            "rollback", "fail", f"the store has {len(unknown)} schema migration(s) chromadb "
+            "rollback", "info", f"the store has {len(unknown)} schema migration(s) chromadb "
                                 f"{result.target_release} does not know ({', '.join(unknown[:3])}): it was written by a "
-                                "newer release; the target opens it without complaint, so reads and writes may "
-                                "silently go wrong", None, {"unknown migrations": unknown}))
+                                "newer release, a downgrade; chromadb does not refuse a store on that ground, so reads "
+                                f"and writes may silently go wrong; {CAVEAT}", None,
+            {"rule": DOWNGRADE_RULE, "unknown migrations": unknown}))
     elif newer:
-        result.checks.append(Check("rollback", "fail", f"the store was written by chromadb {result.source_release}, newer "
-                                                       f"than the target {result.target_release}: this is a downgrade",
-                                   None, {}))
+        result.checks.append(Check("rollback", "info", f"the store was written by {_writer_words(result)}, newer than "
+                                                       f"the target {result.target_release}: a downgrade; {CAVEAT}",
+                                   None, {"rule": DOWNGRADE_RULE}))
     else:
-        result.checks.append(Check("rollback", "pass", f"{result.direction}: chromadb {result.source_release} -> "
+        result.checks.append(Check("rollback", "pass", f"{result.direction}: {_writer_words(result)} -> "
                                                        f"{result.target_release}"))
+
+
+def _rule_after_open(result: Validation) -> None:
+    """Say beside the downgrade rule what the target's open did: the rule never claims an open it did not see."""
+    rule = next((c for c in result.checks if c.name == "rollback" and c.evidence.get("rule") == DOWNGRADE_RULE), None)
+    opened = next((c for c in result.checks if c.name == "open"), None)
+    if rule is None or opened is None:
+        return
+    did = "opened it" if opened.status == "pass" else "failed to open it (see the open check)"
+    rule.detail = rule.detail.replace(f"; {CAVEAT}", f"; chromadb {result.target_release} {did}; {CAVEAT}")
+
+
+def _refuse_downgrade(result: Validation) -> None:
+    """``--refuse-downgrade``: a store newer than the target is "not safe" whatever the measured checks say."""
+    for check in result.checks:
+        if check.name == "rollback" and check.status == "info" and check.evidence.get("rule") == DOWNGRADE_RULE:
+            check.status = "fail"
+            check.detail = check.detail.replace(CAVEAT, "not safe on the rule alone (--refuse-downgrade)")
 
 
 def _open_scope(result: Validation, old: Release, new: Release, source_copy: Path, target_copy: Path,
@@ -478,15 +576,16 @@ def _open_scope(result: Validation, old: Release, new: Release, source_copy: Pat
     tenant, database = scope
     label = database_label(scope)
     try:
-        src = old.persistent(source_copy, tenant=tenant, database=database)
+        src = old.persistent(source_copy, _settings(result), tenant=tenant, database=database)
     except (ChromaError, WorkerError) as exc:
-        result.checks.append(Check("collections", "error", f"chromadb {old.version}, which wrote this store, cannot "
-                                                           f"open database {label}: {compare._err(exc)}; the store is "
+        result.checks.append(Check("collections", "error", f"chromadb {old.version}, which reads this store as the "
+                                                           f"source, cannot open database {label}: {compare._err(exc)}; "
+                                                           "the store is "
                                                            "damaged, or pass --from with the release that wrote it",
                                    label))
         return None
     try:
-        dst = new.persistent(target_copy, tenant=tenant, database=database)
+        dst = new.persistent(target_copy, _settings(result), tenant=tenant, database=database)
     except (ChromaError, WorkerError) as exc:
         result.checks.append(Check("collections", "fail", f"chromadb {new.version} cannot open database {label}: "
                                                           f"{compare._err(exc)}", label, {"error": compare._err(exc)}))
@@ -548,7 +647,8 @@ def _collections_check(result: Validation, src: Client, dst: Client, scope: Scop
 
 
 def _compare(result: Validation, src: Client, dst: Client, *, scope: Scope, batch_size: int,
-             progress: Progress | None, seed: int, selection: Selection | None) -> None:
+             progress: Progress | None, seed: int, selection: Selection | None,
+             data: data_options.Options | None = None) -> None:
     try:
         names = _collections_check(result, src, dst, scope, selection)
     except (ChromaError, WorkerError) as exc:
@@ -584,6 +684,8 @@ def _compare(result: Validation, src: Client, dst: Client, *, scope: Scope, batc
         result.checks.extend(checks)
         if summary.target_count is None:
             continue  # the target cannot open the collection: the count check says so, there is nothing to write to
+        if data is not None:  # before the write check writes to both copies (data_checks.py)
+            result.checks.extend(data.run(label, name, src, dst, summary.source_count or 0, batch_size))
         # every collection, an empty one too; the source's private copy is the baseline (write_check.py)
         result.checks.append(write_check(label, Collection(dst, {"name": name, "id": ""}),
                                          dimension_for(summary.dimension, recorded.get(name)),

@@ -7,9 +7,11 @@
 Exit codes: 0 moved (and with --verify, both sides read back identical);
 1 --verify found a difference (each named on stderr and in --json); 2 could
 not do what was asked (one line: a side unusable, a collection the target
-already has, a release that cannot be installed, a server that went away).
-An interrupted run (Ctrl-C, a crash, a lost server) is resumed by running
-the same command again.
+already has, a release that cannot be installed, a server that went away, a
+server that refuses or needs credentials (naming --source-header or
+--target-header), credentials written into a URL, a target another migrate
+holds). An interrupted run (Ctrl-C, a crash, kill -9, a lost server) is
+resumed by running the same command again.
 """
 
 from __future__ import annotations

@@ -81,8 +81,18 @@ def parse_headers(values: list[str] | None) -> dict[str, str]:
     return out
 
 
-def parse_url(spec: str) -> tuple[str, int]:
-    parts = urllib.parse.urlsplit(spec)
+def parse_url(spec: str, header_flag: str = "--target-header") -> tuple[str, int]:
+    try:
+        parts = urllib.parse.urlsplit(spec)
+    except ValueError:  # "http://[::1": an unclosed IPv6 bracket (before: exit 3)
+        raise TransferError(f"{spec}: not a server URL; give a server as http://host:port") from None
+    if parts.username is not None or parts.password is not None:
+        # refused, not dropped: a server that needs them would answer "forbidden" with no word why, and
+        # a URL is printed, logged and seen in `ps`; the message never repeats them
+        where = f"{parts.scheme}://{parts.hostname or ''}" + (f":{parts.port}" if _port_ok(parts) else "")
+        raise TransferError(f"{where}: credentials in the URL (user:password@) are not used; give the host as "
+                            f"http://host:port and the credentials as a header, e.g. {header_flag} "
+                            "'Authorization: Basic $CREDENTIALS' or 'Authorization: Bearer $TOKEN'")
     if parts.scheme == "https":
         raise TransferError(f"{spec}: https servers are not supported yet (use http:// on a trusted network)")
     if parts.path not in ("", "/") or parts.query or not parts.hostname:
@@ -94,6 +104,39 @@ def parse_url(spec: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
+def _port_ok(parts: urllib.parse.SplitResult) -> bool:
+    try:
+        return parts.port is not None
+    except ValueError:
+        return False
+
+
+def identity(spec: str) -> str:
+    """What names a side across runs before it is opened (``Side.identity``): host:port or a resolved path."""
+    if is_url(spec):
+        host, port = parse_url(spec)
+        return f"{host}:{port}"
+    return str(Path(spec).expanduser().resolve())
+
+
+#: what a release raises when a server refuses its credentials (0.4: HTTP 401/403 through requests;
+#: 0.5-0.6: ChromaAuthError "Forbidden"; 1.x behind an auth proxy: 401/403), by type and by message
+_AUTH_TYPES = re.compile(r"Auth|Unauthori[sz]ed|Forbidden")
+_AUTH_WORDS = re.compile(r"\b(401|403)\b|Unauthori[sz]ed|Forbidden|[Aa]uthenticat|[Aa]uthori[sz]")
+
+
+def auth_refusal(exc: Exception, side: "Side", flag: str) -> "TransferError | None":
+    """The one-line refusal for an error that says the server refused our credentials, else None."""
+    kind = getattr(exc, "qualified_type", type(exc).__name__)
+    message = getattr(exc, "message", str(exc)).splitlines()[0][:120] if str(exc) else ""
+    if not (_AUTH_TYPES.search(kind) or _AUTH_WORDS.search(message)):
+        return None
+    given = "refused the credentials given with" if side.headers else "needs credentials: pass them with"
+    return TransferError(f"the {side.role} server {side.host}:{side.port} {given} {flag} ({kind}: {message}); "
+                         f"e.g. {flag} 'Authorization: Bearer $TOKEN' (or 'X-Chroma-Token: $TOKEN', as the "
+                         "server is configured)")
+
+
 def parse_database(text: str) -> Scope:
     tenant, sep, database = text.partition("/")
     if not sep or not tenant or not database or "/" in database:
@@ -101,8 +144,10 @@ def parse_database(text: str) -> Scope:
     return (None, None) if (tenant, database) == ("default_tenant", "default_database") else (tenant, database)
 
 
-def server_version(host: str, port: int, headers: dict[str, str], timeout: float = 10.0) -> str:
-    """The version the server reports; what answers decides the API era, not a guess."""
+def server_version(host: str, port: int, headers: dict[str, str], timeout: float = 10.0,
+                   header_flag: str = "--target-header") -> str:
+    """The version the server reports; what answers decides the API era, not a guess.
+    A server (or the proxy before it) that answers only 401/403 needs credentials: said so, with the flag."""
     problems = []
     for path in VERSION_PATHS:
         request = urllib.request.Request(f"http://{host}:{port}{path}", headers=headers)
@@ -122,6 +167,10 @@ def server_version(host: str, port: int, headers: dict[str, str], timeout: float
         if isinstance(version, str) and version:
             return version
         problems.append(f"{path}: answered {body[:60]!r}")
+    if problems and all(p.endswith(("HTTP 401", "HTTP 403")) for p in problems):
+        given = "refused the credentials given with" if headers else "needs credentials: pass them with"
+        raise TransferError(f"the server http://{host}:{port} {given} {header_flag} ({'; '.join(problems)}); "
+                            f"e.g. {header_flag} 'Authorization: Bearer $TOKEN'")
     raise TransferError(f"http://{host}:{port} does not say which Chroma release it is ({'; '.join(problems)})")
 
 

@@ -19,7 +19,37 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import paths
+from .. import leftovers, paths
+from .endpoints import TransferError
+
+#: a journal saying it began more than this far in the future was not written by us
+_CLOCK_SLACK = 86400.0
+
+
+def damaged(stored: dict[str, Any]) -> str:
+    """Why a journal read back cannot steer a resume ("" when it can): every field a rerun uses is
+    checked for its type and range, so a crafted or corrupted file is a refusal, never an exit 3
+    and never an offset that skips records (the offset is also checked against the target: move.py)."""
+    started = stored.get("started")
+    if isinstance(started, bool) or not isinstance(started, (int, float)) or \
+            not 0 <= started <= time.time() + _CLOCK_SLACK:
+        return f"started is {str(started)[:40]!r}, not a time"
+    collections = stored.get("collections")
+    if not isinstance(collections, dict):
+        return "collections is not a mapping"
+    for label, entry in collections.items():
+        if not isinstance(entry, dict):
+            return f"the entry of {str(label)[:80]!r} is not a mapping"
+        for key in ("copied", "total"):
+            value = entry.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                return f"{key} of {str(label)[:80]!r} is {str(value)[:40]!r}, not a count"
+        if not isinstance(entry.get("done"), bool):
+            return f"done of {str(label)[:80]!r} is not true or false"
+    version = stored.get("target_version")
+    if version is not None and not isinstance(version, str):
+        return "target_version is not a release"
+    return ""
 
 
 def location(source: str, target: str) -> Path:
@@ -40,6 +70,10 @@ class Journal:
             except (OSError, ValueError):
                 stored = None  # a journal we cannot read resumes nothing: the target check then refuses
             if isinstance(stored, dict) and stored.get("source") == source and stored.get("target") == target:
+                damage = damaged(stored)
+                if damage:  # read from a file: never trusted to steer a resume (issue 24, attack pass)
+                    raise TransferError(f"this command's resume journal {path} is damaged ({damage}); delete it "
+                                        "and the partly written target, then run the command again")
                 self.data, self.resumed = stored, True
 
     def entry(self, label: str) -> dict[str, Any] | None:
@@ -58,7 +92,7 @@ class Journal:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".journal-")
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=leftovers.prefix(".journal"))  # env prune owns it
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(self.data, fh)
         os.replace(tmp, self.path)

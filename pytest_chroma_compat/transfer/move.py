@@ -18,6 +18,7 @@ index settings in a configuration, 0.4-0.6 in ``hnsw:*`` metadata.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -29,13 +30,13 @@ from typing import Any, Callable
 
 from packaging.specifiers import SpecifierSet
 
-from .. import paths
+from .. import leftovers, paths
 from ..client import Client, Collection, Release
 from ..errors import ChromaError
 from ..migrate import detect_format, groups_by_fields
 from ..progress import Progress
 from ..scopes import DEFAULT_SCOPE, Scope, Selection, scope_label, store_scopes
-from . import endpoints, verify
+from . import endpoints, lock, verify
 from .endpoints import Side, TransferError
 from .journal import Journal, location
 
@@ -43,6 +44,9 @@ RELEASE_SIDE = str(Path(__file__).resolve().parent.parent / "release_side")
 OPS = "chroma_compat_transfer_ops"
 BATCH = 1000
 MAX_READERS = 3
+#: below this much free space, a target release's refusal is the full disk, whatever its own words say (a
+#: batch of 1,000 records with 384-dimensional vectors takes ~2 MiB in the WAL alone)
+FULL_DISK_BYTES = 16 * 1024 * 1024
 
 #: How a collection's settings are carried (source family, target family): first match wins.
 #: "configuration": 1.x's configuration as read (its embedding function left out: never carried);
@@ -131,8 +135,17 @@ class Mover:
         self.timeout = timeout
         self.selection = Selection(collections) if collections else None
         self.databases = databases
-        self.source = self._source(source, source_version, source_headers or {})
-        self.target = self._target(target, target_version, target_headers or {})
+        try:  # a refusal here (a bad target, an unreadable source) must not leave the private copy behind
+            # one run per target (transfer/lock.py): taken before the source is copied or a side is opened
+            key = endpoints.identity(target)
+            held = lock.hold(key, target if not endpoints.is_url(target) else
+                             "server {}:{}".format(*endpoints.parse_url(target)))
+            self.stack.callback(lock.release, key, held)
+            self.source = self._source(source, source_version, source_headers or {})
+            self.target = self._target(target, target_version, target_headers or {})
+        except BaseException:
+            self.stack.close()
+            raise
 
     def __enter__(self) -> "Mover":
         return self
@@ -160,7 +173,7 @@ class Mover:
             store_state.refuse_live_writer(spec)
         except store_state.LiveWriter as exc:
             raise TransferError(str(exc)) from None
-        work = Path(tempfile.mkdtemp(prefix="migrate-", dir=paths.scratch_dir()))
+        work = Path(tempfile.mkdtemp(prefix=leftovers.prefix("migrate"), dir=paths.scratch_dir()))
         self.stack.callback(shutil.rmtree, work, True)
         copy = sources.materialize(spec, work)
         try:
@@ -186,10 +199,18 @@ class Mover:
         return side
 
     def _server(self, role: str, spec: str, version: str | None, headers: dict, flag: str) -> Side:
-        host, port = endpoints.parse_url(spec)
-        reported = endpoints.server_version(host, port, headers)
+        header_flag = f"--{role}-header"
+        host, port = endpoints.parse_url(spec, header_flag)
+        reported = endpoints.server_version(host, port, headers, header_flag=header_flag)
         side = Side(role, spec, "server", host=host, port=port, headers=headers)
         side.version, side.evidence = endpoints.server_release(reported, version, role, flag)
+        try:  # /version answers anyone: a listing is what token auth guards, asked before any work
+            self._open(side, self._release(side.version, role), DEFAULT_SCOPE).list_collection_names()
+        except ChromaError as exc:
+            refusal = endpoints.auth_refusal(exc, side, header_flag)
+            if refusal is None:
+                raise
+            raise refusal from None
         return side
 
     def _target(self, spec: str, version: str | None, headers: dict) -> Side:
@@ -204,16 +225,34 @@ class Mover:
         if fmt not in ("empty", "sqlite"):
             raise TransferError(f"{spec}: the target directory holds files that are not a Chroma store "
                                 f"({fmt}); give an empty or new directory")
+        resumed = None
         if fmt == "sqlite" and not version:
-            raise TransferError(f"{spec}: the target is an existing store; pass --target-version (the release "
-                                "that will open it)")
+            version = resumed = self._interrupted_target_version(path)
+            if version is None:
+                raise TransferError(f"{spec}: the target is an existing store; pass --target-version (the release "
+                                    "that will open it)")
         side = Side("target", spec, "directory", path=path)
-        if version:
+        if resumed:
+            side.version, side.evidence = resumed, "the release the interrupted run of this command wrote it with"
+        elif version:
             side.version, side.evidence = endpoints.catalogued(version, "target", "--target-version"), \
                 "--target-version"
         else:
             side.version, side.evidence = self.source.version, "the source's release (no --target-version)"
         return side
+
+    def _interrupted_target_version(self, path: Path) -> str | None:
+        """The release an interrupted run of this very command wrote ``path`` with (its journal),
+        so that the same command resumes it: the store it began is not "an existing store"."""
+        target = str(path.resolve())
+        found = Journal(location(self.source.identity, target), self.source.identity, target)
+        version = found.data.get("target_version") if found.resumed else None
+        if not isinstance(version, str) or not version:
+            return None
+        try:  # read from a file: only a release this harness installs may decide what it installs
+            return endpoints.catalogued(version, "target", "--target-version")
+        except TransferError:
+            return None
 
     def _open(self, side: Side, release: Release, scope: Scope) -> Client:
         tenant, database = scope
@@ -265,11 +304,16 @@ class Mover:
             if unknown:
                 raise TransferError(f"no collection named {', '.join(unknown)} in the source")
         self._refuse_merges(journal, sources)
+        # saved before the target is touched: a run killed from here on is this command's to resume
+        journal.data["target_version"] = self.target.version
+        journal.save()
         if journal.resumed:
             done = sum(p.done for *_, plan in sources for p in plan)
             total = sum(len(plan) for *_, plan in sources)
             self.say(f"migrate: resuming the run begun {time.ctime(journal.data['started'])}: {done} of {total} "
                      "collection(s) done")
+        if self.target.kind == "directory" and detect_format(self.target.path) == "empty":  # type: ignore[arg-type]
+            self._initialize(self.target.path)  # type: ignore[arg-type]
         target_release = self._release(self.target.version, "target")
         root = self._open(self.target, target_release, DEFAULT_SCOPE)
         pairs = []
@@ -288,6 +332,34 @@ class Mover:
         out.seconds = time.monotonic() - started
         return out
 
+    def _initialize(self, path: Path) -> None:
+        """Create the new target store beside it, then rename it into place.
+
+        Why: a release creates its schema in many steps (0.6.3: 15 migrations, not one transaction),
+        and a store killed half-way through them opens later and fails on a missing column
+        (measured: "no such column: embedding_metadata.bool_value" after a kill -9 while 0.6.3
+        created it). Renamed only once complete, the target is either absent or a whole store. The
+        staging folder has a fixed name, so the same command, run again, removes a killed one's.
+        A separate worker creates it, so no open handle follows the rename."""
+        staging = path.parent / f".{path.name}.migrate-init"
+        if staging.is_dir() and not staging.is_symlink() and detect_format(staging) in ("sqlite", "empty"):
+            shutil.rmtree(staging, ignore_errors=True)  # a killed run's half-made store (nothing else)
+        elif staging.exists() or staging.is_symlink():
+            raise TransferError(f"{staging} is in the way (migrate creates a new target store there first); "
+                                "move it, or choose another target")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with Release(self.target.version, **({"timeout": self.timeout} if self.timeout else {})) as release:
+                release.persistent(staging).list_collection_names()
+            mode = path.stat().st_mode & 0o7777 if path.is_dir() else None  # an empty folder the user made
+            os.rename(staging, path)  # onto a missing or empty directory: atomic
+            if mode is not None:
+                os.chmod(path, mode)
+        except OSError:  # another filesystem, a mount point: created in place, as before
+            path.mkdir(parents=True, exist_ok=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
     def _refuse_merges(self, journal: Journal, sources: list[tuple[Scope, Client, list[Planned]]]) -> None:
         """A collection the target holds and this run did not create stops the run before any write.
         A new or empty target directory holds nothing, and is not created just to be looked at."""
@@ -305,16 +377,52 @@ class Mover:
                                         "merges into a collection it did not create (delete it there, or pick "
                                         "another target)")
 
+    def _full_disk(self) -> str:
+        """"the target's disk is full: ..." when a directory target has (nearly) no room left, else ""."""
+        if self.target.kind != "directory" or self.target.path is None:
+            return ""
+        from ..snapshot.safecopy import free_space, human
+
+        free = free_space(Path(self.target.path))
+        if free >= FULL_DISK_BYTES:
+            return ""
+        return f"the target's disk is full: {human(free)} free in {self.target.path}"
+
     def _describe(self, client: Client, name: str) -> dict:
         return client.release.run(f"{OPS}:describe", client=client, sys_path=[RELEASE_SIDE], name=name)
 
+    def _check_resume(self, item: Planned, tgt: Client, journal: Journal) -> None:
+        """The journal's offset is trusted only as far as the target bears it out: records up to it were
+        written before it was saved, so the target holds at least that many (more when a batch went in
+        and the kill came before the save), and a done collection holds them all. Anything else (a
+        crafted or corrupted journal, a target changed since) is copied again from the start, said
+        aloud: ``upsert`` makes that safe, where trusting it would skip records silently."""
+        try:
+            held = tgt.get_collection(item.name).count()
+        except ChromaError:
+            held = 0
+        if item.resume_from <= min(held, item.total) and (not item.done or held == item.total == item.resume_from):
+            return
+        self.say(f"migrate: the journal says {item.resume_from} of {item.total} records of {item.label} were copied"
+                 f"{' (done)' if item.done else ''}, but the target holds {held}: copying it again from the start")
+        item.resume_from, item.done = 0, False
+        journal.data["collections"][item.label].update(copied=0, done=False)
+
     def _copy(self, item: Planned, src: Client, tgt: Client, rule: str, journal: Journal) -> int:
+        if item.resume_from or item.done:
+            self._check_resume(item, tgt, journal)
         if item.done:
             return item.total
-        if item.resume_from == 0 and journal.entry(item.label) is None:
-            info = self._describe(src, item.name)
-            tgt.release.run(f"{OPS}:create", client=tgt, sys_path=[RELEASE_SIDE], name=item.name,
-                            **settings_for(rule, info))
+        if item.resume_from == 0:
+            # claimed in the journal before it is created: a kill between the two leaves a collection
+            # the rerun knows it made (created only when the target does not hold it yet)
+            fresh = journal.entry(item.label) is None
+            journal.begin(item.label, item.total)
+            journal.save()
+            if fresh or item.name not in tgt.list_collection_names():
+                info = self._describe(src, item.name)
+                tgt.release.run(f"{OPS}:create", client=tgt, sys_path=[RELEASE_SIDE], name=item.name,
+                                **settings_for(rule, info))
         journal.begin(item.label, item.total)
         journal.save()
         source_col, target_col = src.get_collection(item.name), Collection(tgt, {"name": item.name, "id": ""})
@@ -327,6 +435,10 @@ class Mover:
                 try:
                     target_col.upsert(**group)
                 except ChromaError as exc:  # the target release's refusal: not a harness bug, and resumable
+                    full = self._full_disk()
+                    if full:  # the release's own words ("Error purging logs") do not say why: we do
+                        raise TransferError(f"{full}; {item.label} stopped after {copied} records; free space and "
+                                            "rerun the same command (it resumes)") from None
                     raise TransferError(f"chromadb {self.target.version} refused records of {item.label} "
                                         f"(after {copied} copied): {str(exc).splitlines()[0][:300]}") from None
             copied += len(page["ids"])

@@ -232,12 +232,7 @@ class Expected:
                     matched.append(rid)
             self._count[j] += len(matched)
             self._sum[j] = (self._sum[j] + id_sum(matched)) % (1 << 64)
-            heap = self._smallest[j]
-            for rid in heapq.nsmallest(SAMPLE, matched):
-                if len(heap) < SAMPLE:
-                    heapq.heappush(heap, _Desc(rid))
-                elif rid < heap[0].rid:
-                    heapq.heapreplace(heap, _Desc(rid))
+            keep_smallest(self._smallest[j], matched)
 
     def result(self) -> list[dict]:
         """Per filter: ``count``, ``digest`` and ``sample`` as ``id_digest`` answers them, and ``uncertain``."""
@@ -255,3 +250,405 @@ class _Desc:
 
     def __lt__(self, other: "_Desc") -> bool:
         return self.rid > other.rid
+
+
+
+def keep_smallest(heap: list, matched: list) -> None:
+    """Fold ``matched`` into ``heap``, which keeps the SAMPLE smallest ids seen so far across batches."""
+    for rid in heapq.nsmallest(SAMPLE, matched):
+        if len(heap) < SAMPLE:
+            heapq.heappush(heap, _Desc(rid))
+        elif rid < heap[0].rid:
+            heapq.heapreplace(heap, _Desc(rid))
+
+# -- any filter, by the data: the user's own filters and the data checks (snapshot/data_checks.py) ------------
+#
+# Why a second evaluator: ``matches`` answers only the filters ``pick`` makes, whose meaning every release
+# shares. A user's filter, and a data check on the stored values, may use operators whose meaning changed
+# (``$ne`` on a record lacking the key, ``$contains`` on a string field): where the releases measured differ
+# on a record, it is ``None`` (uncertain), and the record is left out of the judgement (see ``DataExpected``).
+
+ORDER_OPS = {"$gt": lambda a, b: a > b, "$gte": lambda a, b: a >= b, "$lt": lambda a, b: a < b,
+             "$lte": lambda a, b: a <= b}
+
+
+def _all(parts: list) -> Optional[bool]:
+    """Three-valued and: False wins, then unknown."""
+    if any(p is False for p in parts):
+        return False
+    return None if any(p is None for p in parts) else True
+
+
+def _any(parts: list) -> Optional[bool]:
+    """Three-valued or: True wins, then unknown."""
+    if any(p is True for p in parts):
+        return True
+    return None if any(p is None for p in parts) else False
+
+
+def _equal(have: Any, want: Any) -> Optional[bool]:
+    """``$eq`` by the data: types count; where releases measured differ, None."""
+    if isinstance(have, bool) or isinstance(want, bool):
+        return type(have) is type(want) and have == want
+    if isinstance(want, str) or isinstance(have, str):
+        if isinstance(want, str) and isinstance(have, str):
+            return have == want
+        try:  # 0.3.29 casts: "1" matches 1
+            return None if float(want) == float(have) else False
+        except (TypeError, ValueError):
+            return False
+    if _number(have) and _number(want):
+        if type(have) is type(want):
+            return have == want
+        if have == want:
+            return None  # 0.4.x: 1 does not match 1.0; later releases: it does
+        if isinstance(have, int) and isinstance(want, float) and int(want) == have:
+            return None  # 1.0-1.5 match an int by truncating the float asked for ($eq 1.5 matches 1)
+        return False
+    return False
+
+
+def _condition(op: str, want: Any, present: bool, have: Any) -> Optional[bool]:
+    """One ``{op: want}`` on one record's value of the key (``present``: the record has the key)."""
+    if op in ("$ne", "$nin", "$not_contains"):
+        if not present:
+            return None  # before 0.5.12 a record lacking the key never matched; from it on, it does
+        if isinstance(have, list):
+            return (want not in have) if op == "$not_contains" else None
+        if op == "$not_contains":
+            return None  # on a string: refused by 0.x-1.4, every record from 1.5.0 on (where-contains-metadata)
+        if op == "$ne":
+            eq = _equal(have, want)
+            return None if eq is None else not eq
+        if not isinstance(want, list):
+            return None
+        return _all([None if e is None else not e for e in (_equal(have, w) for w in want)])
+    if not present:
+        return False
+    if isinstance(have, list):
+        return (want in have) if op == "$contains" else None  # 1.5's list values: only membership is pinned
+    if op == "$eq":
+        return _equal(have, want)
+    if op == "$in":
+        return _any([_equal(have, w) for w in want]) if isinstance(want, list) else None
+    if op == "$contains":  # on a string: refused by 0.x-1.4, nothing from 1.5.0 on; no meaning the data pins
+        return None
+    if op in ORDER_OPS:
+        if isinstance(have, bool) or isinstance(want, bool) or not (_number(have) and _number(want)):
+            return False if _number(want) else None
+        if have != want and abs(have - want) <= EDGE_RTOL * max(1.0, abs(want)) \
+                and (isinstance(have, float) or isinstance(want, float)):
+            return None  # within re-rounding distance of the edge, but not the value itself
+        return ORDER_OPS[op](have, want)
+    return None  # an operator the oracle does not know ($regex, ...): judged between releases only
+
+
+def where_matches(where: Any, metadata: Any) -> Optional[bool]:
+    """Whether one record's metadata matches a ``where`` filter, by the data (None: releases differ)."""
+    if not isinstance(where, dict) or not where:
+        return None
+    meta = metadata or {}
+    parts = []
+    for key, cond in where.items():
+        if key in ("$and", "$or"):
+            if not isinstance(cond, list) or not cond:
+                return None
+            sub = [where_matches(c, meta) for c in cond]
+            parts.append(_all(sub) if key == "$and" else _any(sub))
+            continue
+        if isinstance(key, str) and key.startswith("$"):
+            return None
+        ops = cond.items() if isinstance(cond, dict) else [("$eq", cond)]
+        parts.extend(_condition(op, want, key in meta, meta.get(key)) for op, want in ops)
+    return _all(parts)
+
+
+def document_matches(where_document: Any, document: Any) -> Optional[bool]:
+    """Whether one record's document matches a ``where_document`` filter, by the data."""
+    if not isinstance(where_document, dict) or len(where_document) != 1:
+        return None
+    ((op, want),) = where_document.items()
+    if op in ("$and", "$or"):
+        if not isinstance(want, list) or not want:
+            return None
+        sub = [document_matches(c, document) for c in want]
+        return _all(sub) if op == "$and" else _any(sub)
+    if not isinstance(want, str):
+        return None
+    if op == "$contains":
+        return isinstance(document, str) and want in document
+    if op == "$not_contains":
+        return (want not in document) if isinstance(document, str) else None  # no document: changed at 0.5.12
+    return None
+
+
+def record_matches(where: Any, where_document: Any, document: Any, metadata: Any) -> Optional[bool]:
+    """A whole ``get(where=..., where_document=...)`` on one record, by the data."""
+    parts = []
+    if where:
+        parts.append(where_matches(where, metadata))
+    if where_document:
+        parts.append(document_matches(where_document, document))
+    return _all(parts) if parts else True
+
+
+def _eq_only(f: dict) -> Optional[tuple]:
+    """``(key, want)`` of a filter that is one ``$eq`` on one key with a scalar, else None."""
+    where = f.get("where")
+    if f.get("where_document") or not isinstance(where, dict) or len(where) != 1:
+        return None
+    ((key, cond),) = where.items()
+    if not isinstance(key, str) or key.startswith("$"):
+        return None
+    if isinstance(cond, dict):
+        if len(cond) != 1 or "$eq" not in cond:
+            return None
+        cond = cond["$eq"]
+    return (key, cond) if isinstance(cond, (str, int, float, bool)) else None
+
+
+def _one_condition(f: dict) -> Optional[tuple]:
+    """``(key, op, want)`` of a filter that is one operator on one key, else None."""
+    where = f.get("where")
+    if f.get("where_document") or not isinstance(where, dict) or len(where) != 1:
+        return None
+    ((key, cond),) = where.items()
+    if not isinstance(key, str) or key.startswith("$") or not isinstance(cond, dict) or len(cond) != 1:
+        return None
+    ((op, want),) = cond.items()
+    return key, op, want
+
+
+def _as_float(value: Any) -> Optional[float]:
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+class _EqIndex:
+    """Every ``$eq`` filter on one key, looked up by the record's value instead of asked one by one.
+
+    Why: a data check asks up to the budget's values per key; evaluating each on every record
+    cost ``values x records`` (64 million evaluations per key on a million-record store). The
+    lookups give exactly ``_equal``'s answers (tested against it): True for the same type and
+    value; None for an int and a float of equal value, an int and a float that truncates to it,
+    and a string and a number equal once cast (0.3.29); False otherwise.
+    """
+
+    def __init__(self) -> None:
+        self.exact: dict[tuple, list[int]] = {}  # (type name, value) -> filters
+        self.numeric: dict[float, list[tuple[int, str]]] = {}  # float(want) -> (filter, type name)
+        self.cast: dict[float, list[int]] = {}  # float(string want) -> filters
+        self.floats: list[tuple[float, int]] = []  # (float want, filter), sorted: truncation
+        self.every: list[int] = []
+
+    def add(self, j: int, want: Any) -> None:
+        self.every.append(j)
+        kind = "bool" if isinstance(want, bool) else type(want).__name__
+        self.exact.setdefault((kind, want), []).append(j)
+        if kind in ("int", "float"):
+            f = _as_float(want)
+            if f is not None:
+                self.numeric.setdefault(f, []).append((j, kind))
+            if kind == "float" and f == f and abs(f) != float("inf"):
+                self.floats.append((want, j))
+        elif kind == "str":
+            f = _as_float(want)
+            if f is not None:
+                self.cast.setdefault(f, []).append(j)
+
+    def done(self) -> None:
+        self.floats.sort()
+
+    def hits(self, have: Any) -> tuple[list[int], list[int]]:
+        """(filters the value matches, filters whose matching releases differ on)."""
+        if isinstance(have, list):
+            return [], list(self.every)
+        kind = "bool" if isinstance(have, bool) else type(have).__name__
+        yes = list(self.exact.get((kind, have), ()))
+        unsure: list[int] = []
+        if kind == "str":
+            f = _as_float(have)
+            if f is not None:
+                unsure.extend(j for j, _ in self.numeric.get(f, ()))
+        elif kind in ("int", "float"):
+            f = _as_float(have)
+            if f is not None:
+                unsure.extend(j for j, k in self.numeric.get(f, ()) if k != kind)
+                unsure.extend(self.cast.get(f, ()))
+            if kind == "int" and self.floats:
+                import bisect
+
+                lo = bisect.bisect_right(self.floats, (have - 1, float("inf")))
+                hi = bisect.bisect_left(self.floats, (have + 1, -1))
+                unsure.extend(j for w, j in self.floats[lo:hi] if w != have and int(w) == have)
+        return yes, unsure
+
+
+class DataExpected:
+    """Per filter, what the records read say it matches: the certain matches (count, digest, smallest
+    ids) and, apart, the records whose matching releases differ on (count, digest), so an answer is
+    judged right if it is the certain set with or without them (they go all one way in a release).
+
+    One ``$eq`` on one key is looked up (``_EqIndex``); every other filter is evaluated per record."""
+
+    def __init__(self, filters: list[dict]) -> None:
+        self.filters = filters
+        self._eq: dict[str, _EqIndex] = {}
+        self._single: dict[str, list[tuple[int, str, Any]]] = {}  # key -> (filter, op, want): one condition
+        self._general = []
+        for j, f in enumerate(filters):
+            simple, one = _eq_only(f), _one_condition(f)
+            if simple is not None:
+                self._eq.setdefault(simple[0], _EqIndex()).add(j, simple[1])
+            elif one is not None:
+                self._single.setdefault(one[0], []).append((j, one[1], one[2]))
+            else:
+                self._general.append(j)
+        # a record lacking the key: these operators' answer changed at 0.5.12 (see ``_condition``)
+        self._if_missing = {key: [j for j, op, _ in conds if op in ("$ne", "$nin", "$not_contains")]
+                            for key, conds in self._single.items()}
+        for index in self._eq.values():
+            index.done()
+        self._count = [0] * len(filters)
+        self._sum = [0] * len(filters)
+        self._smallest: list[list] = [[] for _ in filters]
+        self._u_count = [0] * len(filters)
+        self._u_sum = [0] * len(filters)
+
+    def update(self, ids: list, documents: Any, metadatas: Any) -> None:
+        docs = documents if documents is not None else [None] * len(ids)
+        metas = metadatas if metadatas is not None else [None] * len(ids)
+        found: dict[int, tuple[list, list]] = {}
+        if self._eq:
+            for rid, meta in zip(ids, metas):
+                for key, value in (meta or {}).items():
+                    index = self._eq.get(key)
+                    if index is None:
+                        continue
+                    yes, unsure = index.hits(value)
+                    for j in yes:
+                        found.setdefault(j, ([], []))[0].append(rid)
+                    for j in unsure:
+                        found.setdefault(j, ([], []))[1].append(rid)
+        if self._single:
+            for rid, meta in zip(ids, metas):
+                meta = meta or {}
+                for key, conds in self._single.items():
+                    if key not in meta:
+                        for j in self._if_missing[key]:
+                            found.setdefault(j, ([], []))[1].append(rid)
+                        continue
+                    have = meta[key]
+                    for j, op, want in conds:
+                        hit = _condition(op, want, True, have)
+                        if hit is None:
+                            found.setdefault(j, ([], []))[1].append(rid)
+                        elif hit:
+                            found.setdefault(j, ([], []))[0].append(rid)
+        for j in self._general:
+            f = self.filters[j]
+            matched, unsure = [], []
+            for rid, doc, meta in zip(ids, docs, metas):
+                hit = record_matches(f.get("where"), f.get("where_document"), doc, meta)
+                if hit is None:
+                    unsure.append(rid)
+                elif hit:
+                    matched.append(rid)
+            found[j] = (matched, unsure)
+        for j, (matched, unsure) in found.items():
+            self._count[j] += len(matched)
+            self._sum[j] = (self._sum[j] + id_sum(matched)) % (1 << 64)
+            self._u_count[j] += len(unsure)
+            self._u_sum[j] = (self._u_sum[j] + id_sum(unsure)) % (1 << 64)
+            keep_smallest(self._smallest[j], matched)
+
+    def result(self) -> list[dict]:
+        """Per filter: ``count``, ``digest``, ``sample`` (certain matches), ``uncertain`` and its ``uncertain_digest``."""
+        return [{"count": c, "digest": f"{s:016x}", "sample": sorted(d.rid for d in h), "uncertain": uc,
+                 "uncertain_digest": f"{us:016x}"}
+                for c, s, h, uc, us in zip(self._count, self._sum, self._smallest, self._u_count, self._u_sum)]
+
+
+def answer_right(answer: Any, expected: dict) -> Optional[bool]:
+    """A release's ``id_digest`` answer against ``DataExpected``: right, wrong, or None (cannot tell:
+    some uncertain records in, some out)."""
+    if not isinstance(answer, dict):
+        return False
+    got = (answer["count"], answer["digest"])
+    certain = (expected["count"], expected["digest"])
+    if got == certain:
+        return True
+    if not expected.get("uncertain"):
+        return False
+    both = (expected["count"] + expected["uncertain"],
+            f"{(int(expected['digest'], 16) + int(expected['uncertain_digest'], 16)) % (1 << 64):016x}")
+    if got == both:
+        return True
+    lo, hi = expected["count"], expected["count"] + expected["uncertain"]
+    return None if lo < answer["count"] < hi else False
+
+
+#: a list-valued key's elements are sampled under the key's name with this suffix ("tags[]")
+ELEMENTS = "[]"
+
+
+class ValueSampler:
+    """Per metadata key, the distinct stored values of the types asked for: all of them up to ``budget``,
+    then a uniform random sample of the values seen after (reservoir), with how many were seen.
+
+    Bounded: at most ``budget`` values and ``max_keys`` keys are kept, whatever the store holds.
+    """
+
+    def __init__(self, types: tuple, budget: int, seed: int = 0, max_keys: int = 64) -> None:
+        import random
+
+        self.types, self.budget, self.max_keys = types, budget, max_keys
+        self.values: dict[str, dict] = {}  # key -> {(type name, value): None}, insertion ordered
+        self.seen: dict[str, int] = {}  # key -> values seen beyond the first ``budget`` distinct ones
+        self.distinct_capped: dict[str, bool] = {}
+        self._rng = random.Random(seed)
+
+    def _wanted(self, value: Any) -> bool:
+        return any(type(value) is t for t in self.types)  # exact types: True is not an int here
+
+    def update(self, metadatas: Any) -> None:
+        for meta in metadatas or []:
+            for key, value in (meta or {}).items():
+                if not isinstance(key, str) or key.startswith("chroma:") or not self._wanted(value):
+                    continue
+                if isinstance(value, list):  # a list value: its elements, apart (``$contains`` asks one)
+                    for element in value:
+                        if isinstance(element, (str, int, float)):
+                            self._add(key + ELEMENTS, element)
+                    continue
+                self._add(key, value)
+
+    def _add(self, key: str, value: Any) -> None:
+        if key not in self.values:
+            if len(self.values) >= self.max_keys:
+                return
+            self.values[key], self.seen[key] = {}, 0
+        kept = self.values[key]
+        tag = (type(value).__name__, value)
+        if tag in kept:
+            return
+        if len(kept) < self.budget:
+            kept[tag] = None
+            return
+        self.distinct_capped[key] = True
+        self.seen[key] += 1
+        slot = self._rng.randrange(self.budget + self.seen[key])
+        if slot < self.budget:  # replace a random kept value: every value seen stays equally likely
+            victim = list(kept)[slot]
+            del kept[victim]
+            kept[tag] = None
+
+    def result(self) -> dict[str, dict]:
+        """Per key: ``values`` (sorted) and ``sampled`` (more distinct values than the budget were seen)."""
+        out = {}
+        for key, kept in self.values.items():
+            vals = sorted((v for _, v in kept), key=lambda v: (str(type(v)), v))
+            out[key] = {"values": vals, "sampled": bool(self.distinct_capped.get(key))}
+        return out

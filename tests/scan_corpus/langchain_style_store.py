@@ -27,7 +27,7 @@ class ChromaStore:
     def get(self, ids: Optional[list] = None, where: Optional[dict] = None, limit: Optional[int] = None,
             offset: Optional[int] = None) -> Any:
         kwargs = {"ids": ids, "where": where, "limit": limit, "offset": offset}
-        return self._collection.get(**kwargs)
+        return self._collection.get(**kwargs)  # expect: get-order-internal-ids  (limit/offset in the dict)
 
     def page(self, start: int, size: int) -> Any:
         return self._collection.get(limit=size, offset=start, include=["documents"])  # expect: get-order-internal-ids
