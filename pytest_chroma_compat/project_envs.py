@@ -41,7 +41,6 @@ import os
 import shutil
 import sys
 import time
-import tomllib
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,25 +105,6 @@ def dependency_digest(project: Path, extras: list[str], additions: list[str], op
     if options_key not in ("", "{}"):  # the keys of environments built before the options existed stay
         h.update(options_key.encode())
     return h.hexdigest()[:10]
-
-
-def declared_chromadb(project: Path) -> str | None:
-    """The project's own requirement on chromadb (``chromadb>=1.0``), from pyproject.toml's
-    [project] dependencies; None when it names none or does not say it there."""
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    try:
-        meta = tomllib.loads((project / "pyproject.toml").read_text("utf-8")).get("project") or {}
-    except (OSError, tomllib.TOMLDecodeError):
-        return None
-    for raw in meta.get("dependencies") or []:
-        try:
-            req = Requirement(raw)
-        except InvalidRequirement:
-            continue
-        if req.name.lower().replace("_", "-") == "chromadb":
-            return str(req.specifier) or None
-    return None
 
 
 def check_allowed(version: str, project: Path) -> None:

@@ -202,8 +202,10 @@ def hostile_inputs(tmp_path) -> Path:
     ("replay", "fifo.json"),
     ("replay", "zero.json"),
     ("replay", "case.json"),
+    ("validate", ".", "--to", "1.5.9", "--filters", "fifo.json"),
+    ("validate", ".", "--to", "1.5.9", "--filters", "zero.json"),
 ], ids=["merge-fifo", "merge-zero", "plan-fifo", "plan-zero", "resume-fifo", "resume-zero", "replay-fifo",
-        "replay-zero", "replay-npy-fifo"])
+        "replay-zero", "replay-npy-fifo", "filters-fifo", "filters-zero"])
 def test_a_fifo_or_a_device_given_as_an_input_file_is_one_line_not_a_hang(hostile_inputs, args):
     """Before: a FIFO hung the command (killed by `timeout`); a link to /dev/zero read until the
     kernel killed it (exit 137), for a plan, a shard's result (merged or resumed) and a case file."""

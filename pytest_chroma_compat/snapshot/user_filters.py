@@ -71,10 +71,11 @@ def checked(item: Any, origin: str) -> UserFilter:
 
 def load(path: str | Path) -> list[UserFilter]:
     """``--filters FILE``: a JSON list of filters; a clear one-line error (exit 2) for anything else."""
+    from ..plain_names import size_at_most
+
     p = Path(path)
+    size_at_most(p, MAX_FILE_BYTES, "--filters file")  # a FIFO would hang the read, /dev/zero fill memory
     try:
-        if p.stat().st_size > MAX_FILE_BYTES:
-            raise CompatError(f"--filters {path}: larger than {MAX_FILE_BYTES} bytes")
         data = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CompatError(f"--filters {path}: no such file") from None
@@ -150,12 +151,8 @@ def _literals(tree: ast.AST) -> dict[str, ast.AST]:
 
 def _read(path: Path) -> str:
     """The file's text as the scan reads it (regular files only, bounded)."""
-    try:
-        from ..scan.engine import read_source
-    except ImportError:  # pragma: no cover - the scan's reader moved: read it plainly, bounded
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise OSError("too big")
-        return path.read_text(encoding="utf-8")
+    from ..scan.engine import read_source
+
     return read_source(path, MAX_FILE_BYTES)
 
 
