@@ -10,8 +10,8 @@ from pathlib import Path
 import nox
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pytest_chroma_compat.nox import install_chromadb  # noqa: E402  (imports neither nox nor chromadb)
-from pytest_chroma_compat.releases import resolve  # noqa: E402  (reads releases.json only)
+from pytest_chroma_compat.engine.releases import resolve  # noqa: E402  (reads releases.json only)
+from pytest_chroma_compat.usercode.nox import install_chromadb  # noqa: E402  (imports neither nox nor chromadb)
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests"]
@@ -26,8 +26,20 @@ PAIRS = {
     "compat-1.0-to-latest": ("1.0", "latest"),
 }
 # the published matrix (docs/matrix.md): exact releases, so the page names what was run
-MATRIX = ["0.3.29", "0.4.24", "0.5.23", "0.6.3", "1.0.0", "1.0.21", "1.1.1", "1.2.2", "1.3.7", "1.4.1", "1.5.0",
-          "1.5.9"]
+MATRIX = [
+    "0.3.29",
+    "0.4.24",
+    "0.5.23",
+    "0.6.3",
+    "1.0.0",
+    "1.0.21",
+    "1.1.1",
+    "1.2.2",
+    "1.3.7",
+    "1.4.1",
+    "1.5.0",
+    "1.5.9",
+]
 
 
 def _scenarios(session: nox.Session, old: str, new: str, *extra: str) -> None:
@@ -37,16 +49,26 @@ def _scenarios(session: nox.Session, old: str, new: str, *extra: str) -> None:
     session.install("-e", ".")
     # a fixed seed by default, so a session gives the same verdict every run; pass
     # -- --chroma-seed=random (or another number) to explore other examples
-    session.run("pytest", "scenarios", "-p", "no:cacheprovider", f"--chroma-from={old}", f"--chroma-to={new}",
-                "--chroma-seed=0", "-rs", *extra)
+    session.run(
+        "pytest",
+        "scenarios",
+        "-p",
+        "no:cacheprovider",
+        f"--chroma-from={old}",
+        f"--chroma-to={new}",
+        "--chroma-seed=0",
+        "-rs",
+        *extra,
+    )
 
 
 def _pair_session(name: str, old: str, new: str) -> None:
     def run(session: nox.Session) -> None:
         _scenarios(session, old, new, *session.posargs)
 
-    run.__doc__ = (f"Round trip chromadb {old} -> {new} (in place, export/import, unflushed log); "
-                   "ends with a verdict line.")
+    run.__doc__ = (
+        f"Round trip chromadb {old} -> {new} (in place, export/import, unflushed log); ends with a verdict line."
+    )
     nox.session(name=name)(run)
 
 
@@ -64,7 +86,7 @@ def compat(session: nox.Session) -> None:
             session.error("usage: nox -s compat -- --from VERSION --to VERSION")
         i = args.index(flag)
         pair[flag] = args[i + 1]
-        del args[i:i + 2]
+        del args[i : i + 2]
     _scenarios(session, pair["--from"], pair["--to"], *args)
 
 
@@ -75,18 +97,42 @@ def matrix(session: nox.Session) -> None:
     session.install("-e", ".")
     # a fixed seed and the committed case directory: the page is regenerated, not re-rolled; 25 shrink runs
     # (not the profile's 200) keep a failing cell to minutes; the committed page's seconds seed the plan
-    session.run("python", "scenarios/matrix_sharded.py", "--versions", ",".join(MATRIX), "--upgrades-only",
-                "--paths", "all", "--seed", "0", "--max-shrinks", "25", "--shards", "3",
-                "--markdown", "docs/matrix.md", "--json", "docs/matrix.json", "--failures-dir", "docs/matrix-cases",
-                "--timings-from", "docs/matrix.json", *session.posargs)
+    session.run(
+        "python",
+        "scenarios/matrix_sharded.py",
+        "--versions",
+        ",".join(MATRIX),
+        "--upgrades-only",
+        "--paths",
+        "all",
+        "--seed",
+        "0",
+        "--max-shrinks",
+        "25",
+        "--shards",
+        "3",
+        "--markdown",
+        "docs/matrix.md",
+        "--json",
+        "docs/matrix.json",
+        "--failures-dir",
+        "docs/matrix-cases",
+        "--timings-from",
+        "docs/matrix.json",
+        *session.posargs,
+    )
 
 
 @nox.session
 def contracts(session: nox.Session) -> None:
     """Measure every migration-log contract on every release from 0.3.29 up; writes docs/contracts.md."""
     session.install("-e", ".")
-    session.run("chroma-compat", "contracts", "--measure",
-                *(session.posargs or ["--versions", ">=0.3.29", "--markdown", "docs/contracts.md"]))
+    session.run(
+        "chroma-compat",
+        "contracts",
+        "--measure",
+        *(session.posargs or ["--versions", ">=0.3.29", "--markdown", "docs/contracts.md"]),
+    )
 
 
 @nox.session
@@ -102,6 +148,19 @@ def slow(session: nox.Session) -> None:
     every-release sweeps, interrupt drills); `-- -m ''` runs the whole suite."""
     session.install("-e", ".[test]")
     session.run("pytest", "-n", "auto", "--dist", "loadfile", "-m", "slow", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check on the repository, mypy on the public API modules (CI runs it).
+
+    The rules, the excluded folders and the checked modules are in pyproject.toml ([tool.ruff], [tool.mypy]);
+    `ruff format . && ruff check --fix .` fixes most findings.
+    """
+    session.install("-e", ".[test]")  # ruff and mypy at the test extra's versions; mypy reads the dependencies
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
 
 
 @nox.session(name="example-ledger")
@@ -152,14 +211,23 @@ def validate_matrix(session: nox.Session) -> None:
     """Stores written by the latest patch of every minor from 0.3 on, validated for every 1.x minor;
     writes docs/validate-matrix.md. The default test run covers a few of these pairs."""
     session.install("-e", ".")
-    session.run("python", "scenarios/validate_matrix.py", "--markdown", "docs/validate-matrix.md",
-                "--json", "docs/validate-matrix.json", *session.posargs)
+    session.run(
+        "python",
+        "scenarios/validate_matrix.py",
+        "--markdown",
+        "docs/validate-matrix.md",
+        "--json",
+        "docs/validate-matrix.json",
+        *session.posargs,
+    )
 
 
 @nox.session
 def benchmarks(session: nox.Session) -> None:
     """Five side-by-side comparisons in one run (provisioning, worker overhead, round trip, validate at 10k
-    and 100k, sharded matrix); writes docs/performance.md and docs/performance.json.
+    and 100k, sharded matrix), the cost breakdown (a checked pair, a steady example, validate of a small
+    store, phase by phase) and seconds per checked pair against a baseline commit (a git worktree the run
+    makes and removes); writes docs/performance.md and docs/performance.json.
 
     `-- --only provisioning,worker` measures a subset (the page keeps the other sections, dated);
     `-- --full` measures validate at 1M records too (most of an hour, several GB).
@@ -189,9 +257,15 @@ def skew(session: nox.Session) -> None:
     server release (latest 0.5, 0.6, 1.0, newest); writes docs/skew.md and docs/skew.json."""
     session.install("-e", ".")
     clients = [f"client-{resolve(v[7:])}" if v.startswith("client-") else resolve(v) for v in SKEW_CLIENTS]
-    session.run("chroma-compat", "skew", "--clients", ",".join(clients),
-                "--servers", ",".join(resolve(v) for v in SKEW_SERVERS),
-                *(session.posargs or ["--markdown", "docs/skew.md", "--json", "docs/skew.json"]))
+    session.run(
+        "chroma-compat",
+        "skew",
+        "--clients",
+        ",".join(clients),
+        "--servers",
+        ",".join(resolve(v) for v in SKEW_SERVERS),
+        *(session.posargs or ["--markdown", "docs/skew.md", "--json", "docs/skew.json"]),
+    )
 
 
 @nox.session(name="migrate-10k")

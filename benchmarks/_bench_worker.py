@@ -30,8 +30,10 @@ def _records(lo: int, hi: int, dim: int, seed: int):
     scores = rng.random(hi - lo)
     ids = [f"id-{i:09d}" for i in range(lo, hi)]
     docs = [f"record {i} about {TOPICS[i % len(TOPICS)]} and {TOPICS[(i // 7) % len(TOPICS)]}" for i in range(lo, hi)]
-    metas = [{"group": i % 16, "kind": KINDS[i % len(KINDS)], "score": round(float(s), 6), "even": i % 2 == 0}
-             for i, s in zip(range(lo, hi), scores)]
+    metas = [
+        {"group": i % 16, "kind": KINDS[i % len(KINDS)], "score": round(float(s), 6), "even": i % 2 == 0}
+        for i, s in zip(range(lo, hi), scores)
+    ]
     return ids, embs, docs, metas
 
 
@@ -65,8 +67,13 @@ def _passes(min_seconds: float, one_pass) -> dict:
         started = time.perf_counter()
         records, pages = one_pass()
         passes.append(time.perf_counter() - started)
-    return {"records": records, "pages": pages, "seconds": min(passes), "first_seconds": passes[0],
-            "passes": len(passes)}
+    return {
+        "records": records,
+        "pages": pages,
+        "seconds": min(passes),
+        "first_seconds": passes[0],
+        "passes": len(passes),
+    }
 
 
 def get_loop(client, name: str, batch_size: int, min_seconds: float = 2.0) -> dict:
@@ -101,7 +108,7 @@ def by_id_loop(client, name: str, batch_size: int, chunk_pages: int = 64, min_se
         while True:
             ids = col.get(limit=chunk, offset=offset, include=[])["ids"]
             for lo in range(0, len(ids), batch_size):
-                records += len(col.get(ids=ids[lo:lo + batch_size], include=INCLUDE)["ids"])
+                records += len(col.get(ids=ids[lo : lo + batch_size], include=INCLUDE)["ids"])
                 pages += 1
             offset += len(ids)
             if len(ids) < chunk:

@@ -29,24 +29,29 @@ def records(n: int, dim: int, seed: int) -> tuple:
     return ids, embs, docs, metas
 
 
-def run_calls(client, n: int, dim: int, seed: int, batch: int, queries: int, query_batch: int,
-              name: str = "overhead") -> dict:
+def run_calls(
+    client, n: int, dim: int, seed: int, batch: int, queries: int, query_batch: int, name: str = "overhead"
+) -> dict:
     """add in batches, get every record back by id, query; seconds per phase (data made beforehand)."""
     ids, embs, docs, metas = records(n, dim, seed)
     col = client.create_collection(name)
     phases = {}
     started = time.perf_counter()
     for lo in range(0, n, batch):
-        col.add(ids=ids[lo:lo + batch], embeddings=embs[lo:lo + batch], documents=docs[lo:lo + batch],
-                metadatas=metas[lo:lo + batch])
+        col.add(
+            ids=ids[lo : lo + batch],
+            embeddings=embs[lo : lo + batch],
+            documents=docs[lo : lo + batch],
+            metadatas=metas[lo : lo + batch],
+        )
     phases["add"] = {"records": n, "seconds": time.perf_counter() - started}
     started, got = time.perf_counter(), 0
     for lo in range(0, n, batch):
-        got += len(col.get(ids=ids[lo:lo + batch], include=INCLUDE)["ids"])
+        got += len(col.get(ids=ids[lo : lo + batch], include=INCLUDE)["ids"])
     phases["get"] = {"records": got, "seconds": time.perf_counter() - started}
     started, hits = time.perf_counter(), 0
     for lo in range(0, queries, query_batch):
-        res = col.query(query_embeddings=embs[lo:lo + query_batch], n_results=10)
+        res = col.query(query_embeddings=embs[lo : lo + query_batch], n_results=10)
         hits += sum(len(row) for row in res["ids"])
     phases["query"] = {"records": min(queries, n), "results": hits, "seconds": time.perf_counter() - started}
     client.delete_collection(name)
@@ -58,10 +63,10 @@ def main() -> int:
     from chromadb.config import Settings
 
     args = json.loads(sys.argv[1])
-    # the worker's ephemeral client has these settings too (worker/adapters.py HERMETIC_SETTINGS)
+    # the worker's ephemeral client has these settings too (engine/worker/adapters.py HERMETIC_SETTINGS)
     client = chromadb.EphemeralClient(settings=Settings(anonymized_telemetry=False, allow_reset=True))
     client.heartbeat()  # the worker side is timed once its client is open too
-    out = {"chromadb": chromadb.__version__, **{"phases": run_calls(client, **args)}}
+    out = {"chromadb": chromadb.__version__, "phases": run_calls(client, **args)}
     print(json.dumps(out), flush=True)
     return 0
 

@@ -35,7 +35,7 @@ def write(client, name: str, kind: str, space: str, n: int, dim: int, seed: int 
     col = client.create_collection(name, metadata=metadata, embedding_function=None)
     x = vectors(kind, n, dim, seed)
     for lo in range(0, n, 1000):
-        col.add(ids=[f"r{i}" for i in range(lo, min(n, lo + 1000))], embeddings=x[lo:lo + 1000].tolist())
+        col.add(ids=[f"r{i}" for i in range(lo, min(n, lo + 1000))], embeddings=x[lo : lo + 1000].tolist())
     return col.count()
 
 
@@ -79,12 +79,25 @@ def measure(client, name: str, queries: int, deep: int, seed: int = 1) -> dict:
     wide = min(deep, max(K, n // 4))
     if missed:
         try:
-            again = col.query(query_embeddings=q[missed].astype(np.float32).tolist(), n_results=wide,
-                              include=["distances"])
-            lost = [j for jj, j in enumerate(missed)
-                    if ids[picked[j]] not in again["ids"][jj] and min(again["distances"][jj]) > 1e-4]
+            again = col.query(
+                query_embeddings=q[missed].astype(np.float32).tolist(), n_results=wide, include=["distances"]
+            )
+            lost = [
+                j
+                for jj, j in enumerate(missed)
+                if ids[picked[j]] not in again["ids"][jj] and min(again["distances"][jj]) > 1e-4
+            ]
         except Exception as exc:  # noqa: BLE001 - 0.x: fewer records reachable than asked for
             error, lost = str(exc).splitlines()[0][:120], missed
-    return {"n": n, "space": space, "recall": float(np.mean(recalls)), "self_hit": 1 - len(missed) / len(picked),
-            "lost": len(lost), "queries": len(picked), "deep": wide, "deep_error": error,
-            "query_ids": [ids[i] for i in picked], "neighbours": neighbours}
+    return {
+        "n": n,
+        "space": space,
+        "recall": float(np.mean(recalls)),
+        "self_hit": 1 - len(missed) / len(picked),
+        "lost": len(lost),
+        "queries": len(picked),
+        "deep": wide,
+        "deep_error": error,
+        "query_ids": [ids[i] for i in picked],
+        "neighbours": neighbours,
+    }

@@ -83,6 +83,9 @@ class Watch:
 
     def result(self) -> dict:
         other = self.noise.other_share()
-        return {"load_before": self.before, "load_after": loadavg(),
-                "other_processes_cores": None if other is None else round(other, 2),
-                "seconds": round(time.perf_counter() - self.started, 1)}
+        return {
+            "load_before": self.before,
+            "load_after": loadavg(),
+            "other_processes_cores": None if other is None else round(other, 2),
+            "seconds": round(time.perf_counter() - self.started, 1),
+        }

@@ -55,8 +55,11 @@ def _timed(cmd: list[str], env: dict, what: str) -> float:
 
 def _base_environ() -> dict:
     """This shell's environment without any installer or harness setting (certificates stay)."""
-    keep = {k: v for k, v in os.environ.items()
-            if not k.startswith(("PIP_", "UV_", "CHROMA_COMPAT_", "VIRTUAL_ENV", "PYTHONPATH"))}
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PIP_", "UV_", "CHROMA_COMPAT_", "VIRTUAL_ENV", "PYTHONPATH"))
+    }
     if "PIP_CERT" in os.environ:
         keep["PIP_CERT"] = os.environ["PIP_CERT"]
     return keep
@@ -66,7 +69,7 @@ class Sides:
     """The two installers, each with its private cache in ``root``."""
 
     def __init__(self, root: Path, version: str) -> None:
-        from pytest_chroma_compat import pins
+        from pytest_chroma_compat.engine import pins
 
         self.root, self.version = root, version
         self.requirements, self.pinned = pins.install_args(version, pins.for_version(version))
@@ -74,13 +77,20 @@ class Sides:
         self.constraints.write_text("".join(f"{c}\n" for c in self.pinned))
         base = _base_environ()
         self.ours_env = {**base, "CHROMA_COMPAT_HOME": str(root / "home"), "UV_CACHE_DIR": str(root / "uv-cache")}
-        self.pip_env = {**base, "PIP_CACHE_DIR": str(root / "pip-cache"), "PIP_CONFIG_FILE": os.devnull,
-                        "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+        self.pip_env = {
+            **base,
+            "PIP_CACHE_DIR": str(root / "pip-cache"),
+            "PIP_CONFIG_FILE": os.devnull,
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        }
         self._venvs = 0
 
     def ours(self, *flags: str) -> float:
-        return _timed([sys.executable, "-m", "pytest_chroma_compat", "env", "ensure", *flags, self.version],
-                      self.ours_env, f"chroma-compat env ensure {' '.join(flags)} {self.version}")
+        return _timed(
+            [sys.executable, "-m", "pytest_chroma_compat", "env", "ensure", *flags, self.version],
+            self.ours_env,
+            f"chroma-compat env ensure {' '.join(flags)} {self.version}",
+        )
 
     def pip(self, *flags: str) -> float:
         """A fresh venv and pip install into it; the venv is removed afterwards (untimed)."""
@@ -88,12 +98,24 @@ class Sides:
         venv = self.root / f"pip-venv-{self._venvs}"
         started = time.perf_counter()
         _timed([sys.executable, "-m", "venv", str(venv)], self.pip_env, "python -m venv")
-        _timed([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", *flags, "-c", str(self.constraints),
-                *self.requirements], self.pip_env, f"pip install {' '.join(self.requirements)}")
+        _timed(
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                *flags,
+                "-c",
+                str(self.constraints),
+                *self.requirements,
+            ],
+            self.pip_env,
+            f"pip install {' '.join(self.requirements)}",
+        )
         seconds = time.perf_counter() - started
         shutil.rmtree(venv, ignore_errors=True)
         return seconds
-
 
     def warm_pip_flags(self) -> tuple[list[str], str]:
         """How pip's warm runs get their files locally: its HTTP cache when its cold run filled it;
@@ -106,11 +128,27 @@ class Sides:
         house, tools = self.root / "wheelhouse", self.root / "pip-tools"
         # a venv of its own: the one running this may have no pip (nox's uv venvs do not)
         _timed([sys.executable, "-m", "venv", str(tools)], self.pip_env, "python -m venv")
-        _timed([str(tools / "bin" / "python"), "-m", "pip", "download", "--quiet", "--no-cache-dir", "-d", str(house),
-                "-c", str(self.constraints), *self.requirements], self.pip_env, "pip download")
+        _timed(
+            [
+                str(tools / "bin" / "python"),
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-cache-dir",
+                "-d",
+                str(house),
+                "-c",
+                str(self.constraints),
+                *self.requirements,
+            ],
+            self.pip_env,
+            "pip download",
+        )
         return ["--find-links", str(house)], (
             f"a wheelhouse of the same files (`pip download`, untimed) as `--find-links`: the cold run left pip's "
-            f"HTTP cache at {cached / 1e6:,.1f} MB, since this machine's package index sends no caching headers")
+            f"HTTP cache at {cached / 1e6:,.1f} MB, since this machine's package index sends no caching headers"
+        )
 
 
 def _bytes(path: Path) -> int:
@@ -124,10 +162,10 @@ def _bundled_pip() -> str:
 
 
 def measure(version: str = "1.0.21", repeats: int = 3, workdir: Path | None = None) -> dict:
-    from pytest_chroma_compat import paths, releases
+    from pytest_chroma_compat.engine import cache_dirs, releases
 
     version = releases.resolve(version)
-    parent = workdir or paths.scratch_dir()
+    parent = workdir or cache_dirs.scratch_dir()
     root = Path(tempfile.mkdtemp(prefix="bench-provisioning-", dir=parent))
     try:
         sides = Sides(root, version)
@@ -139,23 +177,32 @@ def measure(version: str = "1.0.21", repeats: int = 3, workdir: Path | None = No
             warm["pip"].append(sides.pip(*flags))
             warm["rebuild"].append(sides.ours("--rebuild"))
             warm["reuse"].append(sides.ours())
-        startup = statistics.median(_timed([sys.executable, "-c", "pass"], sides.ours_env, "python")
-                                    for _ in range(5))
+        startup = statistics.median(_timed([sys.executable, "-c", "pass"], sides.ours_env, "python") for _ in range(5))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in warm.items()}
 
     def row(name: str, ours: float, pip: float, target: float | None = None) -> dict:
-        return {"case": name, "ours_seconds": round(ours, 3), "pip_seconds": round(pip, 3),
-                "ratio": round(pip / ours, 1), **({"target_seconds": target} if target else {})}
+        return {
+            "case": name,
+            "ours_seconds": round(ours, 3),
+            "pip_seconds": round(pip, 3),
+            "ratio": round(pip / ours, 1),
+            **({"target_seconds": target} if target else {}),
+        }
 
     return {
-        "release": version, "requirements": sides.requirements,
+        "release": version,
+        "requirements": sides.requirements,
         "constraints": sides.pinned,
-        "pip": _bundled_pip(), "repeats": repeats, "pip_warm_source": pip_warm_source,
-        "rows": [row("cold: empty caches, empty target", cold_ours, cold_pip),
-                 row("warm: new environment from a warm cache (ours: --rebuild)", med["rebuild"], med["pip"]),
-                 row("warm: reuse the built environment", med["reuse"], med["pip"], REUSE_TARGET_SECONDS)],
+        "pip": _bundled_pip(),
+        "repeats": repeats,
+        "pip_warm_source": pip_warm_source,
+        "rows": [
+            row("cold: empty caches, empty target", cold_ours, cold_pip),
+            row("warm: new environment from a warm cache (ours: --rebuild)", med["rebuild"], med["pip"]),
+            row("warm: reuse the built environment", med["reuse"], med["pip"], REUSE_TARGET_SECONDS),
+        ],
         "python_startup_seconds": round(startup, 3),
         "runs": {k: [round(x, 3) for x in v] for k, v in warm.items()},
     }

@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from fixtures import damaged_index  # noqa: E402
-from pytest_chroma_compat.client import Release  # noqa: E402
+from pytest_chroma_compat.engine.client import Release  # noqa: E402
 from pytest_chroma_compat.snapshot.query_check import Queries, intrinsic_dimension  # noqa: E402
 
 TIMEOUT = 3600.0
@@ -54,14 +54,27 @@ def _measure(version: str, store: Path, names: list[str], queries: int) -> list[
     with Release(version, timeout=TIMEOUT) as rel:
         client = rel.persistent(store)
         for name in names:
-            got = rel.run("_query_health_worker:measure", client=client, sys_path=[str(HERE)], name=name,
-                          queries=queries, deep=1000)
+            got = rel.run(
+                "_query_health_worker:measure",
+                client=client,
+                sys_path=[str(HERE)],
+                name=name,
+                queries=queries,
+                deep=1000,
+            )
             lid = _lid(got)
-            row = {"reader": version, "collection": name, "dimension": None if lid is None else round(lid, 1),
-                   **{k: got[k] for k in ("n", "recall", "self_hit", "lost", "queries", "deep", "deep_error")}}
-            print(f"  read by {version:7} {name:28} dim {row['dimension']!s:6} recall@10 {got['recall']:.3f} "
-                  f"self-hit {got['self_hit']:.3f} lost {got['lost']}/{got['queries']} at {got['deep']}"
-                  + (f" ({got['deep_error']})" if got["deep_error"] else ""), flush=True)
+            row = {
+                "reader": version,
+                "collection": name,
+                "dimension": None if lid is None else round(lid, 1),
+                **{k: got[k] for k in ("n", "recall", "self_hit", "lost", "queries", "deep", "deep_error")},
+            }
+            print(
+                f"  read by {version:7} {name:28} dim {row['dimension']!s:6} recall@10 {got['recall']:.3f} "
+                f"self-hit {got['self_hit']:.3f} lost {got['lost']}/{got['queries']} at {got['deep']}"
+                + (f" ({got['deep_error']})" if got["deep_error"] else ""),
+                flush=True,
+            )
             out.append(row)
     return out
 
@@ -90,8 +103,17 @@ def main(argv: list[str] | None = None) -> int:
                     for kind in args.kinds.split(","):
                         for space in args.spaces.split(","):
                             name = f"{kind}-{space}-{size}"
-                            rel.run("_query_health_worker:write", client=client, sys_path=[str(HERE)], name=name,
-                                    kind=kind, space=space, n=size, dim=args.dim, m=args.m)
+                            rel.run(
+                                "_query_health_worker:write",
+                                client=client,
+                                sys_path=[str(HERE)],
+                                name=name,
+                                kind=kind,
+                                space=space,
+                                n=size,
+                                dim=args.dim,
+                                m=args.m,
+                            )
                             names.append(name)
                 client.close()
             print(f"written by {version}", flush=True)
@@ -102,8 +124,10 @@ def main(argv: list[str] | None = None) -> int:
                     for name in names:
                         damaged_index.unreachable(copy, name, args.damage)
                     print(f"written by {version}, {args.damage:.0%} of each index cut off", flush=True)
-                    rows += [{"writer": version, "damaged": args.damage, **r}
-                             for r in _measure(reader, copy, names, args.queries)]
+                    rows += [
+                        {"writer": version, "damaged": args.damage, **r}
+                        for r in _measure(reader, copy, names, args.queries)
+                    ]
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     return 0

@@ -1,12 +1,16 @@
 """`nox -s benchmarks`: every side-by-side comparison in one run, written to docs/performance.json and .md.
 
-Sections (each measures both of its sides in this run and reports a ratio):
+Sections (each comparison measures both of its sides in this run and reports a ratio; the breakdown
+measures where one side's time goes):
 
 - provisioning: `env ensure` against venv + pip, cold and warm (provisioning.py)
 - worker: calls through the worker against the same calls in-process (worker_overhead.py)
 - round-trip: one worker per release across examples against a process per example (round_trip.py)
 - validate: validate against a plain get loop at 10k and 100k; 1M with --full (validate_section.py)
 - matrix: a sharded matrix plan against one process (sharding.py)
+- breakdown: where the time of a checked pair, a steady in-place example and validate of a small store
+  goes, phase by phase (breakdown.py, instrumented at run time by _phases.py)
+- pair-time: seconds per checked pair, this tree against a baseline commit, same run (pair_time.py)
 
 The load is recorded before and after each section, with the CPU other
 processes used meanwhile; a section disturbed by other work (more than
@@ -70,6 +74,28 @@ def _matrix(args: argparse.Namespace) -> dict:
     return sharding.measure()
 
 
+def _breakdown(args: argparse.Namespace) -> dict:
+    import breakdown
+
+    return breakdown.measure(
+        pair_releases=args.breakdown_pair,
+        examples=args.breakdown_examples,
+        steady_releases=(args.old, args.new),
+        steady_examples=args.steady_examples,
+        validate_releases=args.breakdown_validate,
+        records=args.validate_records,
+        only=tuple(p.strip() for p in args.breakdown_parts.split(",") if p.strip()),
+    )
+
+
+def _pair_time(args: argparse.Namespace) -> dict:
+    import pair_time
+
+    return pair_time.measure(
+        args.baseline or pair_time.BASELINE, args.pairs or pair_time.PAIRS, args.pair_examples, args.pair_repeats
+    )
+
+
 #: name -> (how to measure it, the script that measures it alone)
 SECTIONS: dict[str, tuple[Callable[[argparse.Namespace], dict], str]] = {
     "provisioning": (_provisioning, "python benchmarks/provisioning.py"),
@@ -77,7 +103,14 @@ SECTIONS: dict[str, tuple[Callable[[argparse.Namespace], dict], str]] = {
     "round-trip": (_round_trip, "python benchmarks/round_trip.py"),
     "validate": (_validate, "python benchmarks/validate_scale.py --sizes 10000,100000"),
     "matrix": (_matrix, "python benchmarks/sharding.py"),
+    "breakdown": (_breakdown, "python benchmarks/breakdown.py"),
+    "pair-time": (_pair_time, "python benchmarks/pair_time.py"),
 }
+
+
+def _two(text: str) -> tuple[str, str]:
+    old, _, new = text.replace("->", ",").partition(",")
+    return old.strip(), new.strip()
 
 
 def _log(msg: str) -> None:
@@ -109,10 +142,17 @@ def run_section(name: str, args: argparse.Namespace) -> dict:
         _log(f"== {name}: other processes used {w['other_processes_cores']} cores meanwhile: measuring again")
     ok = [a for a in attempts if not a["error"]] or attempts
     kept = min(ok, key=lambda a: a["watch"].get("other_processes_cores") or 0)
-    return {"date": kept["date"], "machine": machine.describe(), "command": command, "direct": direct,
-            "watch": kept["watch"], "result": kept["result"], "error": kept["error"],
-            "noisy": _noisy(kept["watch"], args.noisy_cores),
-            "discarded": [a["watch"] for a in attempts if a is not kept]}
+    return {
+        "date": kept["date"],
+        "machine": machine.describe(),
+        "command": command,
+        "direct": direct,
+        "watch": kept["watch"],
+        "result": kept["result"],
+        "error": kept["error"],
+        "noisy": _noisy(kept["watch"], args.noisy_cores),
+        "discarded": [a["watch"] for a in attempts if a is not kept],
+    }
 
 
 def _previous(path: Path) -> dict:
@@ -124,13 +164,18 @@ def _previous(path: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", help=f"comma-separated sections ({', '.join(SECTIONS)}); others keep their "
-                                       "previous results")
+    parser.add_argument(
+        "--only", help=f"comma-separated sections ({', '.join(SECTIONS)}); others keep their previous results"
+    )
     parser.add_argument("--full", action="store_true", help="validate at 1M records too (most of an hour)")
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "performance.json")
     parser.add_argument("--markdown", type=Path, default=ROOT / "docs" / "performance.md")
-    parser.add_argument("--noisy-cores", type=float, default=NOISY_CORES,
-                        help="measure a section again when other processes used more cores than this meanwhile")
+    parser.add_argument(
+        "--noisy-cores",
+        type=float,
+        default=NOISY_CORES,
+        help="measure a section again when other processes used more cores than this meanwhile",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="warm provisioning runs and worker runs per side")
     parser.add_argument("--provisioning-release", default="1.0.21")
     parser.add_argument("--worker-release", default="1.5.9")
@@ -138,6 +183,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--old", default="0.4.24", help="round trip: the older release")
     parser.add_argument("--new", default="1.5.9", help="round trip: the newer release")
     parser.add_argument("--examples", type=int, default=20, help="round trip: examples the harness checks")
+    parser.add_argument(
+        "--breakdown-pair", type=_two, default=("1.0.21", "1.5.9"), help="breakdown: the pair checked whole"
+    )
+    parser.add_argument(
+        "--breakdown-examples", type=int, help="breakdown: examples per path (default: the published matrix's)"
+    )
+    parser.add_argument(
+        "--steady-examples", type=int, default=12, help="breakdown: steady in-place examples (--old -> --new)"
+    )
+    parser.add_argument(
+        "--breakdown-validate", type=_two, default=("0.4.24", "1.5.9"), help="breakdown: the store's writer, target"
+    )
+    parser.add_argument("--validate-records", type=int, default=200, help="breakdown: records of the validated store")
+    parser.add_argument("--breakdown-parts", default="pair,steady,validate", help="breakdown: which measurements")
+    parser.add_argument(
+        "--baseline", help="pair-time: the commit this tree is measured against (default: pair_time.BASELINE)"
+    )
+    parser.add_argument(
+        "--pairs", help="pair-time: OLD->NEW,... pairs of the published matrix (default: pair_time.PAIRS)"
+    )
+    parser.add_argument(
+        "--pair-examples", type=int, help="pair-time: examples per path (default: the published matrix's)"
+    )
+    parser.add_argument(
+        "--pair-repeats", type=int, default=3, help="pair-time: checks per side per pair (the median counts)"
+    )
     args = parser.parse_args(argv)
     names = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else list(SECTIONS)
     unknown = [n for n in names if n not in SECTIONS]
@@ -148,8 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         sections[name] = run_section(name, args)
     argv_shown = " ".join(argv if argv is not None else sys.argv[1:])
-    data = {"generated": started, "command": f"python benchmarks/run.py {argv_shown}".strip(),
-            "machine": machine.describe(), "sections": sections}
+    data = {
+        "generated": started,
+        "command": f"python benchmarks/run.py {argv_shown}".strip(),
+        "machine": machine.describe(),
+        "sections": sections,
+    }
     for name in names:
         sections[name]["run"] = started  # which run measured it: sections carried over keep their own
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pytest_chroma_compat.scan.engine import scan  # noqa: E402
+from pytest_chroma_compat.usercode.scan.reader import scan  # noqa: E402
 
-FILLER = '''
+FILLER = """
 import json
 import os
 from dataclasses import dataclass
@@ -50,7 +50,7 @@ def load{n}(path: str) -> list:
         if row.get("name") and row.get("size", 0) > 0:
             out.append(Record{n}(row["name"], int(row["size"])))
     return sorted(out, key=lambda r: (r.size, r.name))
-'''
+"""
 
 
 def build(root: Path, lines: int) -> tuple[int, int]:
@@ -81,9 +81,11 @@ def main() -> int:
             cpu.append(time.process_time() - start_cpu)
     # CPU seconds of this one process: the scan is single-threaded, so this is one core's work, and it
     # does not count the time other processes on a busy machine took the core away (wall clock does)
-    print(f"{lines} lines in {files} files: {len(result.findings)} findings; "
-          f"scan {min(times):.2f} s (best of {args.repeat}; all: {', '.join(f'{t:.2f}' for t in times)}); "
-          f"CPU {min(cpu):.2f} s = {lines / min(cpu):,.0f} lines/s on one core")
+    print(
+        f"{lines} lines in {files} files: {len(result.findings)} findings; "
+        f"scan {min(times):.2f} s (best of {args.repeat}; all: {', '.join(f'{t:.2f}' for t in times)}); "
+        f"CPU {min(cpu):.2f} s = {lines / min(cpu):,.0f} lines/s on one core"
+    )
     return 0
 
 

@@ -54,34 +54,80 @@ def _timed(cmd: list[str], cwd: Path, env: dict, what: str) -> float:
     return seconds
 
 
-def measure(versions: str = VERSIONS, shards: int = 2, examples: int = 2, seed: int = 0,
-            paths: str = PATHS) -> dict:
-    inputs = ["--versions", versions, "--upgrades-only", "--paths", paths, "--examples", str(examples),
-              "--seed", str(seed)]
+def measure(versions: str = VERSIONS, shards: int = 2, examples: int = 2, seed: int = 0, paths: str = PATHS) -> dict:
+    inputs = [
+        "--versions",
+        versions,
+        "--upgrades-only",
+        "--paths",
+        paths,
+        "--examples",
+        str(examples),
+        "--seed",
+        str(seed),
+    ]
     outputs = ["--json", "matrix.json", "--markdown", "matrix.md"]
     with tempfile.TemporaryDirectory(prefix="bench-sharding-") as tmp:
         base = Path(tmp)
         single, sharded = base / "single", base / "sharded"
         env = {**os.environ, "TMPDIR": tmp}
-        single_s = _timed([sys.executable, "-m", "pytest_chroma_compat", "matrix", *inputs, *outputs], single,
-                          {**env, "CHROMA_COMPAT_TIMINGS": str(base / "timings-single.json")}, "the single matrix")
-        sharded_s = _timed([sys.executable, str(SHARDED), *inputs, "--shards", str(shards), "--jobs", str(shards),
-                            "--workdir", str(base / "work"), *outputs], sharded,
-                           {**env, "CHROMA_COMPAT_TIMINGS": str(base / "timings-sharded.json")}, "matrix_sharded.py")
+        single_s = _timed(
+            [sys.executable, "-m", "pytest_chroma_compat", "matrix", *inputs, *outputs],
+            single,
+            {**env, "CHROMA_COMPAT_TIMINGS": str(base / "timings-single.json")},
+            "the single matrix",
+        )
+        sharded_s = _timed(
+            [
+                sys.executable,
+                str(SHARDED),
+                *inputs,
+                "--shards",
+                str(shards),
+                "--jobs",
+                str(shards),
+                "--workdir",
+                str(base / "work"),
+                *outputs,
+            ],
+            sharded,
+            {**env, "CHROMA_COMPAT_TIMINGS": str(base / "timings-sharded.json")},
+            "matrix_sharded.py",
+        )
         one, merged = (json.loads((d / "matrix.json").read_text()) for d in (single, sharded))
         same_doc = _stable(one) == _stable(merged)
         same_page = _page(single / "matrix.md") == _page(sharded / "matrix.md")
         plan = json.loads((base / "work" / "plan.json").read_text())
-    difference = [] if same_doc else [f"{c1.get('old')}->{c1.get('new')}" for c1, c2 in
-                                      zip(one.get("cells", []), merged.get("cells", [])) if _stable(c1) != _stable(c2)]
-    return {"plan": f"{versions}, upgrades only, {paths}, --examples {examples}, --seed {seed}",
-            "pairs": len(one.get("cells", [])), "shards": shards, "jobs": shards, "cores": os.cpu_count(),
-            "plan_id": plan.get("plan_id"), "single_seconds": round(single_s, 1),
-            "sharded_seconds": round(sharded_s, 1),
-            "ratio": round(single_s / sharded_s, 2), "equal": same_doc and same_page,
-            "equal_json": same_doc, "equal_page": same_page,
-            **({"difference": "cells differ: " + ", ".join(difference or ["(other fields)"])} if not same_doc else
-               {"difference": "the pages differ"} if not same_page else {})}
+    difference = (
+        []
+        if same_doc
+        else [
+            f"{c1.get('old')}->{c1.get('new')}"
+            for c1, c2 in zip(one.get("cells", []), merged.get("cells", []))
+            if _stable(c1) != _stable(c2)
+        ]
+    )
+    return {
+        "plan": f"{versions}, upgrades only, {paths}, --examples {examples}, --seed {seed}",
+        "pairs": len(one.get("cells", [])),
+        "shards": shards,
+        "jobs": shards,
+        "cores": os.cpu_count(),
+        "plan_id": plan.get("plan_id"),
+        "single_seconds": round(single_s, 1),
+        "sharded_seconds": round(sharded_s, 1),
+        "ratio": round(single_s / sharded_s, 2),
+        "equal": same_doc and same_page,
+        "equal_json": same_doc,
+        "equal_page": same_page,
+        **(
+            {"difference": "cells differ: " + ", ".join(difference or ["(other fields)"])}
+            if not same_doc
+            else {"difference": "the pages differ"}
+            if not same_page
+            else {}
+        ),
+    }
 
 
 def main() -> int:

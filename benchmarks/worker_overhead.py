@@ -32,7 +32,7 @@ def _through_worker(version: str, args: dict) -> dict:
     sys.path.insert(0, str(HERE))
     from _overhead_calls import run_calls
 
-    from pytest_chroma_compat.client import Release
+    from pytest_chroma_compat.engine.client import Release
 
     with Release(version) as rel:
         client = rel.ephemeral()
@@ -43,12 +43,17 @@ def _through_worker(version: str, args: dict) -> dict:
 
 
 def _in_process(version: str, args: dict) -> dict:
-    from pytest_chroma_compat import envs, paths
+    from pytest_chroma_compat.engine import cache_dirs, envs
 
     env = envs.ensure(version)
-    with tempfile.TemporaryDirectory(prefix="bench-inprocess-", dir=paths.scratch_dir()) as scratch:
-        proc = subprocess.run([str(env.interpreter), str(HERE / "_overhead_calls.py"), json.dumps(args)],
-                              cwd=scratch, env=envs.hermetic_environ(Path(scratch)), capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(prefix="bench-inprocess-", dir=cache_dirs.scratch_dir()) as scratch:
+        proc = subprocess.run(
+            [str(env.interpreter), str(HERE / "_overhead_calls.py"), json.dumps(args)],
+            cwd=scratch,
+            env=envs.hermetic_environ(Path(scratch)),
+            capture_output=True,
+            text=True,
+        )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"the in-process script failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
@@ -58,32 +63,62 @@ def _in_process(version: str, args: dict) -> dict:
     return out["phases"]
 
 
-def measure(version: str = "1.5.9", records: int = 5000, dim: int = 384, repeats: int = 3,
-            batch: int = 500, queries: int = 1000, query_batch: int = 100, seed: int = 0) -> dict:
+def measure(
+    version: str = "1.5.9",
+    records: int = 5000,
+    dim: int = 384,
+    repeats: int = 3,
+    batch: int = 500,
+    queries: int = 1000,
+    query_batch: int = 100,
+    seed: int = 0,
+) -> dict:
     """Both sides ``repeats`` times, alternating; medians per phase."""
-    from pytest_chroma_compat import releases
+    from pytest_chroma_compat.engine import releases
 
     version = releases.resolve(version)
-    args = {"n": records, "dim": dim, "seed": seed, "batch": batch, "queries": min(queries, records),
-            "query_batch": query_batch}
+    args = {
+        "n": records,
+        "dim": dim,
+        "seed": seed,
+        "batch": batch,
+        "queries": min(queries, records),
+        "query_batch": query_batch,
+    }
     runs: dict[str, list[dict]] = {"worker": [], "in_process": []}
     for _ in range(repeats):
         runs["worker"].append(_through_worker(version, args))
         runs["in_process"].append(_in_process(version, args))
     rows = []
     for phase in PHASES:
-        rate = {side: statistics.median(r[phase]["records"] / r[phase]["seconds"] for r in got)
-                for side, got in runs.items()}
-        rows.append({"phase": phase, "records": runs["worker"][0][phase]["records"],
-                     "worker_records_per_s": round(rate["worker"]),
-                     "in_process_records_per_s": round(rate["in_process"]),
-                     "ratio": round(rate["worker"] / rate["in_process"], 3)})
+        rate = {
+            side: statistics.median(r[phase]["records"] / r[phase]["seconds"] for r in got)
+            for side, got in runs.items()
+        }
+        rows.append(
+            {
+                "phase": phase,
+                "records": runs["worker"][0][phase]["records"],
+                "worker_records_per_s": round(rate["worker"]),
+                "in_process_records_per_s": round(rate["in_process"]),
+                "ratio": round(rate["worker"] / rate["in_process"], 3),
+            }
+        )
     total = {side: statistics.median(sum(r[p]["seconds"] for p in PHASES) for r in got) for side, got in runs.items()}
-    return {"release": version, "records": records, "dim": dim, "batch": batch, "queries": args["queries"],
-            "query_batch": query_batch, "repeats": repeats, "rows": rows,
-            "worker_seconds": round(total["worker"], 3), "in_process_seconds": round(total["in_process"], 3),
-            "ratio": round(total["in_process"] / total["worker"], 3),
-            "runs": {side: [{p: round(r[p]["seconds"], 4) for p in PHASES} for r in got] for side, got in runs.items()}}
+    return {
+        "release": version,
+        "records": records,
+        "dim": dim,
+        "batch": batch,
+        "queries": args["queries"],
+        "query_batch": query_batch,
+        "repeats": repeats,
+        "rows": rows,
+        "worker_seconds": round(total["worker"], 3),
+        "in_process_seconds": round(total["in_process"], 3),
+        "ratio": round(total["in_process"] / total["worker"], 3),
+        "runs": {side: [{p: round(r[p]["seconds"], 4) for p in PHASES} for r in got] for side, got in runs.items()},
+    }
 
 
 def main() -> int:

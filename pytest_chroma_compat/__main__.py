@@ -1,5 +1,3 @@
-import sys
+from pytest_chroma_compat.cli.main import entry
 
-from .cli import main
-
-sys.exit(main())
+entry()

@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_chroma_compat import atomic_files, matrix_plan, report, upgrade_paths  # noqa: E402
+from pytest_chroma_compat.common import atomic_files  # noqa: E402
+from pytest_chroma_compat.roundtrip.matrix import plan, report, upgrade_paths  # noqa: E402
 
 DOCS = ROOT / "docs"
 ORDER = {"in-place": 0, "unflushed-wal": 1}  # the path whose rollback answers "can I go back?" (report.rollback_of)
@@ -32,8 +33,13 @@ def _cell_rollback(old: str, paths: list[dict]) -> dict | None:
     rep = min((p for p in paths if p.get("rollback")), key=lambda p: ORDER.get(p["path"], 2), default=None)
     if rep is None:
         return None
-    return {"release": old, "possible": not rep["rollback"].startswith("not possible"), "path": rep["path"],
-            "detail": rep["rollback"], "required": False}
+    return {
+        "release": old,
+        "possible": not rep["rollback"].startswith("not possible"),
+        "path": rep["path"],
+        "detail": rep["rollback"],
+        "required": False,
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -47,13 +53,35 @@ def main(argv: list[str]) -> int:
     doc = json.loads((DOCS / "matrix.json").read_text())
     inputs = doc["inputs"]
     cells = {(c["old"], c["new"]): c for c in doc["cells"]}
-    flags = ["--seed", str(inputs["seed"]), "--examples", str(inputs["examples"]), "--profile", inputs["profile"],
-             "--max-shrinks", str(inputs["max_shrinks"])]
+    flags = [
+        "--seed",
+        str(inputs["seed"]),
+        "--examples",
+        str(inputs["examples"]),
+        "--profile",
+        inputs["profile"],
+        "--max-shrinks",
+        str(inputs["max_shrinks"]),
+    ]
     done = []
     for old, new, path in todo:
         cell = cells[(old, new)]
-        command = [sys.executable, "-m", "pytest_chroma_compat", "check", "--from", old, "--to", new, "--path", path,
-                   *flags, "--json", "--failures-dir", "docs/matrix-cases"]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest_chroma_compat",
+            "check",
+            "--from",
+            old,
+            "--to",
+            new,
+            "--path",
+            path,
+            *flags,
+            "--json",
+            "--failures-dir",
+            "docs/matrix-cases",
+        ]
         started = time.monotonic()
         proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         last = (proc.stderr.strip().splitlines() or [""])[-1]
@@ -68,10 +96,15 @@ def main(argv: list[str]) -> int:
         cell["safe"] = all(p["ok"] and not p.get("pre_existing") for p in cell["paths"])
         cell["rollback"] = _cell_rollback(old, cell["paths"])
         done.append(f"{old} -> {new} {path}")
-    doc["upgrade_paths"] = upgrade_paths.summary(doc["versions"], doc["cells"], matrix_plan.requested_paths(inputs))
-    doc.setdefault("reruns", []).append({
-        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "why": why,
-        "command": f"chroma-compat check --from OLD --to NEW --path PATH {' '.join(flags)}", "cells": done})
+    doc["upgrade_paths"] = upgrade_paths.summary(doc["versions"], doc["cells"], plan.requested_paths(inputs))
+    doc.setdefault("reruns", []).append(
+        {
+            "generated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "why": why,
+            "command": f"chroma-compat check --from OLD --to NEW --path PATH {' '.join(flags)}",
+            "cells": done,
+        }
+    )
     atomic_files.write_json(DOCS / "matrix.json", doc)
     atomic_files.write_text(DOCS / "matrix.md", report.matrix_markdown(doc, DOCS))
     return 0

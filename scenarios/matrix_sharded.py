@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_chroma_compat import timings  # noqa: E402  (stdlib and filelock only)
+from pytest_chroma_compat.roundtrip import timings  # noqa: E402  (stdlib and filelock only)
 
 CLI = [sys.executable, "-m", "pytest_chroma_compat"]
 PLANNED = ("versions", "paths", "seed", "examples", "max_shrinks", "profile")
@@ -44,8 +44,15 @@ def _plan_args(args: argparse.Namespace) -> list[str]:
 
 def _shard(plan: Path, number: int, workdir: Path, failures_dir: str | None) -> int:
     log = workdir / "logs" / f"shard-{number}.log"
-    command = CLI + ["matrix", "--plan-file", str(plan), "--shard", str(number),
-                     "--json", str(workdir / "results" / f"shard-{number}.json")]
+    command = CLI + [
+        "matrix",
+        "--plan-file",
+        str(plan),
+        "--shard",
+        str(number),
+        "--json",
+        str(workdir / "results" / f"shard-{number}.json"),
+    ]
     if failures_dir:
         command += ["--failures-dir", failures_dir]
     with open(log, "a", encoding="utf-8") as out:
@@ -58,7 +65,10 @@ def _same_plan(one: Path, other: Path) -> bool:
     except (OSError, ValueError):
         return False
     return (a.get("plan_id"), a.get("tool_version"), a.get("shards")) == (
-        b.get("plan_id"), b.get("tool_version"), b.get("shards"))
+        b.get("plan_id"),
+        b.get("tool_version"),
+        b.get("shards"),
+    )
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -67,13 +77,15 @@ def run(args: argparse.Namespace) -> dict:
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
     (workdir / "results").mkdir(parents=True, exist_ok=True)
     if args.timings_from:  # a cache that never measured these pairs plans by the published page's seconds
-        seeded = timings.record(timings.from_matrix_json(json.loads(Path(args.timings_from).read_text())),
-                                only_missing=True)
+        seeded = timings.record(
+            timings.from_matrix_json(json.loads(Path(args.timings_from).read_text())), only_missing=True
+        )
         print(f"timings: {seeded} pair-path(s) taken from {args.timings_from}", flush=True)
     started = time.monotonic()
     plan, fresh = workdir / "plan.json", workdir / "plan.new.json"
-    step = subprocess.run(CLI + ["matrix", *_plan_args(args), "--plan", "--shards", str(args.shards),
-                                 "--json", str(fresh)])
+    step = subprocess.run(
+        CLI + ["matrix", *_plan_args(args), "--plan", "--shards", str(args.shards), "--json", str(fresh)]
+    )
     if step.returncode:
         return {"exit": step.returncode, "wall_s": round(time.monotonic() - started, 1)}
     # a rerun in the same workdir resumes: the first plan stays (the timings its shards recorded since
@@ -97,10 +109,16 @@ def run(args: argparse.Namespace) -> dict:
     results = sorted(str(p) for p in (workdir / "results").glob("shard-*.json"))
     merge = subprocess.run(CLI + ["matrix", "--merge", *results, *outputs]) if results else None
     wall = time.monotonic() - started
-    outcome = {"exit": merge.returncode if merge else 2, "wall_s": round(wall, 1), "shards_s": round(shards_s, 1),
-               "shard_exits": codes, "plan": str(plan)}
-    print(f"wall seconds: {wall:.1f} (shards {shards_s:.1f}; {args.shards} shard(s), {args.jobs} at a time)",
-          flush=True)
+    outcome = {
+        "exit": merge.returncode if merge else 2,
+        "wall_s": round(wall, 1),
+        "shards_s": round(shards_s, 1),
+        "shard_exits": codes,
+        "plan": str(plan),
+    }
+    print(
+        f"wall seconds: {wall:.1f} (shards {shards_s:.1f}; {args.shards} shard(s), {args.jobs} at a time)", flush=True
+    )
     return outcome
 
 
@@ -119,8 +137,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown")
     p.add_argument("--json")
     p.add_argument("--failures-dir")
-    p.add_argument("--timings-from", metavar="MATRIX_JSON",
-                   help="seed the timings cache from a published matrix JSON, for pair-paths it lacks")
+    p.add_argument(
+        "--timings-from",
+        metavar="MATRIX_JSON",
+        help="seed the timings cache from a published matrix JSON, for pair-paths it lacks",
+    )
     return p
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_chroma_compat.checks import CROSSED
 from pytest_chroma_compat.contracts.measure import compact, compare, describe_change, load_table
+from pytest_chroma_compat.plugin.pair_checks import CROSSED
 
 MEASURED = [c for c in load_table() if c.probe]
 
@@ -24,8 +24,9 @@ def crossings(chroma_pair):
     return {x.contract.id: x for x in compare(*chroma_pair)}
 
 
-@pytest.mark.parametrize("contract", [pytest.param(c, id=c.id, marks=pytest.mark.chroma_verdict("contract", c.id))
-                                      for c in MEASURED])
+@pytest.mark.parametrize(
+    "contract", [pytest.param(c, id=c.id, marks=pytest.mark.chroma_verdict("contract", c.id)) for c in MEASURED]
+)
 def test_contract(contract, chroma_pair, crossings, record_property, request):
     old, new = chroma_pair
     x = crossings[contract.id]
@@ -38,8 +39,12 @@ def test_contract(contract, chroma_pair, crossings, record_property, request):
     record_property("to_value", compact(x.after))
     if x.crossed:
         request.config.stash.setdefault(CROSSED, []).append(f"{contract.id}: {contract.consequence}")
-        print(f"CROSSED {contract.id} [{contract.section}] {old} -> {new}: {describe_change(x.before, x.after)}\n"
-              f"  means: {contract.consequence}")
+        print(
+            f"CROSSED {contract.id} [{contract.section}] {old} -> {new}: {describe_change(x.before, x.after)}\n"
+            f"  means: {contract.consequence}"
+        )
     else:
-        print(f"not crossed {contract.id} [{contract.section}]: {compact(x.before)}"
-              + (f" (the change is {x.shadowed_by}'s)" if x.shadowed_by else ""))
+        print(
+            f"not crossed {contract.id} [{contract.section}]: {compact(x.before)}"
+            + (f" (the change is {x.shadowed_by}'s)" if x.shadowed_by else "")
+        )

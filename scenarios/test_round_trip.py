@@ -8,9 +8,9 @@ the replay command. Each path counts in the run's verdict line
 
 import pytest
 
-from pytest_chroma_compat import report
-from pytest_chroma_compat.checks import round_trip
-from pytest_chroma_compat.migrate import PATHS
+from pytest_chroma_compat.plugin.pair_checks import round_trip
+from pytest_chroma_compat.roundtrip.matrix import report
+from pytest_chroma_compat.roundtrip.paths import PATHS
 
 
 @pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.chroma_verdict("round-trip", p)) for p in PATHS])

@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures import stores  # noqa: E402
-from pytest_chroma_compat import releases  # noqa: E402
-from pytest_chroma_compat.client import Release  # noqa: E402
+from pytest_chroma_compat.engine import releases  # noqa: E402
+from pytest_chroma_compat.engine.client import Release  # noqa: E402
 from pytest_chroma_compat.snapshot import tree_hash  # noqa: E402
 from pytest_chroma_compat.snapshot.validate import validate  # noqa: E402
 
@@ -63,17 +63,27 @@ def main(argv: list[str] | None = None) -> int:
                 result = validate(str(store), target, path=path, workdir=Path(tmp) / "work")
                 unchanged = tree_hash(store) == before and result.source.get("unchanged") is True
                 bad += (result.error is not None) + (not unchanged)
-                rows[writer][target] = {"verdict": result.verdict, "cell": _cell(result), "path": path,
-                                        "source_unchanged": unchanged, "summary": result.summary}
+                rows[writer][target] = {
+                    "verdict": result.verdict,
+                    "cell": _cell(result),
+                    "path": path,
+                    "source_unchanged": unchanged,
+                    "summary": result.summary,
+                }
                 print(f"{writer:>7} -> {target:<7} [{path}] {_cell(result)}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"measured": date.today().isoformat(), "rows": rows}, indent=1) + "\n")
     if args.markdown:
-        lines = [f"# Validate matrix (measured {date.today().isoformat()})", "",
-                 "A sample store written by each release (rows), validated for each target (columns) with "
-                 "`chroma-compat validate`; 0.3 stores through export/import, the others in place. "
-                 "Regenerate: `nox -s validate-matrix`.", "",
-                 "| written by | " + " | ".join(targets) + " |", "|---|" + "---|" * len(targets)]
+        lines = [
+            f"# Validate matrix (measured {date.today().isoformat()})",
+            "",
+            "A sample store written by each release (rows), validated for each target (columns) with "
+            "`chroma-compat validate`; 0.3 stores through export/import, the others in place. "
+            "Regenerate: `nox -s validate-matrix`.",
+            "",
+            "| written by | " + " | ".join(targets) + " |",
+            "|---|" + "---|" * len(targets),
+        ]
         for writer, cells in rows.items():
             lines.append(f"| {writer} | " + " | ".join(cells[t]["cell"] for t in targets) + " |")
         Path(args.markdown).write_text("\n".join(lines) + "\n")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from .s3_server import moto_server, s3  # noqa: F401  (shared fixtures: a real S3 API on 127.0.0.1)
+from .trust import canary  # noqa: F401  (a shared fixture of the test_trust_* modules)
 
 # The releases the default run exercises: one 0.4.x that needs a pin, one 0.6, one 1.x.
 OLD, MID, NEW = "0.4.24", "0.6.3", "1.5.9"
@@ -34,8 +35,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     factory = getattr(config, "_tmp_path_factory", None)
     base = getattr(factory, "_basetemp", None)
-    if base is None or not base.is_dir() or (factory._given_basetemp is not None
-                                             and not hasattr(config, "workerinput")):
+    if (
+        base is None
+        or not base.is_dir()
+        or (factory._given_basetemp is not None and not hasattr(config, "workerinput"))
+    ):
         return  # a --basetemp the user chose is theirs (xdist's workers get one from their controller)
     keep = tuple(re.sub(r"[\W]", "_", name)[:30] for name in _FAILED)
     for child in base.iterdir():
@@ -77,7 +81,37 @@ def private_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+#: Projects of the tests that run a user's command under releases (``run``, ``bisect``), kept between runs like
+#: the release environments: a project environment is keyed by its project's path and dependency files, so a
+#: project at the same path with the same files reuses the environments an earlier run built, instead of
+#: installing chromadb afresh on every run. Under the project's cache (which CI keeps between runs), in a folder
+#: of its own; CHROMA_COMPAT_SUITE_CACHE moves it.
+def _suite_cache() -> Path:
+    from pytest_chroma_compat.engine import cache_dirs
+
+    return Path(os.environ.get("CHROMA_COMPAT_SUITE_CACHE") or cache_dirs.home() / "test-projects")
+
+
+SUITE_CACHE = _suite_cache()
+
+
+def kept_project(name: str, files: dict[str, str]) -> Path:
+    """``SUITE_CACHE/name`` holding exactly ``files`` (path -> text); a file is rewritten only when it differs."""
+    root = SUITE_CACHE / name
+    for rel, text in files.items():
+        path = root / rel
+        if not path.is_file() or path.read_text("utf-8") != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, "utf-8")
+    return root
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """The real command, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "pytest_chroma_compat", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_chroma_compat", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )

@@ -12,9 +12,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -32,8 +32,12 @@ def moto_server(tmp_path_factory):
     log = tmp_path_factory.mktemp("moto") / "server.log"
     env = {**os.environ, "MOTO_PORT": str(port)}
     with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=fh, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while True:
@@ -85,9 +89,14 @@ def user_without_policy(moto_server: str, name: str) -> dict:
 @contextmanager
 def moto_auth(moto_server: str) -> Iterator[None]:
     """moto enforces IAM only while auth is switched on (``/moto-api/reset-auth``)."""
+
     def set_auth(count: str) -> None:
-        req = urllib.request.Request(moto_server + "/moto-api/reset-auth", data=count.encode(), method="POST",
-                                     headers={"Content-Type": "text/plain"})
+        req = urllib.request.Request(
+            moto_server + "/moto-api/reset-auth",
+            data=count.encode(),
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
         urllib.request.urlopen(req, timeout=5).read()
 
     set_auth("0")

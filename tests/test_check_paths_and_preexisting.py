@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chroma_compat import known_shapes, report, roundtrip, upgrade_paths
-from pytest_chroma_compat.invariants import Outcome
+from pytest_chroma_compat.roundtrip import known_shapes, pair
+from pytest_chroma_compat.roundtrip.invariants import Outcome
+from pytest_chroma_compat.roundtrip.matrix import report, upgrade_paths
 
 from .conftest import NEW, OLD, run_cli
 
@@ -33,6 +34,7 @@ def _check(tmp_path, *args):
 
 # -- part 3: in place means in place ------------------------------------------------------------------------
 
+
 def test_a_0_3_store_in_place_is_not_safe_and_export_import_is(tmp_path):
     """0.4.24 opens a 0.3 store without an error and sees none of its collections: in place is NOT SAFE
     (exit 1) with the advice, never silently carried through export/import; export-import holds (exit 0)."""
@@ -42,25 +44,33 @@ def test_a_0_3_store_in_place_is_not_safe_and_export_import_is(tmp_path):
     assert line.startswith(f"chroma-compat: chromadb {LEGACY} -> {OLD}: NOT SAFE (in-place"), line
     assert "collections: " in line and "sees none of its" in line and "--path export-import" in line, line
     assert "routed" not in bad.stdout + bad.stderr
-    good = _check(tmp_path, "--from", LEGACY, "--to", OLD, "--path", "export-import", "--examples", "2",
-                  "--seed", "0")
+    good = _check(tmp_path, "--from", LEGACY, "--to", OLD, "--path", "export-import", "--examples", "2", "--seed", "0")
     assert good.returncode == 0, good.stdout + good.stderr
     assert ": SAFE (" in _last(good)
 
 
 def _cell(old, new, path, *, ok=True, notes=(), pre=(), allow=False):
     invariants = [{"name": "all", "status": "pass", "detail": "", "evidence": {}}]
-    return {"old": old, "new": new, "allow_pre_existing": allow,
-            "paths": [{"path": path, "ok": ok, "notes": list(notes), "pre_existing": list(pre),
-                       "invariants": invariants}]}
+    return {
+        "old": old,
+        "new": new,
+        "allow_pre_existing": allow,
+        "paths": [{"path": path, "ok": ok, "notes": list(notes), "pre_existing": list(pre), "invariants": invariants}],
+    }
 
 
 def test_safe_upgrade_paths_take_only_hops_that_held_as_asked():
     versions = ["0.3.29", "0.4.24", "0.5.23"]
-    cells = [_cell("0.3.29", "0.5.23", "in-place", notes=["legacy store: ...; routed through export/import as "
-                                                          "chroma-migrate does"]),
-             _cell("0.3.29", "0.4.24", "in-place", pre=["writable"]),
-             _cell("0.4.24", "0.5.23", "in-place", pre=["writable"], allow=True)]
+    cells = [
+        _cell(
+            "0.3.29",
+            "0.5.23",
+            "in-place",
+            notes=["legacy store: ...; routed through export/import as chroma-migrate does"],
+        ),
+        _cell("0.3.29", "0.4.24", "in-place", pre=["writable"]),
+        _cell("0.4.24", "0.5.23", "in-place", pre=["writable"], allow=True),
+    ]
     rows = {r["from"]: r["routes"] for r in upgrade_paths.summary(versions, cells, ["in-place"])}
     assert rows["0.3.29"]["in-place"] is None  # rerouted, and a pre-existing defect not allowed: no safe hop
     assert rows["0.4.24"]["in-place"]["to"] == "0.5.23"  # allowed by the run that made the cell
@@ -84,6 +94,7 @@ def test_the_published_matrix_recommends_only_cells_that_are_safe_as_asked():
 
 
 # -- part 4: known shapes for every README finding; pre-existing in a release -----------------------------------
+
 
 def test_every_finding_has_a_shape_and_the_leak_shape_needs_list_metadata():
     names = {s.name for s in known_shapes.SHAPES}
@@ -120,8 +131,10 @@ def test_the_1_5_9_leak_is_pre_existing_in_1_5_9_and_fails_by_validates_policy(l
     strict, _ = leak_runs
     assert strict.returncode == 1, strict.stdout[-2000:] + strict.stderr
     line = _last(strict)
-    assert f"NOT SAFE (pre-existing in {NEW}, not caused by the upgrade (in-place: writable: known shape " \
-           f"'list-metadata-leak'" in line, line
+    assert (
+        f"NOT SAFE (pre-existing in {NEW}, not caused by the upgrade (in-place: writable: known shape "
+        f"'list-metadata-leak'" in line
+    ), line
     assert "unexpected key 'tags'" in line and "--allow-pre-existing" in line, line
     doc = json.loads(strict.stdout)
     (path,) = doc["paths"]
@@ -143,8 +156,9 @@ def test_allowed_pre_existing_is_shown_and_safe(leak_runs):
 
 # -- part 8: the verdict line names the failing check and its first evidence --------------------------------------
 
+
 def _report(outcomes, path="in-place"):
-    rep = roundtrip.PathReport("0.4.24", "1.0.21", path, outcomes=outcomes, examples=1)
+    rep = pair.PathReport("0.4.24", "1.0.21", path, outcomes=outcomes, examples=1)
     rep.rollback = "not possible: KeyError: '_type'"
     return rep
 
@@ -153,8 +167,9 @@ def test_the_verdict_line_carries_the_evidence_when_the_detail_does_not():
     counted = _report([Outcome("count", "fail", "", {"docs": {"expected": 3, "count()": 2, "records read": 2}})])
     line = report.verdict_line("0.4.24", "1.0.21", [counted])
     assert "NOT SAFE (in-place: count (evidence: " in line and '"expected": 3' in line, line
-    other = _report([Outcome("writable", "error", "'docs': add with a document failed: InternalError")],
-                    "unflushed-wal")
+    other = _report(
+        [Outcome("writable", "error", "'docs': add with a document failed: InternalError")], "unflushed-wal"
+    )
     both = report.verdict_line("0.4.24", "1.0.21", [counted, other])
     assert "unflushed-wal: writable: 'docs': add with a document failed" in both, both
 
@@ -174,15 +189,27 @@ def test_the_plugin_follows_the_same_policy_and_names_the_reason(pytester):
     """pytest --chroma-from 1.5.9 --chroma-to 1.5.9: the in-place check fails as pre-existing in 1.5.9 (the reason
     on the verdict line and at once); with --chroma-allow-pre-existing it is an xfail and the verdict is SAFE."""
     pytester.makeini("[pytest]\n")
-    pytester.makepyfile("from pytest_chroma_compat.checks import test_chroma_round_trip_in_place  # noqa: F401\n")
-    base = ["-p", "no:cacheprovider", f"--chroma-from={NEW}", f"--chroma-to={NEW}", "--chroma-seed=0",
-            "--chroma-examples=1", "--chroma-progress=off", "-rx"]
+    pytester.makepyfile(
+        "from pytest_chroma_compat.plugin.pair_checks import test_chroma_round_trip_in_place  # noqa: F401\n"
+    )
+    base = [
+        "-p",
+        "no:cacheprovider",
+        f"--chroma-from={NEW}",
+        f"--chroma-to={NEW}",
+        "--chroma-seed=0",
+        "--chroma-examples=1",
+        "--chroma-progress=off",
+        "-rx",
+    ]
     strict = pytester.runpytest_subprocess(*base)
     out = strict.stdout.str()
     assert strict.ret == 1, out[-3000:]
     (line,) = re.findall(r"^chroma-compat verdict: (.*)$", out, re.M)
-    assert line.startswith(f"chromadb {NEW} -> {NEW}: NOT SAFE (in-place failed [pre-existing in {NEW} (not caused "
-                           f"by the upgrade): writable: known shape 'list-metadata-leak'"), line
+    assert line.startswith(
+        f"chromadb {NEW} -> {NEW}: NOT SAFE (in-place failed [pre-existing in {NEW} (not caused "
+        f"by the upgrade): writable: known shape 'list-metadata-leak'"
+    ), line
     assert out.index("chroma-compat round trip [in-place] NOT SAFE: pre-existing in") < out.index("= FAILURES =")
     allowed = pytester.runpytest_subprocess(*base, "--chroma-allow-pre-existing")
     out = allowed.stdout.str()

@@ -44,27 +44,50 @@ def shell(script: str, cwd: Path, env: dict[str, str], timeout: float = 120) -> 
     """A step's script as its runner does (GitHub's default ``bash -eo pipefail``), with this Python's
     ``chroma-compat`` first on PATH."""
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, env={**os.environ, "PATH": path, **env})
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PATH": path, **env},
+    )
 
 
 # -- schemas and linters ---------------------------------------------------------------------------------
 
+
 def schema_errors(path: Path, schema: str) -> str:
     """check-jsonschema's complaint about ``path`` ("" when valid); its schemas are vendored."""
-    done = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return "" if done.returncode == 0 else done.stdout + done.stderr
 
 
 SCHEMAS = [
     # file, schema, a break the schema must reject
-    pytest.param(GITHUB, "vendor.github-workflows",
-                 ("    runs-on: ubuntu-latest\n    timeout-minutes", "    timeout-minutes"), id="github"),
-    pytest.param(EXAMPLES.parent.parent / ".github" / "workflows" / "tests.yml", "vendor.github-workflows",
-                 ("    runs-on: ubuntu-latest\n    timeout-minutes: 60", "    timeout-minutes: 60"), id="own-ci"),
-    pytest.param(GITLAB, "vendor.gitlab-ci",
-                 ("merge:\n  stage: merge\n  when: always", "merge:\n  stage: merge\n  when: later"), id="gitlab"),
+    pytest.param(
+        GITHUB,
+        "vendor.github-workflows",
+        ("    runs-on: ubuntu-latest\n    timeout-minutes", "    timeout-minutes"),
+        id="github",
+    ),
+    pytest.param(
+        EXAMPLES.parent.parent / ".github" / "workflows" / "tests.yml",
+        "vendor.github-workflows",
+        ("    runs-on: ubuntu-latest\n    timeout-minutes: 60", "    timeout-minutes: 60"),
+        id="own-ci",
+    ),
+    pytest.param(
+        GITLAB,
+        "vendor.gitlab-ci",
+        ("merge:\n  stage: merge\n  when: always", "merge:\n  stage: merge\n  when: later"),
+        id="gitlab",
+    ),
 ]
 
 
@@ -86,6 +109,7 @@ def test_the_github_workflow_passes_actionlint(tmp_path):
 
 
 # -- the real plan drives the pipelines ---------------------------------------------------------------------
+
 
 def github_jobs(path: Path = GITHUB) -> dict:
     return yaml.safe_load(path.read_text())["jobs"]
@@ -128,7 +152,7 @@ def workflow_problems(jobs: dict, plan: dict, outputs: dict) -> list[str]:
     uploaded = step_with(shard, "actions/upload-artifact")["with"]
     pattern = step_with(jobs["merge"], "actions/download-artifact")["with"].get("pattern", "")
     for entry in matrix["include"]:
-        name = EXPRESSION.sub(lambda m: str(entry[m.group(1).strip().split(".")[1]]), uploaded["name"])
+        name = EXPRESSION.sub(lambda m: str(entry[m.group(1).strip().split(".")[1]]), uploaded["name"])  # noqa: B023
         if not fnmatch.fnmatch(name, pattern):
             problems.append(f"merge downloads {pattern!r}, shard {entry['shard']} uploads {name!r}")
     return problems
@@ -149,12 +173,15 @@ def test_the_plan_drives_the_github_workflow(planned):
     assert workflow_problems(github_jobs(), plan, outputs) == []
 
 
-@pytest.mark.parametrize("old, new", [
-    ("matrix.releases }}", "matrix.release }}"),                  # a key the plan does not have
-    ("jq -c .matrix plan.json", "jq -c .shards plan.json"),      # the output is not the matrix object
-    ("matrix: ${{ steps.plan.outputs.matrix }}", "matrix: ${{ steps.plan.outputs.plan }}"),
-    ("pattern: shard-*", "pattern: results-*"),                  # merge would download nothing
-])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("matrix.releases }}", "matrix.release }}"),  # a key the plan does not have
+        ("jq -c .matrix plan.json", "jq -c .shards plan.json"),  # the output is not the matrix object
+        ("matrix: ${{ steps.plan.outputs.matrix }}", "matrix: ${{ steps.plan.outputs.plan }}"),
+        ("pattern: shard-*", "pattern: results-*"),  # merge would download nothing
+    ],
+)
 def test_a_workflow_the_plan_does_not_drive_is_caught(old, new, tmp_path, planned):
     jobs = github_jobs(broken_copy(tmp_path, GITHUB, old, new))
     plan, outputs = run_plan_step(jobs, tmp_path) if "jq" in old else planned
@@ -170,6 +197,7 @@ def test_the_shard_cache_key_holds_no_comma(tmp_path):
     key = out.read_text().strip().split("=", 1)[1]
     assert "," not in key and len(key) < 200
     other = shell(script, tmp_path, {"RELEASES": "1.0.0,1.5.9", "GITHUB_OUTPUT": str(tmp_path / "other")})
+    assert other.returncode == 0, other.stderr
     assert (tmp_path / "other").read_text().strip().split("=", 1)[1] != key  # keyed on the release set
 
 
@@ -180,8 +208,7 @@ def gitlab_releases_snippet(path: Path = GITLAB) -> str:
 
 
 def gitlab_releases(snippet: str, cwd: Path, index: int, total: int) -> subprocess.CompletedProcess:
-    return shell(snippet + '\nprintf "%s" "$RELEASES"', cwd,
-                 {"CI_NODE_INDEX": str(index), "CI_NODE_TOTAL": str(total)})
+    return shell(snippet + '\nprintf "%s" "$RELEASES"', cwd, {"CI_NODE_INDEX": str(index), "CI_NODE_TOTAL": str(total)})
 
 
 @pytest.fixture

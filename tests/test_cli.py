@@ -5,8 +5,9 @@ import pytest
 from .conftest import run_cli
 
 
-@pytest.mark.parametrize("version, says", [("9.9.9", "unknown chromadb release"), ("1.5.3", "yanked"),
-                                           ("0.2.0", "no worker adapter")])
+@pytest.mark.parametrize(
+    "version, says", [("9.9.9", "unknown chromadb release"), ("1.5.3", "yanked"), ("0.2.0", "no worker adapter")]
+)
 def test_bad_versions_exit_2_with_one_line(version, says):
     proc = run_cli("env", "ensure", version)
     assert proc.returncode == 2
@@ -24,13 +25,17 @@ def test_import_never_loads_chromadb_or_numpy():
     import subprocess
     import sys
 
-    code = "import sys, pytest_chroma_compat, pytest_chroma_compat.plugin; print(sorted(m for m in ('chromadb','numpy','hypothesis') if m in sys.modules))"
+    code = (
+        "import sys, pytest_chroma_compat, pytest_chroma_compat.plugin; "
+        "print(sorted(m for m in ('chromadb','numpy','hypothesis') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("command", [["check", "--from", "1.5.9", "--to", "1.5.9"],
-                                     ["matrix", "--versions", "1.5.9,1.5.8"]])
+@pytest.mark.parametrize(
+    "command", [["check", "--from", "1.5.9", "--to", "1.5.9"], ["matrix", "--versions", "1.5.9,1.5.8"]]
+)
 def test_bad_examples_exit_2(command):
     """--examples 0 would run nothing and call it a pass: refused before any release starts."""
     proc = run_cli(*command, "--examples", "0")

@@ -8,9 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
-from pytest_chroma_compat.model import distances
+from pytest_chroma_compat.engine.client import Release
+from pytest_chroma_compat.engine.worker import fingerprint, wire
+from pytest_chroma_compat.roundtrip.model import distances
 from pytest_chroma_compat.snapshot import compare
-from pytest_chroma_compat.worker import fingerprint, wire
 
 from .conftest import MID, NEW, OLD
 
@@ -20,9 +21,12 @@ FIELDS = ["embeddings", "documents", "metadatas"]
 def _write(client, n: int = 30, dim: int = 6, space: str = "l2"):
     rng = np.random.default_rng(3)
     col = client.create_collection("docs", metadata={"hnsw:space": space})
-    col.add(ids=[f"doc-{i:03d}" for i in range(n)], embeddings=rng.standard_normal((n, dim)).astype(np.float32),
-            documents=[f"note {i} on topic{i % 4}" for i in range(n)],
-            metadatas=[{"i": i, "w": i / 7, "tag": "abc"[i % 3]} for i in range(n)])
+    col.add(
+        ids=[f"doc-{i:03d}" for i in range(n)],
+        embeddings=rng.standard_normal((n, dim)).astype(np.float32),
+        documents=[f"note {i} on topic{i % 4}" for i in range(n)],
+        metadatas=[{"i": i, "w": i / 7, "tag": "abc"[i % 3]} for i in range(n)],
+    )
     return col
 
 
@@ -33,8 +37,9 @@ def test_a_release_hashes_a_page_as_the_host_does(tmp_path, chroma_releases, ver
         col = _write(client)
         asked = [f"doc-{i:03d}" for i in (17, 3, 29, 0)] + ["no-such-id"]
         queries = np.random.default_rng(0).standard_normal((2, 6))
-        got = col._call("fingerprint", ids=asked, digest="t", records=True, queries=wire.pack_ndarray(queries),
-                        space="l2", k=3)
+        got = col._call(
+            "fingerprint", ids=asked, digest="t", records=True, queries=wire.pack_ndarray(queries), space="l2", k=3
+        )
         digest = client.worker.call("take_digest", token="t")
         plain = col.get(ids=asked, include=FIELDS)
     assert got["ids"] == asked[:4], "records come back in the order asked; a missing id is left out"
@@ -61,7 +66,7 @@ def test_digest_does_not_depend_on_the_page_size():
     whole, paged = fingerprint.Digest(), fingerprint.Digest()
     whole.update(fingerprint.parts(ids, docs, metas, vecs))
     for lo in range(0, 10, 3):
-        paged.update(fingerprint.parts(ids[lo:lo + 3], docs[lo:lo + 3], metas[lo:lo + 3], vecs[lo:lo + 3]))
+        paged.update(fingerprint.parts(ids[lo : lo + 3], docs[lo : lo + 3], metas[lo : lo + 3], vecs[lo : lo + 3]))
     assert whole.hexdigest() == paged.hexdigest()
     metas[4] = {"k": 4.0, "b": True}  # an int that became a float is a different record
     changed = fingerprint.Digest()
@@ -84,7 +89,9 @@ def test_every_difference_is_found_with_evidence(tmp_path, chroma_releases):
         col.update(ids=["doc-011"], embeddings=one_ulp[None, :])  # within tolerance: passes, and is counted
         col.update(ids=["doc-004"], embeddings=vec["doc-004"][None, :] + 1)
         col.update(ids=["doc-020"], embeddings=vec["doc-020"][None, :], documents=["rewritten"])
-        col.update(ids=["doc-025"], embeddings=vec["doc-025"][None, :], metadatas=[{"i": 25.0, "w": 25 / 7, "tag": "b"}])
+        col.update(
+            ids=["doc-025"], embeddings=vec["doc-025"][None, :], metadatas=[{"i": 25.0, "w": 25 / 7, "tag": "b"}]
+        )
         col.delete(ids=["doc-013"])
     with release.persistent(tmp_path / "a") as a, release.persistent(tmp_path / "b") as b:
         summary, checks = compare.compare_collection("docs", a, b, batch_size=7)
@@ -125,3 +132,61 @@ def test_filters_are_selective_and_within_their_budget():
     assert {"where": {"flag": {"$eq": True}}} not in clauses  # half the records: over the budget
     assert sum(f.share for f in picked) <= compare.FILTER_SHARE
     assert len(picked) <= compare.MAX_FILTERS
+
+
+def test_pages_that_differ_mid_stream_are_compared_in_page_order(tmp_path, chroma_releases, monkeypatch):
+    """The stream asks windows of pages without their records; a page that differs there is read again once
+    the stream ends (``MAX_DEFERRED`` of them, then records travel with every page). Its differences still
+    come first in page order, and the exact neighbours are those of every source record, computed on either
+    side (``SOURCE_QUERIES``) or, for a page that differed, here from the source's records."""
+    monkeypatch.setattr(compare, "MAX_DEFERRED", 2)
+    monkeypatch.setattr(compare, "WINDOW", 3)
+    release = chroma_releases.get(NEW)
+    with release.persistent(tmp_path / "a") as client:
+        _write(client, n=60)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    changed = [f"doc-{i:03d}" for i in (1, 10, 22, 31, 40, 47, 58)]  # pages 0, 3, 7, 10, 13, 15, 19 of 3 records
+    with release.persistent(tmp_path / "b") as client:
+        col = client.get_collection("docs")
+        rec = col.get(ids=changed, include=FIELDS)
+        metas = [{**m, "i": -1} for m in rec["metadatas"]]
+        col.update(ids=list(rec["ids"]), embeddings=np.asarray(rec["embeddings"], dtype=np.float32), metadatas=metas)
+    # two workers, as validate has: each side streams in a thread of its own
+    with release.persistent(tmp_path / "a") as a, Release(NEW) as other, other.persistent(tmp_path / "b") as b:
+        seen = {}
+        real = compare.query_check
+        monkeypatch.setattr(
+            compare, "query_check", lambda *args, **kw: seen.setdefault("q", args[3]) and real(*args, **kw)
+        )
+        summary, checks = compare.compare_collection("docs", a, b, batch_size=3)
+        whole = a.get_collection("docs").get(include=FIELDS)
+    by = {c.name: c for c in checks}
+    assert by["metadata"].status == "fail" and by["metadata"].evidence["records affected"] == len(changed)
+    assert [e["id"] for e in by["metadata"].evidence["examples"]] == changed[: compare.EXAMPLES]
+    assert by["count"].evidence["pages compared record by record (their hashes differed)"] == len(changed)
+    queries = seen["q"]
+    vectors = fingerprint.float32_rows(whole["embeddings"], len(whole["ids"])).astype(np.float64)
+    for j, q in enumerate(queries.vectors):
+        exact = distances(vectors, q, "l2")
+        order = np.argsort(exact, kind="stable")[: len(queries.best_ids[j])]
+        assert queries.best_ids[j] == [whole["ids"][i] for i in order]
+        np.testing.assert_allclose(queries.best_d[j], exact[order], rtol=1e-9, atol=1e-12)
+
+
+def test_neighbours_merged_in_any_page_order_are_the_same():
+    """Ties go to the earlier page, then the earlier row, whatever order pages are folded in."""
+    from pytest_chroma_compat.snapshot.query_check import Queries
+
+    rng = np.random.default_rng(2)
+    vectors = np.repeat(rng.standard_normal((20, 4)).astype(np.float32), 3, axis=0)  # every vector three times
+    ids = [f"r{i:02d}" for i in range(len(vectors))]
+    pages = [(p, ids[lo : lo + 7], vectors[lo : lo + 7]) for p, lo in enumerate(range(0, len(ids), 7))]
+    q = vectors[[0, 9, 30]].astype(np.float64)
+    merged = []
+    for order in (pages, pages[::-1], [pages[i] for i in rng.permutation(len(pages))]):
+        queries = Queries(ids[:3], q, "l2")
+        for p, page_ids, page_vectors in order:
+            queries.merge(fingerprint.nearest(page_ids, page_vectors, q, "l2", 5), p, page_ids)
+        merged.append((queries.best_ids, [d.tolist() for d in queries.best_d]))
+    assert merged[0] == merged[1] == merged[2]
+    assert merged[0][0][0][:3] == ["r00", "r01", "r02"], "equal distances: the earlier record first"

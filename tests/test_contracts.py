@@ -14,10 +14,10 @@ import time
 
 import pytest
 
-from pytest_chroma_compat.client import Release
+from pytest_chroma_compat.common.errors import CompatError
 from pytest_chroma_compat.contracts import measure
 from pytest_chroma_compat.contracts.cli import register
-from pytest_chroma_compat.errors import CompatError
+from pytest_chroma_compat.engine.client import Release
 
 VERSIONS = ["0.4.24", "0.5.23", "0.6.3", "1.5.9"]
 
@@ -112,8 +112,11 @@ def test_the_table_names_only_existing_probes():
     from pytest_chroma_compat.contracts import probes, server_probes, side_effects
 
     for c in measure.load_table():
-        known = c.probe and (callable(getattr(probes, c.probe, None)) or c.probe in server_probes.PROBES
-                             or callable(getattr(side_effects, c.probe, None)))
+        known = c.probe and (
+            callable(getattr(probes, c.probe, None))
+            or c.probe in server_probes.PROBES
+            or callable(getattr(side_effects, c.probe, None))
+        )
         assert known or c.unmeasured, c.id
 
 
@@ -123,10 +126,18 @@ def _parse(*argv):
     return parser.parse_args(["contracts", *argv])
 
 
-@pytest.mark.parametrize("argv", [[], ["--from", "0.4.24"], ["--from", "0.4.24", "--to", "1.5.9", "--measure"],
-                                  ["--measure", "--versions", "not a range"], ["--measure", "--versions", "==9.9.9"],
-                                  ["--from", "9.9.9", "--to", "1.5.9"], ["--from", "0.4.24", "--to", "1.5.9",
-                                                                          "--markdown", "x.md"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--from", "0.4.24"],
+        ["--from", "0.4.24", "--to", "1.5.9", "--measure"],
+        ["--measure", "--versions", "not a range"],
+        ["--measure", "--versions", "==9.9.9"],
+        ["--from", "9.9.9", "--to", "1.5.9"],
+        ["--from", "0.4.24", "--to", "1.5.9", "--markdown", "x.md"],
+    ],
+)
 def test_bad_input_is_a_compat_error(argv):
     args = _parse(*argv)
     with pytest.raises(CompatError):

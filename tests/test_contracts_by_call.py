@@ -65,8 +65,14 @@ def test_contains_on_a_string_field_turns_silently_empty_at_1_5_0(observed):
     assert "list" not in change["silently_empty"]  # lists became searchable: an answer, not silence
     text = measure.describe_change(change["before"], change["value"])
     assert "string, substring: error:ValueError -> [] (now silently matches nothing)" in text
-    doc = {"generated": "-", "range": "-", "versions": VERSIONS, "probes_sha256": "-",
-           "contracts": [history.as_dict()], "failures": {}}
+    doc = {
+        "generated": "-",
+        "range": "-",
+        "versions": VERSIONS,
+        "probes_sha256": "-",
+        "contracts": [history.as_dict()],
+        "failures": {},
+    }
     assert "1.5.0 (now silently matches nothing)" in cli.markdown(doc)
 
 

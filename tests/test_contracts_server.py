@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from pytest_chroma_compat.client import Release
 from pytest_chroma_compat.contracts import measure, server_probes
 from pytest_chroma_compat.contracts.server_probes import HOST, data_status, serve
+from pytest_chroma_compat.engine.client import Release
 
 MEASURED = {
     "0.5.23": {"old_style_env": "200", "new_style_env": "403"},
@@ -85,6 +85,8 @@ def test_the_server_is_killed_when_the_body_raises():
 def test_a_server_that_exits_at_start_up_is_reported():
     release = Release("0.5.23")
     with pytest.raises(server_probes.ServerDidNotStart, match="exited with status"):
-        with serve(release, {"CHROMA_SERVER_AUTHN_PROVIDER": "no.such.Provider",
-                             "CHROMA_SERVER_AUTHN_CREDENTIALS": "test-token"}):
+        with serve(
+            release,
+            {"CHROMA_SERVER_AUTHN_PROVIDER": "no.such.Provider", "CHROMA_SERVER_AUTHN_CREDENTIALS": "test-token"},
+        ):
             pass

@@ -18,8 +18,8 @@ import sys
 
 import pytest
 
-from pytest_chroma_compat import envs
 from pytest_chroma_compat.contracts import cli, measure, side_effects
+from pytest_chroma_compat.engine import envs
 
 VERSIONS = ["0.4.24", "1.0.21", "1.5.9"]
 PROBES = list(side_effects.PROBES)
@@ -107,9 +107,18 @@ def _in_release(version: str, code: str, cwd, path: str) -> dict:
     """Run ``code`` with side_effects importable in ``version``'s own interpreter (as its worker would)."""
     env = envs.hermetic_environ(cwd)
     env["PATH"] = path
-    proc = subprocess.run([str(envs.ensure(version).interpreter), "-c",
-                           f"import sys, json; sys.path.insert(0, {str(measure.HERE)!r}); import side_effects; {code}"],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            str(envs.ensure(version).interpreter),
+            "-c",
+            f"import sys, json; sys.path.insert(0, {str(measure.HERE)!r}); import side_effects; {code}",
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -128,7 +137,7 @@ def test_python_lookups_and_connects_are_refused_and_recorded(tmp_path):
     code = f"""
 import os, socket, json
 from side_effect_session import Recorder
-fd = os.open({str(meta / 'events.jsonl')!r}, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+fd = os.open({str(meta / "events.jsonl")!r}, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
 sys.addaudithook(Recorder(fd, {str(meta)!r}))
 out = {{}}
 for label, call in (("lookup", lambda: socket.getaddrinfo("pypi.org", 443)),
@@ -149,8 +158,10 @@ print(json.dumps(out))
 @needs_strace
 def test_native_connects_are_refused_by_strace_and_recorded(tmp_path):
     log = tmp_path / "strace.log"
-    code = ("import socket\ns = socket.socket()\ntry:\n    s.connect(('203.0.113.9', 443)); print('connected')\n"
-            "except OSError as exc:\n    print(exc.errno)")
+    code = (
+        "import socket\ns = socket.socket()\ntry:\n    s.connect(('203.0.113.9', 443)); print('connected')\n"
+        "except OSError as exc:\n    print(exc.errno)"
+    )
     cmd = side_effects.strace_command(shutil.which("strace"), str(log), [sys.executable, "-c", code])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.stdout.strip() == "101"  # ENETUNREACH: injected, the packet never left
@@ -178,8 +189,14 @@ def test_pair_output_and_markdown_show_the_side_effects_in_words(observed, cache
     assert f"1.5.9:  {DEFAULT}: none" in out
     assert "same     unwritable-home" in out
     hist = measure.histories(VERSIONS, {v: measure.Observation(v, observed[v]) for v in VERSIONS}, chosen)
-    doc = {"generated": "-", "range": "-", "versions": VERSIONS, "probes_sha256": "-",
-           "contracts": [h.as_dict() for h in hist], "failures": {}}
+    doc = {
+        "generated": "-",
+        "range": "-",
+        "versions": VERSIONS,
+        "probes_sha256": "-",
+        "contracts": [h.as_dict() for h in hist],
+        "failures": {},
+    }
     text = cli.markdown(doc)
     assert f"  - in words: {DEFAULT}: lookup us.i.posthog.com:443 (background)" in text
     assert f"  - in words: {OFF}: {ELSEWHERE}: $TMPDIR/etilqs_<random> (background); {HOME}: nothing" in text

@@ -55,8 +55,14 @@ def test_the_flip_is_placed_at_1_5_0_and_labelled(observed):
     text = measure.describe_change(change["before"], change["value"])
     assert 'string, $not_contains: error:ValueError -> "every record" (now silently matches everything)' in text
     assert "string, substring: error:ValueError -> [] (now silently matches nothing)" in text
-    doc = {"generated": "-", "range": "-", "versions": VERSIONS, "probes_sha256": "-",
-           "contracts": [history.as_dict()], "failures": {}}
+    doc = {
+        "generated": "-",
+        "range": "-",
+        "versions": VERSIONS,
+        "probes_sha256": "-",
+        "contracts": [history.as_dict()],
+        "failures": {},
+    }
     assert "1.5.0 (now silently matches nothing) (now silently matches everything)" in cli.markdown(doc)
 
 
@@ -73,8 +79,10 @@ def test_pair_output_names_both_silent_changes(observed, cache, monkeypatch, cap
     args = argparse_args("--from", "1.4.1", "--to", "1.5.9")
     assert args.handler(args) == 0
     out = capsys.readouterr().out
-    assert "NOTE     now silently matches everything: 'string, $not_contains' raised or matched some records " \
-           "under 1.4.1, match every record (no error) under 1.5.9" in out
+    assert (
+        "NOTE     now silently matches everything: 'string, $not_contains' raised or matched some records "
+        "under 1.4.1, match every record (no error) under 1.5.9" in out
+    )
     assert "NOTE     now silently matches nothing: 'string, substring'" in out
     args = argparse_args("--from", "1.4.1", "--to", "1.5.9", "--json")
     assert args.handler(args) == 0

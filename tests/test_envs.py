@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from pytest_chroma_compat import envs
-from pytest_chroma_compat.errors import CorruptEnvironment, InstallFailed
+from pytest_chroma_compat.common.errors import CorruptEnvironment, InstallFailed
+from pytest_chroma_compat.engine import envs
 
 from .conftest import MID, NEW, OLD, run_cli
 
@@ -60,7 +60,7 @@ def test_prune_removes_corrupt_and_unused(private_home):
 
 
 def test_install_failure_is_one_line(private_home, monkeypatch):
-    from pytest_chroma_compat import pins
+    from pytest_chroma_compat.engine import pins
 
     impossible = pins.PinRule(id="impossible", versions=">=0", constraints=("numpy<0.1",), prevents="test")
     monkeypatch.setattr(pins, "for_version", lambda v, python=None: [impossible])

@@ -2,7 +2,7 @@
 
 A store whose full-text index answers wrongly is wrong for every release that
 reads it, so comparing two releases' answers finds nothing: the expected ids of
-each filter come from the records the source worker reads (``worker/filter_oracle.py``).
+each filter come from the records the source worker reads (``engine/worker/filter_oracle.py``).
 The stores here are written by real releases; the corruption is done with sqlite3
 on the store's own ``embedding_fulltext_search`` table, which both 0.4.24 and
 1.5.9 answer ``where_document`` from (measured: after the indexed texts of two
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_chroma_compat.client import Release
+from pytest_chroma_compat.engine.client import Release
+from pytest_chroma_compat.engine.worker import filter_oracle
 from pytest_chroma_compat.snapshot import compare
 from pytest_chroma_compat.snapshot.validate import validate
-from pytest_chroma_compat.worker import filter_oracle
 
 from .conftest import NEW, OLD
 
@@ -39,9 +39,12 @@ def _write(release: Release, path: Path) -> Path:
     rng = np.random.default_rng(3)
     with release.persistent(path) as client:
         col = client.create_collection("notes")
-        col.add(ids=[f"note-{i:03d}" for i in range(RECORDS)],
-                embeddings=rng.normal(size=(RECORDS, 4)).astype(np.float32), documents=_every_word_everywhere(),
-                metadatas=[{"n": i % 4} for i in range(RECORDS)])
+        col.add(
+            ids=[f"note-{i:03d}" for i in range(RECORDS)],
+            embeddings=rng.normal(size=(RECORDS, 4)).astype(np.float32),
+            documents=_every_word_everywhere(),
+            metadatas=[{"n": i % 4} for i in range(RECORDS)],
+        )
     return path
 
 
@@ -82,11 +85,18 @@ def test_a_document_filter_is_picked_when_every_word_occurs_everywhere():
 
 def test_data_says_which_records_a_filter_matches():
     """The worker's judge of a filter is plain Python with the semantics every release shares."""
-    expected = filter_oracle.Expected([{"where": None, "where_document": {"$contains": "bravo echo"}},
-                                       {"where": {"n": {"$eq": 1}}, "where_document": None},
-                                       {"where": {"n": {"$gt": 1.5}}, "where_document": None}])
-    expected.update(["a", "b", "c", "d"], ["alpha bravo echo", "Bravo echo", None, "bravo echoes"],
-                    [{"n": 1}, {"n": 1.0}, {"n": 2}, {"n": True}])
+    expected = filter_oracle.Expected(
+        [
+            {"where": None, "where_document": {"$contains": "bravo echo"}},
+            {"where": {"n": {"$eq": 1}}, "where_document": None},
+            {"where": {"n": {"$gt": 1.5}}, "where_document": None},
+        ]
+    )
+    expected.update(
+        ["a", "b", "c", "d"],
+        ["alpha bravo echo", "Bravo echo", None, "bravo echoes"],
+        [{"n": 1}, {"n": 1.0}, {"n": 2}, {"n": True}],
+    )
     doc, eq, gt = expected.result()
     assert (doc["count"], doc["sample"], doc["uncertain"]) == (2, ["a", "d"], 0)  # case-sensitive substring
     assert doc["digest"] == f"{filter_oracle.id_sum(['d', 'a']):016x}"
@@ -105,16 +115,19 @@ def test_a_corrupted_fulltext_index_is_not_safe(stores, tmp_path, writer, target
     text = bad["where_document"]["$contains"]
     truth = sorted(f"note-{i:03d}" for i, d in enumerate(_every_word_everywhere()) if text in d)
     assert bad["expected from the data"]["count"] == len(truth), bad
-    assert bad["expected from the data"]["sample"] == truth[:filter_oracle.SAMPLE], bad
+    assert bad["expected from the data"]["sample"] == truth[: filter_oracle.SAMPLE], bad
     assert bad["source"] == bad["target"] and bad["source"]["sample"] != bad["expected from the data"]["sample"]
     assert f"the data has {len(truth)} matching record(s) ({truth[0]}" in check.detail and text in check.detail
     # everything else about the store is fine: only the full-text index is wrong, which the full-text data
     # check (where_document on substrings of the stored documents) finds too, with many substrings
-    assert {c.name for c in result.failed} == {"filters", "data:not-contains-complement"}, \
-        [(c.name, c.detail) for c in result.failed]
+    assert {c.name for c in result.failed} == {"filters", "data:not-contains-complement"}, [
+        (c.name, c.detail) for c in result.failed
+    ]
     docs = next(c for c in result.checks if c.name == "data:not-contains-complement")
-    assert docs.status == "pre-existing" and "$contains" in docs.evidence["wrong answers per key and operator"][
-        "(documents)"], docs.detail
+    assert (
+        docs.status == "pre-existing"
+        and "$contains" in docs.evidence["wrong answers per key and operator"]["(documents)"]
+    ), docs.detail
 
 
 @pytest.mark.parametrize("writer,target", [(NEW, NEW), (OLD, NEW)])

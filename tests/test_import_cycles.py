@@ -14,21 +14,36 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "pytest_chroma_compat"
 
 # Which package may import which: the direction data flows (a release's worker at the bottom, the doors
-# at the top). "(top)" is the modules directly in pytest_chroma_compat/. A package not named on the left
-# may import anything not forbidden by the other rows.
+# at the top). A package is its dotted path under pytest_chroma_compat ("engine.worker"); a rule names a
+# package and covers its subpackages. "(top)" is the modules directly in pytest_chroma_compat/. A
+# capability's cli.py counts as part of cli/ (the door), wherever it lives.
 ONLY_FROM_ITSELF = {
     # run INSIDE a release's environment, with the stdlib only
-    "worker": {"worker"},
-    "release_side": {"release_side", "worker"},
+    "engine.worker": {"engine.worker"},
+    "engine.release_side": {"engine.release_side", "engine.worker"},
+    # the shared small things sit under everything
+    "common": {"common"},
 }
 NEVER = {
+    # releases and their workers know nothing of what is built on them
+    "engine": {"roundtrip", "contracts", "snapshot", "transfer", "servers", "usercode", "plugin", "cli"},
     # the contract table and its measurements know nothing of the commands built on them
-    "contracts": {"scan", "snapshot", "transfer"},
+    "contracts": {"roundtrip", "usercode", "snapshot", "transfer", "plugin", "cli"},
+    # the round trip runs stores it generates; the matrix is built on the pair runner, never the reverse
+    "roundtrip": {"snapshot", "transfer", "servers", "usercode", "plugin"},
     # the static scan reads code, never stores
-    "scan": {"snapshot", "transfer"},
+    "usercode.scan": {"snapshot", "transfer", "plugin", "cli"},
     # validate does not move stores
-    "snapshot": {"transfer"},
+    "snapshot": {"transfer", "servers", "plugin", "cli"},
+    "transfer": {"servers", "usercode", "plugin", "cli"},
+    "servers": {"roundtrip", "snapshot", "transfer", "usercode", "plugin", "cli"},
+    "usercode": {"roundtrip", "snapshot", "transfer", "plugin"},
+    # the pytest wiring is a door: the commands never go through it
+    "cli": {"plugin"},
 }
+# the pair runner never reaches up into the matrix built on it (the rule is for the package itself,
+# not its subpackages)
+NEVER_FROM_EXACTLY = {"roundtrip": {"roundtrip.matrix"}}
 
 
 def modules(root: Path = PACKAGE) -> dict[str, Path]:
@@ -43,6 +58,7 @@ def modules(root: Path = PACKAGE) -> dict[str, Path]:
 
 def imports(mods: dict[str, Path]) -> dict[str, set[str]]:
     """Module -> the package's modules it imports (relative and absolute, at any depth)."""
+
     def owner(name: str) -> str:
         while name and name not in mods:
             name = name.rpartition(".")[0]
@@ -116,9 +132,23 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 
 def package_of(module: str, mods: dict[str, Path]) -> str:
-    parts = module.split(".")
-    is_package = len(parts) == 2 and mods[module].name == "__init__.py"
-    return parts[1] if len(parts) > 2 or is_package else "(top)"
+    """A capability's ``cli.py`` (its verbs' handlers) lives with the capability but belongs to the door."""
+    parts = module.split(".")[1:]
+    if parts and parts[-1] == "cli" and mods[module].name != "__init__.py":
+        return "cli"
+    if mods[module].name != "__init__.py":
+        parts = parts[:-1]
+    return ".".join(parts) or "(top)"
+
+
+def within(package: str, rule: str) -> bool:
+    return package == rule or package.startswith(rule + ".")
+
+
+def rule_for(package: str, table: dict[str, set[str]]) -> tuple[str, set[str]] | None:
+    """The most specific rule covering the package."""
+    keys = sorted((k for k in table if within(package, k)), key=len, reverse=True)
+    return (keys[0], table[keys[0]]) if keys else None
 
 
 def direction_problems(edges: dict[str, set[str]], mods: dict[str, Path]) -> list[str]:
@@ -127,10 +157,14 @@ def direction_problems(edges: dict[str, set[str]], mods: dict[str, Path]) -> lis
         source = package_of(module, mods)
         for target in sorted(targets):
             other = package_of(target, mods)
-            if source in ONLY_FROM_ITSELF and other not in ONLY_FROM_ITSELF[source]:
-                problems.append(f"{module} imports {target}: {source}/ may import only {sorted(ONLY_FROM_ITSELF[source])}")
-            if other in NEVER.get(source, set()):
-                problems.append(f"{module} imports {target}: {source}/ never imports {other}/")
+            only = rule_for(source, ONLY_FROM_ITSELF)
+            if only and not any(within(other, allowed) for allowed in only[1]):
+                problems.append(f"{module} imports {target}: {only[0]}/ may import only {sorted(only[1])}")
+            never = rule_for(source, NEVER)
+            if never and not within(other, source) and any(within(other, banned) for banned in never[1]):
+                problems.append(f"{module} imports {target}: {never[0]}/ never imports {other}/")
+            if any(within(other, banned) for banned in NEVER_FROM_EXACTLY.get(source, ())):
+                problems.append(f"{module} imports {target}: {source}/ never imports {other}/ (built on it)")
     return problems
 
 
@@ -147,14 +181,15 @@ def test_packages_import_in_the_allowed_direction():
 def test_the_checks_see_a_planted_cycle_and_a_wrong_direction(tmp_path):
     """The two checks fail on a package that breaks them (so a pass means something)."""
     root = tmp_path / "pytest_chroma_compat"
-    (root / "worker").mkdir(parents=True)
+    (root / "engine" / "worker").mkdir(parents=True)
+    (root / "engine" / "__init__.py").write_text("")
     (root / "__init__.py").write_text("")
     (root / "a.py").write_text("from . import b\n")
     (root / "b.py").write_text("def f():\n    from .a import x\n")  # a function-level import still counts
-    (root / "worker" / "__init__.py").write_text("")
-    (root / "worker" / "main.py").write_text("from ..a import thing\n")
+    (root / "engine" / "worker" / "__init__.py").write_text("")
+    (root / "engine" / "worker" / "main.py").write_text("from ...a import thing\n")
     mods = modules(root)
     edges = imports(mods)
     assert cycles(edges) == [["pytest_chroma_compat.a", "pytest_chroma_compat.b"]]
     [problem] = direction_problems(edges, mods)
-    assert problem.startswith("pytest_chroma_compat.worker.main imports pytest_chroma_compat.a: worker/")
+    assert problem.startswith("pytest_chroma_compat.engine.worker.main imports pytest_chroma_compat.a: engine.worker/")

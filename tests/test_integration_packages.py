@@ -16,21 +16,40 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chroma_compat import project_envs, run_history
+from pytest_chroma_compat.engine import project_envs
+from pytest_chroma_compat.usercode import run_history
 
 pytestmark = pytest.mark.slow
 
 
 def digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 @pytest.fixture(scope="module")
 def langchain_chroma(tmp_path_factory):
     where = tmp_path_factory.mktemp("sdist")
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                    "langchain-chroma", "-d", str(where)], check=True, capture_output=True, timeout=1200)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "langchain-chroma",
+            "-d",
+            str(where),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=1200,
+    )
     with tarfile.open(next(where.glob("langchain_chroma-*.tar.gz"))) as tar:
         tar.extractall(where, filter="data")
     root = next(p for p in where.iterdir() if p.is_dir())
@@ -44,14 +63,32 @@ def langchain_chroma(tmp_path_factory):
 
 
 def cli(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest_chroma_compat", *args], capture_output=True, text=True,
-                          cwd=root, timeout=3600, env=dict(os.environ))
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_chroma_compat", *args],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=3600,
+        env=dict(os.environ),
+    )
 
 
 def test_the_unmodified_sdist_runs_its_unit_tests_under_releases(langchain_chroma, tmp_path):
     before = digests(langchain_chroma)
-    proc = cli(langchain_chroma, "run", "--versions", "1.1.0,1.5.9", "--group", "test", "--no-sources", "--json",
-               str(tmp_path / "r.json"), "--", "pytest", "tests/unit_tests")
+    proc = cli(
+        langchain_chroma,
+        "run",
+        "--versions",
+        "1.1.0,1.5.9",
+        "--group",
+        "test",
+        "--no-sources",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--",
+        "pytest",
+        "tests/unit_tests",
+    )
     results = {r["version"]: r for r in json.loads((tmp_path / "r.json").read_text())["results"]}
     assert results["1.5.9"]["status"] == "passed" and results["1.5.9"]["counts"]["passed"] > 20, proc.stdout
     assert results["1.1.0"]["status"] == "excluded"  # its declared chromadb>=1.3.5
@@ -60,9 +97,26 @@ def test_the_unmodified_sdist_runs_its_unit_tests_under_releases(langchain_chrom
 
 def test_first_good_names_the_real_lower_bound(langchain_chroma, tmp_path):
     """Measured by hand: its suite works from chromadb 1.1.0 and cannot import under 1.0.x."""
-    proc = cli(langchain_chroma, "bisect", "--first-good", "--bad", "1.0.21", "--good", "1.1.0", "--group", "test",
-               "--no-sources", "--ignore-chromadb-bound", "--count-errors", "--json", str(tmp_path / "b.json"), "--",
-               "pytest", "tests/unit_tests", "-q")
+    proc = cli(
+        langchain_chroma,
+        "bisect",
+        "--first-good",
+        "--bad",
+        "1.0.21",
+        "--good",
+        "1.1.0",
+        "--group",
+        "test",
+        "--no-sources",
+        "--ignore-chromadb-bound",
+        "--count-errors",
+        "--json",
+        str(tmp_path / "b.json"),
+        "--",
+        "pytest",
+        "tests/unit_tests",
+        "-q",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     found = json.loads((tmp_path / "b.json").read_text())
     assert (found["last_bad"], found["first_good"]) == ("1.0.21", "1.1.0")

@@ -15,25 +15,50 @@ spec.loader.exec_module(integrations)  # type: ignore[union-attr]
 
 
 def test_the_flags_follow_what_the_package_declares(tmp_path):
-    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\ndependencies = ["chromadb>=1.3.5"]\n'
-                                             '[dependency-groups]\ntest = ["pytest"]\n'
-                                             '[tool.uv.sources]\nlangchain-core = { path = "../../core" }\n')
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\ndependencies = ["chromadb>=1.3.5"]\n'
+        '[dependency-groups]\ntest = ["pytest"]\n'
+        '[tool.uv.sources]\nlangchain-core = { path = "../../core" }\n'
+    )
     assert integrations.flags_for(tmp_path) == ["--group", "test", "--no-sources"]
     assert integrations.declared(tmp_path) == ">=1.3.5"
-    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n[project.optional-dependencies]\n'
-                                             'test = ["pytest"]\n')
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n[project.optional-dependencies]\ntest = ["pytest"]\n'
+    )
     assert integrations.flags_for(tmp_path) == ["--extras", "test"]
 
 
 def test_the_page_names_the_first_release_that_works_and_the_first_that_breaks():
-    results = [{"version": "1.0.21", "status": "error", "counts": {"errors": 3}, "bound_ignored": "x",
-                "failures": ["tests/unit_tests/test_imports.py"]},
-               {"version": "1.1.0", "status": "passed", "counts": {"passed": 29}, "bound_ignored": "x"},
-               {"version": "1.5.9", "status": "failed", "counts": {"passed": 28, "failures": 1},
-                "failures": ["tests/unit_tests/test_vectorstores.py::test_x"]}]
-    page = integrations.render([{"package": "p", "sdist": "p-1.0", "declared": ">=1.3.5", "results": results,
-                                 "command": "chroma-compat run ...", "bisect": None}], ["1.0.21", "1.1.0", "1.5.9"],
-                               60)
+    results = [
+        {
+            "version": "1.0.21",
+            "status": "error",
+            "counts": {"errors": 3},
+            "bound_ignored": "x",
+            "failures": ["tests/unit_tests/test_imports.py"],
+        },
+        {"version": "1.1.0", "status": "passed", "counts": {"passed": 29}, "bound_ignored": "x"},
+        {
+            "version": "1.5.9",
+            "status": "failed",
+            "counts": {"passed": 28, "failures": 1},
+            "failures": ["tests/unit_tests/test_vectorstores.py::test_x"],
+        },
+    ]
+    page = integrations.render(
+        [
+            {
+                "package": "p",
+                "sdist": "p-1.0",
+                "declared": ">=1.3.5",
+                "results": results,
+                "command": "chroma-compat run ...",
+                "bisect": None,
+            }
+        ],
+        ["1.0.21", "1.1.0", "1.5.9"],
+        60,
+    )
     assert "- first that works (of those run): 1.1.0" in page
     assert "- first that breaks after one that works: 1.5.9" in page
     assert "| 1.0.21 | error (outside the declared range) | 3 errors | `tests/unit_tests/test_imports.py` |" in page

@@ -19,11 +19,21 @@ from types import SimpleNamespace
 
 import pytest
 
-from pytest_chroma_compat import matrix_plan, timings
+from pytest_chroma_compat.roundtrip import timings
+from pytest_chroma_compat.roundtrip.matrix import plan as matrix_plan
 
 RELEASES = "0.4.24,1.0.21,1.5.9"
-INPUTS = ["--versions", RELEASES, "--upgrades-only", "--paths", "in-place,export-import", "--examples", "2",
-          "--seed", "0"]
+INPUTS = [
+    "--versions",
+    RELEASES,
+    "--upgrades-only",
+    "--paths",
+    "in-place,export-import",
+    "--examples",
+    "2",
+    "--seed",
+    "0",
+]
 # a second, smaller plan: another seed and other paths, so another plan id
 OTHER = ["--versions", "1.0.21,1.5.9", "--paths", "export-import", "--examples", "1", "--seed", "1"]
 
@@ -37,8 +47,7 @@ def cli(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
 
 
 def start(*args: str, cwd: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen(command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-                            env=env)
+    return subprocess.Popen(command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
 
 
 def finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
@@ -69,18 +78,40 @@ def run(tmp_path_factory):
     single.mkdir()
     plan = cli("matrix", *INPUTS, "--plan", "--shards", "3", "--json", "plan.json", cwd=sharded, env=env)
     assert plan.returncode == 0, plan.stderr
-    procs = [start("matrix", "--plan-file", "plan.json", "--shard", str(k), "--json", f"results/shard-{k}.json",
-                   cwd=sharded, env=env) for k in (1, 2, 3)]
+    procs = [
+        start(
+            "matrix",
+            "--plan-file",
+            "plan.json",
+            "--shard",
+            str(k),
+            "--json",
+            f"results/shard-{k}.json",
+            cwd=sharded,
+            env=env,
+        )
+        for k in (1, 2, 3)
+    ]
     whole = start("matrix", *INPUTS, "--markdown", "matrix.md", "--json", "matrix.json", cwd=single, env=env)
     shards = [finish(p) for p in procs]
     whole_done = finish(whole)
     for proc in shards + [whole_done]:
         assert proc.returncode == 0, proc.stderr
     results = [f"results/shard-{k}.json" for k in (1, 2, 3)]
-    merged = cli("matrix", "--merge", *results, "--markdown", "matrix.md", "--json", "matrix.json", cwd=sharded,
-                 env=env)
-    return SimpleNamespace(base=base, env=env, sharded=sharded, single=single, shards=shards, whole=whole_done,
-                           merged=merged, results=results, plan=json.loads((sharded / "plan.json").read_text()))
+    merged = cli(
+        "matrix", "--merge", *results, "--markdown", "matrix.md", "--json", "matrix.json", cwd=sharded, env=env
+    )
+    return SimpleNamespace(
+        base=base,
+        env=env,
+        sharded=sharded,
+        single=single,
+        shards=shards,
+        whole=whole_done,
+        merged=merged,
+        results=results,
+        plan=json.loads((sharded / "plan.json").read_text()),
+    )
 
 
 def test_merged_shards_publish_what_one_process_publishes(run):
@@ -150,8 +181,17 @@ def test_the_plan_is_deterministic_and_ready_for_a_ci_matrix(run, tmp_path):
 
 
 def test_a_missing_shard_is_named_and_its_pairs_are_not_run(run, tmp_path):
-    proc = cli("matrix", "--merge", *[str(run.sharded / r) for r in run.results[:2]], "--markdown", "m.md",
-               "--json", "m.json", cwd=tmp_path, env=run.env)
+    proc = cli(
+        "matrix",
+        "--merge",
+        *[str(run.sharded / r) for r in run.results[:2]],
+        "--markdown",
+        "m.md",
+        "--json",
+        "m.json",
+        cwd=tmp_path,
+        env=run.env,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "chroma-compat: missing shard 3 of 3: no result file for it" in proc.stderr.splitlines()
     lost = run.plan["by_shard"][2]["pairs"]
@@ -182,8 +222,9 @@ def interrupted(run):
     stopped = finish(proc)
     after_stop = json.loads(result.read_text())
     resumed = cli(*args, cwd=work, env=run.env)
-    return SimpleNamespace(work=work, stopped=stopped, after_stop=after_stop, resumed=resumed,
-                           final=json.loads(result.read_text()))
+    return SimpleNamespace(
+        work=work, stopped=stopped, after_stop=after_stop, resumed=resumed, final=json.loads(result.read_text())
+    )
 
 
 def test_an_interrupted_shard_resumes_without_rerunning_finished_pairs(interrupted):
@@ -204,18 +245,39 @@ def test_results_of_another_plan_are_refused(run, interrupted):
     shard = cli("matrix", "--plan-file", "plan.json", "--shard", "1", "--json", other, cwd=run.sharded, env=run.env)
     assert shard.returncode == 2 and len(shard.stderr.strip().splitlines()) == 1, shard.stderr
     assert "holds results of another plan or shard" in shard.stderr
-    merge = cli("matrix", "--merge", *run.results, other, "--json", str(interrupted.work / "m.json"),
-                cwd=run.sharded, env=run.env)
+    merge = cli(
+        "matrix",
+        "--merge",
+        *run.results,
+        other,
+        "--json",
+        str(interrupted.work / "m.json"),
+        cwd=run.sharded,
+        env=run.env,
+    )
     assert merge.returncode == 2 and len(merge.stderr.strip().splitlines()) == 1, merge.stderr
     assert "come from different plans" in merge.stderr
     assert not (interrupted.work / "m.json").exists()
-    options = cli("matrix", "--plan-file", "plan.json", "--shard", "1", "--json", "x.json", "--examples", "3",
-                  cwd=run.sharded, env=run.env)
+    options = cli(
+        "matrix",
+        "--plan-file",
+        "plan.json",
+        "--shard",
+        "1",
+        "--json",
+        "x.json",
+        "--examples",
+        "3",
+        cwd=run.sharded,
+        env=run.env,
+    )
     assert options.returncode == 2 and options.stderr.strip() == (
-        "chroma-compat: error: --examples cannot be given with --plan-file: a shard runs with its plan's options")
+        "chroma-compat: error: --examples cannot be given with --plan-file: a shard runs with its plan's options"
+    )
 
 
 # -- the balancer and the estimates, on synthetic costs ---------------------------------------------------------
+
 
 def test_longest_first_onto_the_least_loaded_shard():
     costs = [("a", 7), ("b", 5), ("c", 4), ("d", 3), ("e", 3), ("f", 2)]
@@ -233,25 +295,32 @@ def test_the_balance_is_within_lpt_bound_of_the_optimum():
         costs = [(i, rng.choice([1, 2, 3, 5, 8, 13, 40, 228])) for i in range(rng.randint(1, 8))]
         shards = rng.randint(1, 4)
         got = max(sum(dict(costs)[u] for u in s) for s in matrix_plan.balance(costs, shards))
-        best = min(max(sum(c for (_, c), s in zip(costs, assign) if s == k) for k in range(shards))
-                   for assign in itertools.product(range(shards), repeat=len(costs)))
+        best = min(
+            max(sum(c for (_, c), s in zip(costs, assign) if s == k) for k in range(shards))
+            for assign in itertools.product(range(shards), repeat=len(costs))
+        )
         assert got <= best * (4 / 3 - 1 / (3 * shards)) + 1e-9
         assert matrix_plan.balance(costs, shards) == matrix_plan.balance(list(costs), shards)
 
 
 def test_unknown_pair_paths_are_estimated_from_their_series_then_their_path():
-    known = {("0.5.20", "1.0.0", "unflushed-wal"): 200.0, ("0.5.23", "1.0.10", "unflushed-wal"): 220.0,
-             ("1.4.1", "1.5.0", "unflushed-wal"): 3.0, ("1.0.0", "1.5.0", "in-place"): 4.0}
+    known = {
+        ("0.5.20", "1.0.0", "unflushed-wal"): 200.0,
+        ("0.5.23", "1.0.10", "unflushed-wal"): 220.0,
+        ("1.4.1", "1.5.0", "unflushed-wal"): 3.0,
+        ("1.0.0", "1.5.0", "in-place"): 4.0,
+    }
     assert matrix_plan.estimate(known, "0.5.23", "1.0.21", "unflushed-wal") == 210.0  # same series pair
     assert matrix_plan.estimate(known, "0.6.3", "1.3.7", "unflushed-wal") == 200.0  # same path: the median
-    assert matrix_plan.estimate(known, "0.6.3", "1.3.7", "export-import") == matrix_plan.DEFAULT_SECONDS[
-        "export-import"]
+    assert (
+        matrix_plan.estimate(known, "0.6.3", "1.3.7", "export-import") == matrix_plan.DEFAULT_SECONDS["export-import"]
+    )
     assert matrix_plan.estimate(known, "1.0.0", "1.5.0", "in-place") == 4.0  # measured
 
 
 def test_versions_take_pep440_ranges_over_the_non_yanked_catalogue():
-    from pytest_chroma_compat import releases
-    from pytest_chroma_compat.cli import _versions
+    from pytest_chroma_compat.cli.main import _versions
+    from pytest_chroma_compat.engine import releases
 
     assert _versions([">=1.5,<1.6"]) == releases.select(">=1.5,<1.6")
     assert _versions(["1.0", "latest,0.4.24"]) == [releases.resolve("1.0"), releases.versions()[-1], "0.4.24"]

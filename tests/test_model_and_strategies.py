@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from pytest_chroma_compat import capabilities, strategies
-from pytest_chroma_compat.model import Op, StoreModel, match_document, match_where
+from pytest_chroma_compat.engine import capabilities
+from pytest_chroma_compat.roundtrip import strategies
+from pytest_chroma_compat.roundtrip.model import Op, StoreModel, match_document, match_where
 
 from .conftest import NEW, OLD
 
@@ -31,8 +32,11 @@ def test_where_semantics_are_complements():
 
 
 def test_model_merges_or_replaces_metadata_as_measured():
-    ops = [Op("create", "col"), Op("add", "col", ["a"], np.ones((1, 2), np.float32), metadatas=[{"x": 1, "y": 2}]),
-           Op("update", "col", ["a"], metadatas=[{"x": 3}])]
+    ops = [
+        Op("create", "col"),
+        Op("add", "col", ["a"], np.ones((1, 2), np.float32), metadatas=[{"x": 1, "y": 2}]),
+        Op("update", "col", ["a"], metadatas=[{"x": 3}]),
+    ]
     assert StoreModel.from_ops(ops, merge_updates=True).collections["col"].records["a"].metadata == {"x": 3, "y": 2}
     assert StoreModel.from_ops(ops, merge_updates=False).collections["col"].records["a"].metadata == {"x": 3}
 

@@ -1,4 +1,4 @@
-"""pytest_chroma_compat.nox: a release installed into a nox session with the harness's pin rules.
+"""pytest_chroma_compat.usercode.nox: a release installed into a nox session with the harness's pin rules.
 
 The argument checks use a recording stand-in for nox's Session (nox's object, not
 chromadb's); the last test runs the project's own ``example-ledger`` sessions with
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chroma_compat import envs, pins, releases
-from pytest_chroma_compat.nox import install_chromadb
+from pytest_chroma_compat.engine import envs, pins, releases
+from pytest_chroma_compat.usercode.nox import install_chromadb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,8 +36,9 @@ class RecordingSession:
     def __init__(self, tmp_path: Path, python_version: str = "3.11.7", cfg_key: str = "version_info") -> None:
         venv = tmp_path / "venv"
         venv.mkdir(parents=True)
-        (venv / "pyvenv.cfg").write_text(f"home = /usr/bin\ninclude-system-site-packages = false\n"
-                                         f"{cfg_key} = {python_version}\n")
+        (venv / "pyvenv.cfg").write_text(
+            f"home = /usr/bin\ninclude-system-site-packages = false\n{cfg_key} = {python_version}\n"
+        )
         self.virtualenv = _Venv(venv)
         self.python = None
         self.tmp = tmp_path / "session-tmp"
@@ -93,15 +94,19 @@ def test_series_and_latest_resolve_to_the_release_installed(tmp_path, spec):
     exact = install_chromadb(session, spec)
     assert exact == releases.resolve(spec)
     assert f"chromadb=={exact}" in session.installs[0]
-    assert sorted(_constraints(session) if session.installs[0][0] == "-c" else []) == \
-        sorted(pins.install_args(exact, pins.for_version(exact))[1])
+    assert sorted(_constraints(session) if session.installs[0][0] == "-c" else []) == sorted(
+        pins.install_args(exact, pins.for_version(exact))[1]
+    )
 
 
-@pytest.mark.parametrize("spec, words", [
-    ("9.9.9", "unknown chromadb release '9.9.9'"),
-    ("0.9", "no chromadb release in series '0.9'"),
-    ("0.3.1", "duckdb==0.5.1"),  # refused on Python 3.11, as envs.ensure refuses it
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("9.9.9", "unknown chromadb release '9.9.9'"),
+        ("0.9", "no chromadb release in series '0.9'"),
+        ("0.3.1", "duckdb==0.5.1"),  # refused on Python 3.11, as envs.ensure refuses it
+    ],
+)
 def test_a_release_that_cannot_be_installed_ends_the_session_in_one_line(tmp_path, spec, words):
     session = RecordingSession(tmp_path)
     with pytest.raises(SessionQuit):
@@ -133,9 +138,11 @@ def test_the_thin_client_package(tmp_path):
 
 
 def test_importing_the_helper_needs_neither_nox_nor_chromadb(tmp_path):
-    code = ("import sys; sys.modules['nox'] = None; sys.modules['chromadb'] = None\n"
-            "import pytest_chroma_compat, pytest_chroma_compat.nox as h\n"
-            "print(h.plan('0.4.24')[1], 'chromadb' in sys.modules and sys.modules['chromadb'] is not None)")
+    code = (
+        "import sys; sys.modules['nox'] = None; sys.modules['chromadb'] = None\n"
+        "import pytest_chroma_compat, pytest_chroma_compat.usercode.nox as h\n"
+        "print(h.plan('0.4.24')[1], 'chromadb' in sys.modules and sys.modules['chromadb'] is not None)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["0.4.24", "False"]
@@ -148,8 +155,24 @@ def test_the_projects_own_noxfile_runs_the_ledger_example_under_two_releases(tmp
     sessions = ["example-ledger(chromadb='0.6.3')", "example-ledger(chromadb='1.5.9')"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NOX_", "VIRTUAL_ENV"))}
     env["TMPDIR"] = str(tmp_path)  # nox and uv's build locks stay out of /tmp
-    proc = subprocess.run([sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "--envdir", str(tmp_path),
-                           "--no-color", "-s", *sessions], capture_output=True, text=True, env=env, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nox",
+            "-f",
+            str(ROOT / "noxfile.py"),
+            "--envdir",
+            str(tmp_path),
+            "--no-color",
+            "-s",
+            *sessions,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out  # one session fails
     assert "* example-ledger(chromadb='1.5.9'): success" in out, out[-3000:]
@@ -161,8 +184,10 @@ def test_the_projects_own_noxfile_runs_the_ledger_example_under_two_releases(tmp
     # the 0.6.3 session got its pin rule (posthog-5), and kept it through the example's own install
     installed = {}
     for python in tmp_path.glob("*/bin/python"):  # nox names session directories by a hash
-        code = ("import importlib.metadata as m, importlib.util as u\n"
-                "print(m.version('chromadb'), m.version('posthog') if u.find_spec('posthog') else 'none')")
+        code = (
+            "import importlib.metadata as m, importlib.util as u\n"
+            "print(m.version('chromadb'), m.version('posthog') if u.find_spec('posthog') else 'none')"
+        )
         got = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60).stdout.split()
         installed[got[0]] = got[1]
     assert sorted(installed) == ["0.6.3", "1.5.9"], installed

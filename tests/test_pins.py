@@ -1,4 +1,4 @@
-from pytest_chroma_compat import pins
+from pytest_chroma_compat.engine import pins
 
 
 def test_every_rule_says_what_it_prevents():
@@ -16,10 +16,10 @@ def test_rules_apply_by_range_and_change_the_cache_key():
 
 
 def test_releases_that_cannot_work_here_are_refused_with_the_reason():
-    from pytest_chroma_compat import envs
-    from pytest_chroma_compat.errors import InstallFailed
-
     import pytest
+
+    from pytest_chroma_compat.common.errors import InstallFailed
+    from pytest_chroma_compat.engine import envs
 
     with pytest.raises(InstallFailed, match="duckdb==0.5.1"):
         envs.ensure("0.3.1")

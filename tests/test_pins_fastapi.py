@@ -2,7 +2,7 @@
 
 Those clients POST JSON without a Content-Type; FastAPI 0.132+ (what pip resolves today) answers
 such a body HTTP 422 on every route that declares a pydantic body. The range was measured by
-serving each release to its own HttpClient (pins.toml header); these tests keep the boundaries
+serving each release to its own HttpClient (engine/pins.toml header); these tests keep the boundaries
 and show, on a real server, both that the pin fixes it and that it is still needed.
 """
 
@@ -15,7 +15,8 @@ import sys
 import pytest
 from packaging.version import Version
 
-from pytest_chroma_compat import envs, pins, servers
+from pytest_chroma_compat.engine import envs, pins
+from pytest_chroma_compat.servers import launcher
 
 RULE = "fastapi-0.131"
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="servers are found through /proc")
@@ -36,12 +37,12 @@ def test_servers_measured_to_work_without_it_keep_their_environment(version):
     assert not _covered(version)
 
 
-def _post_without_content_type(server: servers.ChromaServer) -> tuple[int, str]:
+def _post_without_content_type(server: launcher.ChromaServer) -> tuple[int, str]:
     """What a 0.5.23 HttpClient sends to create a collection: JSON, and no Content-Type header."""
     body = json.dumps({"name": "pinned", "metadata": None, "get_or_create": False, "configuration": None}).encode()
     conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
     try:
-        conn.putrequest("POST", servers.V2_COLLECTIONS)
+        conn.putrequest("POST", launcher.V2_COLLECTIONS)
         conn.putheader("Content-Length", str(len(body)))
         conn.endheaders(body)
         response = conn.getresponse()
@@ -52,7 +53,7 @@ def _post_without_content_type(server: servers.ChromaServer) -> tuple[int, str]:
 
 def test_a_pinned_0_5_23_server_accepts_what_its_clients_send():
     assert Version(envs.ensure("0.5.23").packages["fastapi"]) < Version("0.132")
-    with servers.serve("0.5.23") as server:
+    with launcher.serve("0.5.23") as server:
         status, body = _post_without_content_type(server)
     assert status == 200, body
     assert json.loads(body)["name"] == "pinned"
@@ -63,7 +64,7 @@ def test_without_the_pin_the_same_request_is_refused(monkeypatch):
     without = [r for r in pins.for_version("0.5.23") if r.id != RULE]
     monkeypatch.setattr(pins, "for_version", lambda version, python=None: without)
     assert Version(envs.ensure("0.5.23").packages["fastapi"]) >= Version("0.132")
-    with servers.serve("0.5.23") as server:
+    with launcher.serve("0.5.23") as server:
         status, body = _post_without_content_type(server)
     assert status == 422, body
     assert "Input should be a valid dictionary or object to extract fields from" in body

@@ -74,14 +74,17 @@ def test_a_seed_that_does_not_import_in_the_old_release_fails_in_one_line(pytest
     """)
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*seed 'no_such_module:seed' does not import in chromadb {}*".format(OLD)])
+    result.stdout.fnmatch_lines([f"*seed 'no_such_module:seed' does not import in chromadb {OLD}*"])
     assert "Traceback" not in result.stdout.str()
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--chroma-compat", "--chroma-from", "9.9.9", "--chroma-to", NEW], "unknown chromadb release '9.9.9'"),
-    (["--chroma-compat", "--chroma-from", OLD], "--chroma-to is not given and no chromadb is installed here"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--chroma-compat", "--chroma-from", "9.9.9", "--chroma-to", NEW], "unknown chromadb release '9.9.9'"),
+        (["--chroma-compat", "--chroma-from", OLD], "--chroma-to is not given and no chromadb is installed here"),
+    ],
+)
 def test_bad_configuration_is_one_line_at_startup(pytester, args, says):
     pytester.makepyfile("def test_x(): pass")
     result = pytester.runpytest_subprocess(*args)
@@ -104,8 +107,18 @@ def test_unknown_release_in_a_marker_is_a_usage_error(pytester):
 @pytest.mark.slow
 def test_built_in_checks_are_collected_with_chroma_compat(pytester):
     pytester.makepyfile("def test_users_own(): pass")
-    result = pytester.runpytest_subprocess("--chroma-compat", "--chroma-from", MID, "--chroma-to", "1.0.21",
-                                           "--chroma-examples", "2", "--chroma-seed", "1", "-v")
+    result = pytester.runpytest_subprocess(
+        "--chroma-compat",
+        "--chroma-from",
+        MID,
+        "--chroma-to",
+        "1.0.21",
+        "--chroma-examples",
+        "2",
+        "--chroma-seed",
+        "1",
+        "-v",
+    )
     result.assert_outcomes(passed=5)
     out = result.stdout.str()
     for name in ("round_trip_in_place", "round_trip_export_import", "round_trip_unflushed_log", "contracts_crossed"):
@@ -115,9 +128,10 @@ def test_built_in_checks_are_collected_with_chroma_compat(pytester):
 
 
 def test_a_failing_check_raises_one_failure_type_with_sections(pytester):
-    pytester.makepyfile("from pytest_chroma_compat.checks import test_chroma_round_trip_in_place  # noqa")
-    result = pytester.runpytest_subprocess("--chroma-from", NEW, "--chroma-to", OLD, "--chroma-examples", "1",
-                                           "--chroma-seed", "1")
+    pytester.makepyfile("from pytest_chroma_compat.plugin.pair_checks import test_chroma_round_trip_in_place  # noqa")
+    result = pytester.runpytest_subprocess(
+        "--chroma-from", NEW, "--chroma-to", OLD, "--chroma-examples", "1", "--chroma-seed", "1"
+    )
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "ChromaCompatFailure" in out
@@ -147,18 +161,45 @@ def test_works_under_xdist(pytester):
 @pytest.mark.slow
 def test_the_example_receipt_app_suite_passes_with_todays_chromadb(tmp_path):
     """A user's virtualenv: pip install pytest-chroma-compat chromadb==<current>; the example suite."""
-    from pytest_chroma_compat import envs
+    from pytest_chroma_compat.engine import envs
 
     venv = tmp_path / "venv"
     uv = envs._uv()
     subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
-    subprocess.run([uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), f"chromadb=={NEW}",
-                    "pytest", "-e", str(ROOT)], check=True)
+    subprocess.run(
+        [
+            uv,
+            "pip",
+            "install",
+            "-q",
+            "--python",
+            str(venv / "bin" / "python"),
+            f"chromadb=={NEW}",
+            "pytest",
+            "-e",
+            str(ROOT),
+        ],
+        check=True,
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "VIRTUAL_ENV"))}
     # its stores under our tmp_path, removed with it: the example's own pytest would keep them in /tmp
-    proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider", "-v",
-                           "--basetemp", str(tmp_path / "basetemp")],
-                          cwd=ROOT / "examples" / "receipt_app", capture_output=True, text=True, env=env, timeout=900)
+    proc = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-v",
+            "--basetemp",
+            str(tmp_path / "basetemp"),
+        ],
+        cwd=ROOT / "examples" / "receipt_app",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     for version in (OLD, MID, "1.0.21"):
         assert f"test_old_receipts_answer_the_same_queries[chromadb-{version}] PASSED" in proc.stdout

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chroma_compat import envs, paths, pins
+from pytest_chroma_compat.engine import cache_dirs, envs, pins
 
 from .conftest import NEW, OLD
 
@@ -51,9 +51,16 @@ def test_round_trip_verdict_is_derived_from_the_outcomes_and_failures_hide_harne
     line of the harness's own modules, and a run leaves no .hypothesis in the suite."""
     pytester.makeini("[pytest]\n")
     pytester.makepyfile(test_round_trip=SCENARIO)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--chroma-from={OLD}",
-                                           f"--chroma-to={FIRST_RUST}", "--chroma-seed=0", "--chroma-examples=1",
-                                           "--chroma-progress=off", "-v")
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        f"--chroma-from={OLD}",
+        f"--chroma-to={FIRST_RUST}",
+        "--chroma-seed=0",
+        "--chroma-examples=1",
+        "--chroma-progress=off",
+        "-v",
+    )
     out = result.stdout.str()
     outcomes = _outcomes(out)
     assert set(outcomes) == {"in-place", "export-import", "unflushed-wal"}, out[-3000:]
@@ -67,13 +74,16 @@ def test_round_trip_verdict_is_derived_from_the_outcomes_and_failures_hide_harne
     assert not held or line.endswith(f"; {', '.join(held)} held)"), line
     assert out.rstrip().splitlines()[-1].startswith("=")  # pytest's own tally stays the last line
     assert out.index("chroma-compat verdict:") > out.index("= FAILURES =")
-    failures = out[out.index("= FAILURES ="):out.index("= chroma-compat =")]
-    for section in (f"pair: chromadb {OLD} -> {FIRST_RUST}", "path: in-place",
-                    "check: known shape 'deleted-document': writable:",
-                    "reproduce: chroma-compat replay"):
+    failures = out[out.index("= FAILURES =") : out.index("= chroma-compat =")]
+    for section in (
+        f"pair: chromadb {OLD} -> {FIRST_RUST}",
+        "path: in-place",
+        "check: known shape 'deleted-document': writable:",
+        "reproduce: chroma-compat replay",
+    ):
         assert section in failures, section
     assert "ChromaCompatFailure" in failures
-    for module in ("roundtrip.py", "client.py", "checks.py", "migrate.py", "hypothesis"):
+    for module in ("roundtrip/pair.py", "engine/client.py", "checks.py", "roundtrip/paths.py", "hypothesis"):
         assert module not in failures, module
     assert "Traceback" not in out and "_pytest" not in failures
     assert not _progress_lines(out), "--chroma-progress=off prints no progress"
@@ -88,17 +98,26 @@ def test_progress_reaches_the_terminal_past_capture_and_the_verdict_says_safe(py
     """Progress goes through pytest's terminal reporter while the test runs under fd capture: it is on
     the screen before the test's result, never in a "Captured" section, and stderr stays clean."""
     pytester.makeini("[pytest]\n")
-    pytester.makepyfile("from pytest_chroma_compat.checks import test_chroma_round_trip_in_place  # noqa: F401\n"
-                        "def test_users_own():\n    print('the user prints this')\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--chroma-from={FIRST_RUST}",
-                                           f"--chroma-to={NEW}", "--chroma-seed=1", "--chroma-examples=2",
-                                           "--chroma-progress=0", "-rA")
+    pytester.makepyfile(
+        "from pytest_chroma_compat.plugin.pair_checks import test_chroma_round_trip_in_place  # noqa: F401\n"
+        "def test_users_own():\n    print('the user prints this')\n"
+    )
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        f"--chroma-from={FIRST_RUST}",
+        f"--chroma-to={NEW}",
+        "--chroma-seed=1",
+        "--chroma-examples=2",
+        "--chroma-progress=0",
+        "-rA",
+    )
     out = result.stdout.str()
     result.assert_outcomes(passed=2)
     progress = _progress_lines(out)
     assert f"chroma-compat: {FIRST_RUST} -> {NEW} in-place known shapes: 3/3" in progress, out[:3000]
     assert any(re.match(rf"chroma-compat: {FIRST_RUST} -> {NEW} in-place: \d+/2$", ln) for ln in progress), progress
-    live = out[:out.index("= PASSES =")]
+    live = out[: out.index("= PASSES =")]
     assert "known shapes: 3/3" in live  # shown while running, not replayed from a capture
     captured = re.findall(r"-+ Captured \w+ \w+ -+\n(.*?)(?=\n[-=_]{5})", out, re.S)
     assert any("the user prints this" in c for c in captured)  # capture itself still works
@@ -114,8 +133,15 @@ def _run_in_terminal(args: list[str], cwd: Path, timeout: float = 600) -> tuple[
     """pytest with a pseudo-terminal as its stdout, as a person running it in a shell sees it."""
     master, slave = pty.openpty()
     env = {**os.environ, "COLUMNS": "120", "LINES": "40", "TERM": "xterm"}
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=cwd, stdin=slave, stdout=slave,
-                            stderr=slave, env=env, close_fds=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *args],
+        cwd=cwd,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+    )
     os.close(slave)
     chunks, deadline = [], time.monotonic() + timeout
     try:
@@ -142,9 +168,21 @@ def _run_in_terminal(args: list[str], cwd: Path, timeout: float = 600) -> tuple[
 def test_on_a_terminal_progress_is_redrawn_in_place(pytester):
     """On a terminal a wait's line is redrawn (cursor up one line) instead of repeated."""
     pytester.makeini("[pytest]\n")
-    pytester.makepyfile("from pytest_chroma_compat.checks import test_chroma_round_trip_export_import  # noqa\n")
-    code, out = _run_in_terminal(["-p", "no:cacheprovider", f"--chroma-from={FIRST_RUST}", f"--chroma-to={NEW}",
-                                  "--chroma-seed=1", "--chroma-examples=2", "--chroma-progress=0"], pytester.path)
+    pytester.makepyfile(
+        "from pytest_chroma_compat.plugin.pair_checks import test_chroma_round_trip_export_import  # noqa\n"
+    )
+    code, out = _run_in_terminal(
+        [
+            "-p",
+            "no:cacheprovider",
+            f"--chroma-from={FIRST_RUST}",
+            f"--chroma-to={NEW}",
+            "--chroma-seed=1",
+            "--chroma-examples=2",
+            "--chroma-progress=0",
+        ],
+        pytester.path,
+    )
     assert code == 0, out[-3000:]
     label = f"chroma-compat: {FIRST_RUST} -> {NEW} export-import known shapes: "
     assert out.count(label) >= 2, out[:3000]
@@ -157,23 +195,27 @@ def test_a_release_being_built_is_shown_and_a_harness_fault_is_could_not_check(p
     """In an empty cache the pair's first release is built with a line before and after; the second's
     environment is broken, so the check cannot run: one line, and the verdict says COULD NOT CHECK,
     never SAFE or NOT SAFE."""
-    (paths.envs_dir() / envs.env_key(FIRST_RUST, pins.for_version(FIRST_RUST))).mkdir(parents=True)
+    (cache_dirs.envs_dir() / envs.env_key(FIRST_RUST, pins.for_version(FIRST_RUST))).mkdir(parents=True)
     pytester.makeini("[pytest]\n")
-    pytester.makepyfile("from pytest_chroma_compat.checks import test_chroma_round_trip_in_place  # noqa\n"
-                        "from pytest_chroma_compat.checks import test_chroma_round_trip_export_import  # noqa\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--chroma-from={NEW}",
-                                           f"--chroma-to={FIRST_RUST}", "--chroma-examples=1", "-v")
+    pytester.makepyfile(
+        "from pytest_chroma_compat.plugin.pair_checks import test_chroma_round_trip_in_place  # noqa\n"
+        "from pytest_chroma_compat.plugin.pair_checks import test_chroma_round_trip_export_import  # noqa\n"
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--chroma-from={NEW}", f"--chroma-to={FIRST_RUST}", "--chroma-examples=1", "-v"
+    )
     out = result.stdout.str()
     result.assert_outcomes(errors=2)
     progress = _progress_lines(out)
     assert progress[0].startswith(f"chroma-compat: building an environment for chromadb {NEW}"), progress
     assert re.match(rf"chroma-compat: chromadb {NEW} environment ready \(\d+\.\d s\)$", progress[1]), progress
     assert "has no chroma-compat-env.json (an interrupted build?)" in out
-    assert "Traceback" not in out and "envs.py" not in out and "plugin.py" not in out
+    assert "Traceback" not in out and "engine/envs.py" not in out and "plugin/__init__.py" not in out
     (line,) = _verdicts(out)
     # with the reason (issue 23): the first line of what stopped the check
-    assert line.startswith(f"chromadb {NEW} -> {FIRST_RUST}: COULD NOT CHECK "
-                           f"(in-place, export-import could not be checked ["), line
+    assert line.startswith(
+        f"chromadb {NEW} -> {FIRST_RUST}: COULD NOT CHECK (in-place, export-import could not be checked ["
+    ), line
     assert result.ret == 1
 
 
@@ -205,16 +247,17 @@ def test_a_users_failure_shows_the_users_frame_not_the_client(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     out = result.stdout.str()
     result.assert_outcomes(failed=2, passed=1)
-    failures = out[out.index("= FAILURES ="):out.index("= chroma-compat =")]
+    failures = out[out.index("= FAILURES =") : out.index("= chroma-compat =")]
     assert '>           client.get_collection("never-created")' in failures
     assert "NotFoundError" in failures and re.search(r"^test_user.py:\d+: ChromaError$", failures, re.M)
     assert '>           assert col.count() == 2, "the user\'s own expectation"' in failures
     assert re.search(r"^test_user.py:\d+: AssertionError$", failures, re.M)
-    assert "client.py" not in failures and "pytest_chroma_compat" not in failures.replace(
-        "pytest_chroma_compat.errors.ChromaError", "")
+    assert "engine/client.py" not in failures and "pytest_chroma_compat" not in failures.replace(
+        "pytest_chroma_compat.common.errors.ChromaError", ""
+    )
     assert _verdicts(out) == [f"your tests using the chroma fixtures: chromadb {NEW}: 2 failed, 1 passed"]
     full = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--full-trace", "-k", "missing")
-    assert "client.py" in full.stdout.str()  # the frames are hidden by the plugin, and only by it
+    assert "engine/client.py" in full.stdout.str()  # the frames are hidden by the plugin, and only by it
 
 
 @pytest.mark.slow
@@ -225,19 +268,21 @@ def test_the_verdict_is_the_same_under_xdist(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
     result.assert_outcomes(failed=2, passed=1)
     assert _verdicts(result.stdout.str()) == [
-        f"your tests using the chroma fixtures: chromadb {NEW}: 2 failed, 1 passed"]
+        f"your tests using the chroma fixtures: chromadb {NEW}: 2 failed, 1 passed"
+    ]
 
 
 @pytest.mark.slow
 def test_snapshot_run_shows_progress_and_a_verdict_from_its_checks(pytester, tmp_path):
     from fixtures import stores
-    from pytest_chroma_compat.client import Release
+    from pytest_chroma_compat.engine.client import Release
 
     with Release(OLD) as release:
         store = stores.orphaned_fulltext_row(release, tmp_path / "orphan")
     pytester.makeini("[pytest]\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--chroma-snapshot", str(store),
-                                           "--chroma-to", NEW, "--chroma-progress=0", "-v")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--chroma-snapshot", str(store), "--chroma-to", NEW, "--chroma-progress=0", "-v"
+    )
     out = result.stdout.str()
     outcomes = dict(re.findall(r"::test_snapshot\[([^\]]+)\] (PASSED|FAILED|SKIPPED|ERROR)", out))
     failed = sorted(k for k, v in outcomes.items() if v == "FAILED")
@@ -248,13 +293,16 @@ def test_snapshot_run_shows_progress_and_a_verdict_from_its_checks(pytester, tmp
     skipped = [k for k, v in outcomes.items() if v == "SKIPPED"]
     assert len(held) > 4  # so the line counts them instead of naming them
     (line,) = _verdicts(out)
-    assert re.match(rf"snapshot {re.escape(str(store))} \(chromadb [\d.-]+ -> {NEW}\): NOT SAFE "
-                    rf"\(writable-notes failed \[writable in collection 'notes'.*\]; {len(held)} held", line), line
+    assert re.match(
+        rf"snapshot {re.escape(str(store))} \(chromadb [\d.-]+ -> {NEW}\): NOT SAFE "
+        rf"\(writable-notes failed \[writable in collection 'notes'.*\]; {len(held)} held",
+        line,
+    ), line
     if skipped:
         assert line.endswith(f"; {', '.join(skipped) if len(skipped) <= 4 else len(skipped)} skipped)"), line
     else:
         assert line.endswith(" held)"), line
-    failure = out[out.index("= FAILURES ="):out.index("= chroma-compat validate =")]
+    failure = out[out.index("= FAILURES =") : out.index("= chroma-compat validate =")]
     assert "check: writable in collection 'notes'" in failure and "validate.py" not in failure
     assert result.ret == 1
 
@@ -270,11 +318,33 @@ def test_a_bad_progress_setting_is_one_line(pytester):
 @pytest.mark.slow
 def test_a_nox_session_shows_progress_and_ends_with_the_verdict(tmp_path):
     """`nox -s compat` is a pytest run of scenarios/: its progress and its verdict come through nox."""
-    proc = subprocess.run([sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"),
-                           "--envdir", str(tmp_path / "nox"), "-s", "compat", "--", "--from", OLD, "--to", FIRST_RUST, "--chroma-examples=1",
-                           "--chroma-progress=0", "-k", "round_trip and in-place"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "TMPDIR": str(tmp_path)})  # uv's build locks stay out of /tmp
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nox",
+            "-f",
+            str(ROOT / "noxfile.py"),
+            "--envdir",
+            str(tmp_path / "nox"),
+            "-s",
+            "compat",
+            "--",
+            "--from",
+            OLD,
+            "--to",
+            FIRST_RUST,
+            "--chroma-examples=1",
+            "--chroma-progress=0",
+            "-k",
+            "round_trip and in-place",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )  # uv's build locks stay out of /tmp
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-3000:]  # the session fails because the upgrade does
     assert f"chroma-compat: {OLD} -> {FIRST_RUST} in-place known shapes: 0/3" in out, out[-3000:]
@@ -283,5 +353,5 @@ def test_a_nox_session_shows_progress_and_ends_with_the_verdict(tmp_path):
     # the reason is on the first screen too, as soon as the check fails (issue 23)
     assert out.index("chroma-compat round trip [in-place] NOT SAFE: ") < out.index("= FAILURES =")
     assert "pair: chromadb" in out and "path: in-place" in out  # the failure's own sections
-    assert "roundtrip.py" not in out and "client.py" not in out
+    assert "roundtrip/pair.py" not in out and "engine/client.py" not in out
     assert out.index("chroma-compat verdict:") < out.index("Session compat failed")

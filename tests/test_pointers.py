@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fixtures import stores
-from pytest_chroma_compat.client import Release
+from pytest_chroma_compat.engine.client import Release
 from pytest_chroma_compat.snapshot import pointers
 from pytest_chroma_compat.snapshot.safecopy import SourceError
 
@@ -37,13 +37,16 @@ def bucket(s3, store) -> str:
     s3.create_bucket(Bucket=name)
     upload_tree(s3, name, f"words/snapshot/timestamped/{STAMP_NEW}/", store)
     s3.put_object(Bucket=name, Key=f"words/snapshot/timestamped/{STAMP_OLD}/cat.jpg", Body=b"\xff\xd8")
-    s3.put_object(Bucket=name, Key="words/snapshot/latest-pointer.txt",
-                  Body=f"words/snapshot/timestamped/{STAMP_NEW}/\n".encode())
+    s3.put_object(
+        Bucket=name, Key="words/snapshot/latest-pointer.txt", Body=f"words/snapshot/timestamped/{STAMP_NEW}/\n".encode()
+    )
     s3.put_object(Bucket=name, Key="words/snapshot/relative-pointer.txt", Body=f"timestamped/{STAMP_NEW}\n".encode())
-    s3.put_object(Bucket=name, Key="words/snapshot/url-pointer.txt",
-                  Body=f"# moved by the compaction job\ns3://{name}/words/snapshot/timestamped/{STAMP_NEW}/\n".encode())
-    s3.put_object(Bucket=name, Key="words/snapshot/pointer-to-pointer.txt",
-                  Body=b"words/snapshot/latest-pointer.txt\n")
+    s3.put_object(
+        Bucket=name,
+        Key="words/snapshot/url-pointer.txt",
+        Body=f"# moved by the compaction job\ns3://{name}/words/snapshot/timestamped/{STAMP_NEW}/\n".encode(),
+    )
+    s3.put_object(Bucket=name, Key="words/snapshot/pointer-to-pointer.txt", Body=b"words/snapshot/latest-pointer.txt\n")
     s3.put_object(Bucket=name, Key="words/snapshot/dangling-pointer.txt", Body=b"words/snapshot/nowhere/\n")
     s3.put_object(Bucket=name, Key="words/snapshot/escaping-pointer.txt", Body=b"../../../../etc/\n")
     return name
@@ -52,8 +55,19 @@ def bucket(s3, store) -> str:
 @pytest.mark.parametrize("pointer", ["latest-pointer.txt", "relative-pointer.txt", "url-pointer.txt"])
 def test_an_s3_pointer_is_followed_once_and_recorded(bucket, moto_server, tmp_path, pointer):
     report = tmp_path / "report.json"
-    proc = cli("validate", f"s3://{bucket}/words/snapshot/{pointer}", "--to", NEW, "--endpoint-url", moto_server,
-               "--no-contracts", "--workdir", str(tmp_path / "work"), "--json", str(report))
+    proc = cli(
+        "validate",
+        f"s3://{bucket}/words/snapshot/{pointer}",
+        "--to",
+        NEW,
+        "--endpoint-url",
+        moto_server,
+        "--no-contracts",
+        "--workdir",
+        str(tmp_path / "work"),
+        "--json",
+        str(report),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads(report.read_text())
     assert doc["source"]["location"] == f"s3://{bucket}/words/snapshot/timestamped/{STAMP_NEW}/"
@@ -61,12 +75,26 @@ def test_an_s3_pointer_is_followed_once_and_recorded(bucket, moto_server, tmp_pa
     assert "followed pointer" in proc.stdout and STAMP_NEW in proc.stdout
 
 
-@pytest.mark.parametrize("pointer, needle", [("pointer-to-pointer.txt", "a pointer is followed once"),
-                                             ("dangling-pointer.txt", "no objects are there"),
-                                             ("escaping-pointer.txt", "leaves its bucket's keys")])
+@pytest.mark.parametrize(
+    "pointer, needle",
+    [
+        ("pointer-to-pointer.txt", "a pointer is followed once"),
+        ("dangling-pointer.txt", "no objects are there"),
+        ("escaping-pointer.txt", "leaves its bucket's keys"),
+    ],
+)
 def test_a_bad_s3_pointer_is_one_line(bucket, moto_server, tmp_path, pointer, needle):
-    proc = cli("validate", f"s3://{bucket}/words/snapshot/{pointer}", "--to", NEW, "--endpoint-url", moto_server,
-               "--no-contracts", "--workdir", str(tmp_path / "work"))
+    proc = cli(
+        "validate",
+        f"s3://{bucket}/words/snapshot/{pointer}",
+        "--to",
+        NEW,
+        "--endpoint-url",
+        moto_server,
+        "--no-contracts",
+        "--workdir",
+        str(tmp_path / "work"),
+    )
     one_line(proc, 2, needle)
 
 

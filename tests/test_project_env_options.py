@@ -20,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chroma_compat import project_envs, project_options, run_history
-from pytest_chroma_compat.errors import CompatError
+from pytest_chroma_compat.common.errors import CompatError
+from pytest_chroma_compat.engine import project_envs, project_options
+from pytest_chroma_compat.usercode import run_history
 
 VERSION = "1.5.9"
-PYPROJECT = '''
+PYPROJECT = """
 [project]
 name = "grp-demo"
 version = "0.1"
@@ -42,15 +43,15 @@ py-modules = ["grpdemo"]
 testpaths = ["tests"]
 chroma_compat_under_group = ["test"]
 chroma_compat_under_no_sources = true
-'''
-TESTS = '''
+"""
+TESTS = """
 import chromadb
 import six  # from the included group "helpers"
 
 
 def test_the_release_is_there():
     assert chromadb.__version__ == "1.5.9"
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -67,19 +68,33 @@ def project(tmp_path_factory):
 
 
 def cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest_chroma_compat", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout, env=dict(os.environ))
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_chroma_compat", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env=dict(os.environ),
+    )
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--group", "tset"], "--group tset: h25-grp-demo has no such dependency group (its [dependency-groups]: "
-                          "helpers, test)"),
-    (["--extras", "tests"], "--extras tests: h25-grp-demo has no such extra (its extras: old); its "
-                            "[dependency-groups] are chosen with --group"),
-    (["--python", "3.99"], "--python 3.99: no Python 3.99 interpreter on this machine"),
-    (["--python", "three"], "give a version as X.Y"),
-    (["--with", "not a requirement!"], "--with 'not a requirement!' is not a requirement"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (
+            ["--group", "tset"],
+            "--group tset: h25-grp-demo has no such dependency group (its [dependency-groups]: helpers, test)",
+        ),
+        (
+            ["--extras", "tests"],
+            "--extras tests: h25-grp-demo has no such extra (its extras: old); its "
+            "[dependency-groups] are chosen with --group",
+        ),
+        (["--python", "3.99"], "--python 3.99: no Python 3.99 interpreter on this machine"),
+        (["--python", "three"], "give a version as X.Y"),
+        (["--with", "not a requirement!"], "--with 'not a requirement!' is not a requirement"),
+    ],
+)
 def test_a_name_that_does_not_exist_is_exit_2_naming_what_does(project, args, words):
     before = set(project_envs.projects_dir().glob("h25-grp-demo-*"))
     for verb in (["run", "--versions", VERSION], ["bisect", "--good", "1.0.21", "--bad", VERSION]):
@@ -92,26 +107,54 @@ def test_a_name_that_does_not_exist_is_exit_2_naming_what_does(project, args, wo
 def test_groups_with_includes_and_no_sources_install_what_the_metadata_says(project, tmp_path):
     sourced = cli("run", "--versions", VERSION, "--group", "test", "--", "pytest", cwd=project)
     assert sourced.returncode == 1 and "Distribution not found" in sourced.stdout, sourced.stdout + sourced.stderr
-    proc = cli("run", "--versions", VERSION, "--group", "test", "--no-sources", "--json", str(tmp_path / "r.json"),
-               "--", "pytest", cwd=project)
+    proc = cli(
+        "run",
+        "--versions",
+        VERSION,
+        "--group",
+        "test",
+        "--no-sources",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--",
+        "pytest",
+        cwd=project,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"chromadb {VERSION}    passed   1 passed" in proc.stdout
-    extra = cli("run", "--versions", VERSION, "--no-sources", "--with", "six", "--", "python", "-c", "import six",
-                cwd=project)
+    extra = cli(
+        "run", "--versions", VERSION, "--no-sources", "--with", "six", "--", "python", "-c", "import six", cwd=project
+    )
     assert extra.returncode == 0, extra.stdout + extra.stderr
     without = cli("run", "--versions", VERSION, "--no-sources", "--", "python", "-c", "import six", cwd=project)
     assert without.returncode == 1, without.stdout  # six came from the group / --with, nowhere else
 
 
 def test_a_chromadb_pin_inside_an_extra_is_excluded_and_the_bound_can_be_ignored(project, tmp_path):
-    proc = cli("run", "--versions", VERSION, "--extras", "old", "--no-sources", "--", "python", "-c", "0",
-               cwd=project)
+    proc = cli("run", "--versions", VERSION, "--extras", "old", "--no-sources", "--", "python", "-c", "0", cwd=project)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (f"chromadb {VERSION}    excluded not run: the project requires chromadb<1.0 (extra old), which "
-            f"excludes {VERSION}") in proc.stdout
-    forced = cli("run", "--versions", VERSION, "--extras", "old", "--no-sources", "--ignore-chromadb-bound",
-                 "--markdown", str(tmp_path / "r.md"), "--json", str(tmp_path / "r.json"), "--", "python", "-c",
-                 "import chromadb; assert chromadb.__version__ == '1.5.9'", cwd=project)
+    assert (
+        f"chromadb {VERSION}    excluded not run: the project requires chromadb<1.0 (extra old), which "
+        f"excludes {VERSION}"
+    ) in proc.stdout
+    forced = cli(
+        "run",
+        "--versions",
+        VERSION,
+        "--extras",
+        "old",
+        "--no-sources",
+        "--ignore-chromadb-bound",
+        "--markdown",
+        str(tmp_path / "r.md"),
+        "--json",
+        str(tmp_path / "r.json"),
+        "--",
+        "python",
+        "-c",
+        "import chromadb; assert chromadb.__version__ == '1.5.9'",
+        cwd=project,
+    )
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert "[bound ignored: the project requires chromadb<1.0 (extra old)" in forced.stdout
     assert json.loads((tmp_path / "r.json").read_text())["results"][0]["bound_ignored"]
@@ -120,10 +163,13 @@ def test_a_chromadb_pin_inside_an_extra_is_excluded_and_the_bound_can_be_ignored
 
 def test_each_option_changes_the_cache_key(project):
     keys = set()
-    for options in (project_options.ProjectOptions(), project_options.ProjectOptions.make(groups=["test"]),
-                    project_options.ProjectOptions.make(no_sources=True),
-                    project_options.ProjectOptions.make(python="3.12"),
-                    project_options.ProjectOptions.make(ignore_bound=True)):
+    for options in (
+        project_options.ProjectOptions(),
+        project_options.ProjectOptions.make(groups=["test"]),
+        project_options.ProjectOptions.make(no_sources=True),
+        project_options.ProjectOptions.make(python="3.12"),
+        project_options.ProjectOptions.make(ignore_bound=True),
+    ):
         keys.add(project_envs.dependency_digest(project, [], [], options.key()))
     keys.add(project_envs.dependency_digest(project, [], ["six"], "{}"))  # --with is an addition
     assert len(keys) == 6
@@ -133,7 +179,8 @@ def test_each_option_changes_the_cache_key(project):
 def test_a_project_needing_a_newer_python_is_exit_2_or_runs_with_python(tmp_path):
     root = tmp_path / "h25-py312-app"
     root.mkdir()
-    (root / "pyproject.toml").write_text(textwrap.dedent('''
+    (root / "pyproject.toml").write_text(
+        textwrap.dedent("""
         [project]
         name = "py312-app"
         version = "0.1"
@@ -141,7 +188,8 @@ def test_a_project_needing_a_newer_python_is_exit_2_or_runs_with_python(tmp_path
         dependencies = ["chromadb"]
         [tool.setuptools]
         py-modules = ["app312"]
-    '''))
+    """)
+    )
     (root / "app312.py").write_text("type Vector = list[float]  # 3.12 syntax\n")
     try:
         if sys.version_info < (3, 12):
@@ -153,8 +201,18 @@ def test_a_project_needing_a_newer_python_is_exit_2_or_runs_with_python(tmp_path
             proc = cli("run", "--versions", VERSION, "--python", "3.12", "--", "python", "-c", "0", cwd=root)
             assert proc.returncode == 2 and str(exc) in proc.stderr
             return
-        proc = cli("run", "--versions", VERSION, "--python", "3.12", "--", "python", "-c",
-                   "import app312, sys; print(sys.version)", cwd=root)
+        proc = cli(
+            "run",
+            "--versions",
+            VERSION,
+            "--python",
+            "3.12",
+            "--",
+            "python",
+            "-c",
+            "import app312, sys; print(sys.version)",
+            cwd=root,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         run = run_history.runs(root)[0]
         assert found.version in (run / f"chromadb-{VERSION}.log").read_text()
@@ -166,10 +224,30 @@ def test_a_project_needing_a_newer_python_is_exit_2_or_runs_with_python(tmp_path
 
 def test_chroma_under_takes_the_same_options_from_its_ini_twins(project):
     """pyproject's [tool.pytest.ini_options] names the group and --no-sources: nothing on the command line."""
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--chroma-under", VERSION],
-                          capture_output=True, text=True, cwd=project, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--chroma-under", VERSION],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"chromadb {VERSION}    passed   1 passed" in proc.stdout
-    bad = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--chroma-under", VERSION,
-                          "--chroma-under-group", "nope"], capture_output=True, text=True, cwd=project, timeout=120)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--chroma-under",
+            VERSION,
+            "--chroma-under-group",
+            "nope",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=120,
+    )
     assert bad.returncode == 4 and "--group nope: h25-grp-demo has no such dependency group" in bad.stdout

@@ -1,7 +1,7 @@
 import pytest
 
-from pytest_chroma_compat import releases
-from pytest_chroma_compat.errors import UnknownRelease, YankedRelease
+from pytest_chroma_compat.common.errors import UnknownRelease, YankedRelease
+from pytest_chroma_compat.engine import releases
 
 
 def test_catalogue_is_sorted_and_has_every_series():

@@ -11,8 +11,9 @@ def test_every_catalogued_fault_names_tests_that_exist():
     doc = (ROOT / "docs" / "reliability.md").read_text()
     rows = [ln for ln in doc.splitlines() if re.match(r"^\| \d+ \|", ln)]
     assert len(rows) >= 45, len(rows)
-    defined = {m for f in (ROOT / "tests").glob("test_*.py")
-               for m in re.findall(r"^def (test_\w+)", f.read_text(), flags=re.M)}
+    defined = {
+        m for f in (ROOT / "tests").glob("test_*.py") for m in re.findall(r"^def (test_\w+)", f.read_text(), flags=re.M)
+    }
     numbers = [int(ln.split("|")[1]) for ln in rows]
     assert numbers == list(range(1, len(rows) + 1)), "rows are numbered 1..N with no gap"
     for row in rows:

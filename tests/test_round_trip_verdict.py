@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_chroma_compat import migrate, profiles, roundtrip
-from pytest_chroma_compat.client import Release
-from pytest_chroma_compat.invariants import Outcome, check_query, observe, shared_low_recall
-from pytest_chroma_compat.model import Op
-from pytest_chroma_compat.strategies import Probes, Program
+from pytest_chroma_compat.engine.client import Release
+from pytest_chroma_compat.roundtrip import pair, profiles
+from pytest_chroma_compat.roundtrip import paths as migrate
+from pytest_chroma_compat.roundtrip.invariants import Outcome, check_query, observe, shared_low_recall
+from pytest_chroma_compat.roundtrip.model import Op
+from pytest_chroma_compat.roundtrip.strategies import Probes, Program
 
 from .conftest import MID, NEW, OLD
 
@@ -27,8 +28,14 @@ V1 = "1.0.21"
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The real command, from ``cwd`` (the tests' own run_cli has no cwd)."""
-    return subprocess.run([sys.executable, "-m", "pytest_chroma_compat", *args], capture_output=True, text=True,
-                          cwd=cwd, env=dict(os.environ), timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_chroma_compat", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=dict(os.environ),
+        timeout=600,
+    )
 
 
 def verdicts(stderr: str) -> list[str]:
@@ -41,13 +48,27 @@ def failing(path: dict) -> list[tuple[str, object]]:
 
 # -- the known case: 0.4.24 -> 1.0.21, all paths -------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def known_case(tmp_path_factory):
     """`check` from an empty directory, as a user runs it: every path of 0.4.24 -> 1.0.21."""
     cwd = tmp_path_factory.mktemp("empty-cwd")
     failures = tmp_path_factory.mktemp("failures")
-    proc = cli("check", "--from", OLD, "--to", V1, "--examples", "1", "--seed", "0", "--json",
-               "--failures-dir", str(failures), cwd=cwd)
+    proc = cli(
+        "check",
+        "--from",
+        OLD,
+        "--to",
+        V1,
+        "--examples",
+        "1",
+        "--seed",
+        "0",
+        "--json",
+        "--failures-dir",
+        str(failures),
+        cwd=cwd,
+    )
     return proc, cwd
 
 
@@ -59,8 +80,10 @@ def test_check_ends_with_one_verdict_line_and_keeps_stdout_for_the_report(known_
     lines = verdicts(proc.stderr)
     assert len(lines) == 1 and proc.stderr.strip().splitlines()[-1] == lines[0], proc.stderr
     # the failing check and its first evidence, and the known shape that found it (issue 23)
-    assert lines[0].startswith(f"chroma-compat: chromadb {OLD} -> {V1}: NOT SAFE (in-place [known shape "
-                               f"'deleted-document']: writable: 'receipt-words': add with a document failed")
+    assert lines[0].startswith(
+        f"chroma-compat: chromadb {OLD} -> {V1}: NOT SAFE (in-place [known shape "
+        f"'deleted-document']: writable: 'receipt-words': add with a document failed"
+    )
     assert f"rollback to {OLD} after upgrading: not possible: sqlite3.OperationalError: no such column" in lines[0]
     assert "Traceback" not in proc.stderr
 
@@ -96,14 +119,15 @@ def test_check_leaves_no_hypothesis_directory_where_it_runs(known_case):
 
 @pytest.mark.slow
 def test_without_in_place_the_unflushed_wal_report_keeps_the_failure_and_says_what_it_is(tmp_path):
-    [rep] = roundtrip.check_pair(OLD, V1, ["unflushed-wal"], examples=1, seed=0, failures_dir=tmp_path)
+    [rep] = pair.check_pair(OLD, V1, ["unflushed-wal"], examples=1, seed=0, failures_dir=tmp_path)
     assert not rep.ok and rep.failed[0].name == "writable"
-    assert rep.failed[0].detail.endswith(roundtrip.CLEAN_WRITER)
+    assert rep.failed[0].detail.endswith(pair.CLEAN_WRITER)
     assert any("it is not a log-replay defect" in n for n in rep.notes), rep.notes
     # where in-place ran and passed, it carries the failure (evidence and case file) and the pair is unsafe
-    in_place = roundtrip.PathReport(OLD, V1, "in-place", examples=1,
-                                    outcomes=[Outcome("all", "pass", "1 example(s), every invariant held")])
-    roundtrip._carry_clean_writer([in_place, rep])
+    in_place = pair.PathReport(
+        OLD, V1, "in-place", examples=1, outcomes=[Outcome("all", "pass", "1 example(s), every invariant held")]
+    )
+    pair._carry_clean_writer([in_place, rep])
     assert not in_place.ok and in_place.case_file == rep.clean_writer.case_file
     assert failing(in_place.to_dict()) == failing(rep.clean_writer.to_dict())
     assert "found by an unflushed-wal example" in in_place.failed[0].detail
@@ -112,11 +136,25 @@ def test_without_in_place_the_unflushed_wal_report_keeps_the_failure_and_says_wh
 
 # -- the one-way door ------------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_a_safe_upgrade_that_is_one_way_exits_1_only_with_require_rollback(tmp_path):
     """Measured: 0.4.24 -> 0.6.3 in place keeps every invariant, and 0.4.24 cannot open the store afterwards."""
-    args = ["check", "--from", OLD, "--to", MID, "--path", "in-place", "--examples", "1", "--seed", "0",
-            "--failures-dir", str(tmp_path)]
+    args = [
+        "check",
+        "--from",
+        OLD,
+        "--to",
+        MID,
+        "--path",
+        "in-place",
+        "--examples",
+        "1",
+        "--seed",
+        "0",
+        "--failures-dir",
+        str(tmp_path),
+    ]
     free = cli(*args)
     assert free.returncode == 0, free.stderr
     assert f"  rollback to {OLD} after upgrading: not possible: " in free.stdout
@@ -126,18 +164,40 @@ def test_a_safe_upgrade_that_is_one_way_exits_1_only_with_require_rollback(tmp_p
     required = cli(*args, "--require-rollback")
     assert required.returncode == 1, required.stderr
     [line] = verdicts(required.stderr)
-    assert line.startswith(f"chroma-compat: chromadb {OLD} -> {MID}: NOT SAFE (rollback to {OLD} after upgrading: "
-                           "not possible")
+    assert line.startswith(
+        f"chroma-compat: chromadb {OLD} -> {MID}: NOT SAFE (rollback to {OLD} after upgrading: not possible"
+    )
 
 
 def test_a_possible_rollback_passes_require_rollback(tmp_path):
     # --allow-pre-existing: 1.5.9's own list-metadata leak is pre-existing in it, not what this test is about
-    proc = cli("check", "--from", NEW, "--to", NEW, "--path", "in-place", "--examples", "1", "--seed", "0",
-               "--require-rollback", "--allow-pre-existing", "--json", "--failures-dir", str(tmp_path))
+    proc = cli(
+        "check",
+        "--from",
+        NEW,
+        "--to",
+        NEW,
+        "--path",
+        "in-place",
+        "--examples",
+        "1",
+        "--seed",
+        "0",
+        "--require-rollback",
+        "--allow-pre-existing",
+        "--json",
+        "--failures-dir",
+        str(tmp_path),
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["safe"] and doc["rollback"] == {"release": NEW, "possible": True, "path": "in-place",
-                                               "detail": "possible", "required": True}
+    assert doc["safe"] and doc["rollback"] == {
+        "release": NEW,
+        "possible": True,
+        "path": "in-place",
+        "detail": "possible",
+        "required": True,
+    }
     assert verdicts(proc.stderr)[0].endswith(f"rollback to {NEW} after upgrading: possible")
 
 
@@ -145,14 +205,31 @@ def test_a_possible_rollback_passes_require_rollback(tmp_path):
 def test_matrix_ends_with_one_line_naming_unsafe_and_one_way_pairs(tmp_path):
     """Measured: 1.0.21 panics on a store 1.5.9 wrote to, so 1.0.21 -> 1.5.9 is one-way; 1.5.9 -> 1.0.21 fails."""
     md = tmp_path / "matrix.md"
-    proc = cli("matrix", "--versions", f"{V1},{NEW}", "--path", "in-place", "--examples", "1", "--seed", "0",
-               "--markdown", str(md), "--failures-dir", str(tmp_path))
+    proc = cli(
+        "matrix",
+        "--versions",
+        f"{V1},{NEW}",
+        "--path",
+        "in-place",
+        "--examples",
+        "1",
+        "--seed",
+        "0",
+        "--markdown",
+        str(md),
+        "--failures-dir",
+        str(tmp_path),
+    )
     assert proc.returncode == 0, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
-    assert last == (f"chroma-compat: matrix of 2 releases: 1 of 2 ordered pair(s) SAFE; NOT SAFE: {NEW}->{V1}; "
-                    f"no rollback after upgrading: {V1}->{NEW}"), proc.stderr
-    assert "## rollback after upgrading" in md.read_text() and "not possible: pyo3_runtime.PanicException" in \
-        md.read_text()
+    assert last == (
+        f"chroma-compat: matrix of 2 releases: 1 of 2 ordered pair(s) SAFE; NOT SAFE: {NEW}->{V1}; "
+        f"no rollback after upgrading: {V1}->{NEW}"
+    ), proc.stderr
+    assert (
+        "## rollback after upgrading" in md.read_text()
+        and "not possible: pyo3_runtime.PanicException" in md.read_text()
+    )
 
 
 # -- query recall attribution ------------------------------------------------------------------------------------
@@ -161,20 +238,19 @@ def test_matrix_ends_with_one_line_naming_unsafe_and_one_way_pairs(tmp_path):
 SPARSE = {"hnsw:space": "l2", "hnsw:M": 2, "hnsw:construction_ef": 2, "hnsw:search_ef": 1}
 
 
-def _sparse_case(old: str, new: str, meta: dict) -> roundtrip.Case:
+def _sparse_case(old: str, new: str, meta: dict) -> pair.Case:
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((300, 128)).astype(np.float32)
     ops = [Op("create", "ccc", metadata=meta), Op("add", "ccc", [f"r{i}" for i in range(300)], vectors)]
-    queries = [{"collection": "ccc", "vector": rng.standard_normal(128).astype(np.float32), "k": 10}
-               for _ in range(20)]
-    return roundtrip.Case(old, new, "export-import", Program(ops), Probes([], queries))
+    queries = [{"collection": "ccc", "vector": rng.standard_normal(128).astype(np.float32), "k": 10} for _ in range(20)]
+    return pair.Case(old, new, "export-import", Program(ops), Probes([], queries))
 
 
 def test_low_recall_the_target_shows_on_its_own_store_is_a_release_defect():
     """Measured (11 runs): 1.5.9 imports it with mean recall 0.18-0.26 and answers 0.14-0.21 on the same data it
     wrote itself, with other ids every time; equal evidence never matched, so this failed the upgrade."""
     case = _sparse_case(MID, NEW, SPARSE)
-    with roundtrip.PairRunner(MID, NEW) as r:
+    with pair.PairRunner(MID, NEW) as r:
         rep = r.run_case(case, rollback=False)
     query = next(o for o in rep.outcomes if o.name == "query")
     assert query.status == "release-defect", query.detail
@@ -200,6 +276,7 @@ def test_low_recall_is_the_upgrade_s_when_the_target_answers_better_on_its_own_s
 
 # -- the same evidence for one seed ----------------------------------------------------------------------------
 
+
 def test_a_seeded_run_uses_no_example_database():
     from hypothesis import Phase
 
@@ -214,9 +291,9 @@ def test_one_seed_gives_one_failure_from_check_check_pair_and_replay(tmp_path):
     saved case report the same example, the same failing invariant and the same evidence."""
     args = ["check", "--from", OLD, "--to", V1, "--path", "in-place", "--examples", "1", "--seed", "7", "--json"]
     runs = [json.loads(cli(*args, "--failures-dir", str(tmp_path / f"cli{i}")).stdout)["paths"][0] for i in (0, 1)]
-    [rep] = roundtrip.check_pair(OLD, V1, ["in-place"], examples=1, seed=7, failures_dir=tmp_path / "py")
+    [rep] = pair.check_pair(OLD, V1, ["in-place"], examples=1, seed=7, failures_dir=tmp_path / "py")
     runs.append(rep.to_dict())
-    again = roundtrip.replay(Path(runs[0]["case_file"])).to_dict()
+    again = pair.replay(Path(runs[0]["case_file"])).to_dict()
     assert failing(runs[0]) and failing(runs[0])[0][0] == "writable"
     for run in runs[1:] + [again]:
         assert failing(run) == failing(runs[0])
@@ -227,10 +304,24 @@ def test_one_seed_gives_one_failure_from_check_check_pair_and_replay(tmp_path):
 @pytest.mark.slow
 def test_one_seed_draws_the_same_examples_in_the_cli_and_in_python(tmp_path):
     """Hypothesis proper, on a passing path: the fingerprints of the drawn examples, in order."""
-    args = ["check", "--from", OLD, "--to", MID, "--path", "in-place", "--examples", "3", "--seed", "5", "--json",
-            "--failures-dir", str(tmp_path)]
+    args = [
+        "check",
+        "--from",
+        OLD,
+        "--to",
+        MID,
+        "--path",
+        "in-place",
+        "--examples",
+        "3",
+        "--seed",
+        "5",
+        "--json",
+        "--failures-dir",
+        str(tmp_path),
+    ]
     drawn = [json.loads(cli(*args).stdout)["paths"][0]["drawn"] for _ in range(2)]
-    [rep] = roundtrip.check_pair(OLD, MID, ["in-place"], examples=3, seed=5, failures_dir=tmp_path)
+    [rep] = pair.check_pair(OLD, MID, ["in-place"], examples=3, seed=5, failures_dir=tmp_path)
     assert rep.ok, rep.first_failure()
     assert len(drawn[0]) == 3 and drawn[0] == drawn[1] == rep.drawn
 
@@ -240,12 +331,33 @@ def test_a_generated_failure_shrinks_to_the_same_case_in_the_cli_and_in_python(t
     """1.5.9 -> 1.0.21 export-import passes the four known shapes and fails on a drawn list metadata value, which
     1.0.21 refuses on import (not 1.5.9 -> 0.6.3 since issue 23: 0.6.3 misses the float shape's values as 1.5.9
     re-rounded them). The CLI runs first: an example database would make the Python run start elsewhere."""
-    args = ["check", "--from", NEW, "--to", V1, "--path", "export-import", "--examples", "2", "--seed", "0",
-            "--json", "--failures-dir", str(tmp_path / "cli")]
+    args = [
+        "check",
+        "--from",
+        NEW,
+        "--to",
+        V1,
+        "--path",
+        "export-import",
+        "--examples",
+        "2",
+        "--seed",
+        "0",
+        "--json",
+        "--failures-dir",
+        str(tmp_path / "cli"),
+    ]
     first = json.loads(cli(*args).stdout)["paths"][0]
     seen: list[tuple[str, int, int]] = []
-    [rep] = roundtrip.check_pair(NEW, V1, ["export-import"], examples=2, seed=0, failures_dir=tmp_path / "py",
-                                 progress=lambda label, done, total: seen.append((label, done, total)))
+    [rep] = pair.check_pair(
+        NEW,
+        V1,
+        ["export-import"],
+        examples=2,
+        seed=0,
+        failures_dir=tmp_path / "py",
+        progress=lambda label, done, total: seen.append((label, done, total)),
+    )
     second = rep.to_dict()
     assert failing(first) == failing(second) and failing(first)[0][0] == "migrate"
     assert "Expected metadata value" in [i for i in first["invariants"] if i["name"] == "migrate"][0]["detail"]
@@ -255,17 +367,18 @@ def test_a_generated_failure_shrinks_to_the_same_case_in_the_cli_and_in_python(t
     label = f"{NEW} -> {V1} export-import"
     assert (f"{label} known shapes", 4, 4) in seen and (label, 1, 2) in seen
     assert any(s[0] == f"{label} shrinking" and s[2] == 0 for s in seen)
-    again = roundtrip.replay(Path(first["case_file"])).to_dict()
+    again = pair.replay(Path(first["case_file"])).to_dict()
     assert failing(again) == failing(first)
 
 
 # -- Hypothesis's own files -------------------------------------------------------------------------------------
 
+
 def test_hypothesis_storage_is_ours_only_around_our_runs(tmp_path):
     from hypothesis import configuration
     from hypothesis.internal.conjecture import providers
 
-    from pytest_chroma_compat import paths
+    from pytest_chroma_compat.engine import cache_dirs as paths
 
     before = getattr(configuration, "__hypothesis_home_directory")
     getter = providers._get_local_constants
@@ -287,18 +400,21 @@ pytest_plugins = ["pytester"]
 def test_the_plugin_leaves_the_suite_s_own_hypothesis_storage_alone(pytester):
     """A suite that uses Hypothesis itself keeps its `.hypothesis` (and Hypothesis keeps writing there after our
     check ran); a suite that does not gets none from our check."""
-    pytester.makepyfile(test_mine="""
+    pytester.makepyfile(
+        test_mine="""
         from pathlib import Path
 
         from hypothesis import configuration
 
-        from pytest_chroma_compat.checks import test_chroma_round_trip_in_place  # noqa: F401
+        from pytest_chroma_compat.plugin.pair_checks import test_chroma_round_trip_in_place  # noqa: F401
 
 
         def test_zz_hypothesis_storage_is_the_suite_s_again():
             assert configuration.storage_directory("x").path == Path.cwd() / ".hypothesis" / "x"
-    """)
-    result = pytester.runpytest_subprocess("--chroma-from", NEW, "--chroma-to", NEW, "--chroma-examples", "1",
-                                           "--chroma-seed", "0", "-p", "no:randomly")
+    """
+    )
+    result = pytester.runpytest_subprocess(
+        "--chroma-from", NEW, "--chroma-to", NEW, "--chroma-examples", "1", "--chroma-seed", "0", "-p", "no:randomly"
+    )
     result.assert_outcomes(passed=2)
     assert not (pytester.path / ".hypothesis").exists()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chroma_compat import project_envs
+from pytest_chroma_compat.engine import project_envs
 
 VERSION = "1.5.9"
 
@@ -28,13 +28,15 @@ VERSION = "1.5.9"
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("proc-control") / "proc-demo"
     root.mkdir()
-    (root / "pyproject.toml").write_text(textwrap.dedent('''
+    (root / "pyproject.toml").write_text(
+        textwrap.dedent("""
         [project]
         name = "proc-demo"
         version = "0.1"
         [tool.setuptools]
         py-modules = ["procdemo"]
-    '''))
+    """)
+    )
     (root / "procdemo.py").write_text("ANSWER = 42\n")
     home = root.parent / "compat-home"
     with pytest.MonkeyPatch.context() as mp:
@@ -44,13 +46,25 @@ def project(tmp_path_factory):
 
 
 def cli(project: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest_chroma_compat", *args], capture_output=True, text=True,
-                          cwd=project, timeout=timeout, env=dict(os.environ))
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_chroma_compat", *args],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=timeout,
+        env=dict(os.environ),
+    )
 
 
 def start_cli(project: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pytest_chroma_compat", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=project, env=dict(os.environ))
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest_chroma_compat", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=project,
+        env=dict(os.environ),
+    )
 
 
 def gone(pid: int) -> bool:
@@ -73,20 +87,32 @@ def wait_until(predicate, seconds: float) -> bool:
 
 def sleeper(pids: Path) -> str:
     """A command that starts a grandchild (a `sleep`), writes both pids, and sleeps itself."""
-    return textwrap.dedent(f'''
+    return textwrap.dedent(f"""
         import os, subprocess, time
         child = subprocess.Popen(["sleep", "300"])
         open({str(pids)!r} + ".tmp", "w").write(f"{{os.getpid()}} {{child.pid}}")
         os.rename({str(pids)!r} + ".tmp", {str(pids)!r})
         time.sleep(300)
-    ''')
+    """)
 
 
 def test_a_timed_out_command_is_that_release_failing_not_an_internal_error(project, tmp_path):
     pids = tmp_path / "pids"
     started = time.monotonic()
-    proc = cli(project, "run", "--versions", VERSION, "--timeout", "3", "--json", str(tmp_path / "r.json"), "--",
-               "python", "-c", sleeper(pids))
+    proc = cli(
+        project,
+        "run",
+        "--versions",
+        VERSION,
+        "--timeout",
+        "3",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--",
+        "python",
+        "-c",
+        sleeper(pids),
+    )
     took = time.monotonic() - started
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"chromadb {VERSION}    FAILED   timed out after 3 s" in proc.stdout
@@ -99,8 +125,10 @@ def test_a_timed_out_command_is_that_release_failing_not_an_internal_error(proje
 
 def test_a_command_that_leaves_a_child_behind_does_not_hold_the_run(project, tmp_path):
     pid_file = tmp_path / "child"
-    script = ("import subprocess; c = subprocess.Popen(['sleep', '300']); "
-              f"open({str(pid_file)!r}, 'w').write(str(c.pid)); print('done')")
+    script = (
+        "import subprocess; c = subprocess.Popen(['sleep', '300']); "
+        f"open({str(pid_file)!r}, 'w').write(str(c.pid)); print('done')"
+    )
     started = time.monotonic()
     proc = cli(project, "run", "--versions", VERSION, "--", "python", "-c", script, timeout=200)
     took = time.monotonic() - started
@@ -130,8 +158,20 @@ def test_a_daemon_that_leaves_the_process_group_does_not_outlive_the_run(project
     """setsid and a double fork leave the group the run kills; the reaper adopts the daemon instead."""
     pid_file = tmp_path / "daemon"
     extra = ["--timeout", timeout] if timeout else []
-    proc = cli(project, "run", "--versions", VERSION, *extra, "--", "python", "-c", DAEMON, str(pid_file),
-               str(linger), timeout=200)
+    proc = cli(
+        project,
+        "run",
+        "--versions",
+        VERSION,
+        *extra,
+        "--",
+        "python",
+        "-c",
+        DAEMON,
+        str(pid_file),
+        str(linger),
+        timeout=200,
+    )
     assert proc.returncode == (1 if timeout else 0), proc.stdout + proc.stderr
     daemon = int(pid_file.read_text())
     try:
@@ -149,17 +189,44 @@ def start_surface(project: Path, surface: str, pids: Path) -> subprocess.Popen:
         test.parent.mkdir(exist_ok=True)
         body = textwrap.indent(sleeper(pids), "    ")
         test.write_text(f"def test_hangs():\n{body}\n")
-        return subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--chroma-under", VERSION,
-                                 str(test.relative_to(project))], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, cwd=project, env=dict(os.environ))
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "--chroma-under",
+                VERSION,
+                str(test.relative_to(project)),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=project,
+            env=dict(os.environ),
+        )
     if surface == "bisect":
-        return start_cli(project, "bisect", "--good", "1.0.21", "--bad", VERSION, "--versions", "1.0.21", "--",
-                         "python", "-c", sleeper(pids))
+        return start_cli(
+            project,
+            "bisect",
+            "--good",
+            "1.0.21",
+            "--bad",
+            VERSION,
+            "--versions",
+            "1.0.21",
+            "--",
+            "python",
+            "-c",
+            sleeper(pids),
+        )
     return start_cli(project, "run", "--versions", VERSION, "--", "python", "-c", sleeper(pids))
 
 
-@pytest.mark.parametrize("surface, how", [("run", "SIGKILL"), ("run", "SIGTERM"), ("bisect", "SIGKILL"),
-                                          ("chroma-under", "SIGKILL")])
+@pytest.mark.parametrize(
+    "surface, how", [("run", "SIGKILL"), ("run", "SIGTERM"), ("bisect", "SIGKILL"), ("chroma-under", "SIGKILL")]
+)
 def test_the_users_command_dies_with_chroma_compat(project, tmp_path, surface, how):
     """kill -9 of chroma-compat (the kernel tells the reaper) and SIGTERM (the handler kills the group)."""
     pids = tmp_path / "pids"
@@ -171,7 +238,8 @@ def test_the_users_command_dies_with_chroma_compat(project, tmp_path, surface, h
         proc.wait(timeout=60)
         assert wait_until(lambda: gone(command) and gone(grandchild), 20), (
             f"after {how} of {surface}: command {command} gone={gone(command)}, "
-            f"grandchild {grandchild} gone={gone(grandchild)}")
+            f"grandchild {grandchild} gone={gone(grandchild)}"
+        )
         if how == "SIGTERM":
             assert proc.returncode == 143, proc.stderr.read()
     finally:
@@ -186,8 +254,10 @@ def test_the_users_command_dies_with_chroma_compat(project, tmp_path, surface, h
 
 
 def test_a_command_that_writes_into_its_environment_does_not_change_the_next_run(project, tmp_path):
-    poison = ("import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'zz_poison.pth').write_text("
-              "\"import os; os.environ['CHROMA_COMPAT_POISONED'] = '1'\\n\")")
+    poison = (
+        "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'zz_poison.pth').write_text("
+        "\"import os; os.environ['CHROMA_COMPAT_POISONED'] = '1'\\n\")"
+    )
     check = "import os, sys; sys.exit(3 if os.environ.get('CHROMA_COMPAT_POISONED') else 0)"
     assert cli(project, "run", "--versions", VERSION, "--", "python", "-c", poison).returncode == 0
     after = cli(project, "run", "--versions", VERSION, "--", "python", "-c", check)
@@ -205,9 +275,25 @@ def test_a_run_writes_nothing_into_the_project(tmp_path):
     (root / "flat.py").write_text("X = 1\n")
     before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
     env = {**os.environ, "CHROMA_COMPAT_HOME": str(tmp_path / "compat-home")}
-    proc = subprocess.run([sys.executable, "-m", "pytest_chroma_compat", "run", "--versions", VERSION, "--",
-                           "python", "-c", "import procdemo2; assert procdemo2.ANSWER == 42"],
-                          capture_output=True, text=True, cwd=root, timeout=300, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_chroma_compat",
+            "run",
+            "--versions",
+            VERSION,
+            "--",
+            "python",
+            "-c",
+            "import procdemo2; assert procdemo2.ANSWER == 42",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr  # installed editable, importable
     after = sorted(str(p.relative_to(root)) for p in root.rglob("*") if "__pycache__" not in p.parts)
     assert after == before

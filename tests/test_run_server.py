@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chroma_compat import project_envs, run_history
+from pytest_chroma_compat.engine import project_envs
+from pytest_chroma_compat.usercode import run_history
 
-TEST = '''
+TEST = """
 import os
 import urllib.error
 import urllib.request
@@ -50,15 +51,17 @@ def test_the_token_is_needed_where_the_release_enforces_it():
         assert exc.code in (401, 403)
     header = {os.environ["CHROMA_AUTH_HEADER"]: "Bearer " + os.environ["CHROMA_TOKEN"]}
     assert urllib.request.urlopen(urllib.request.Request(url, headers=header), timeout=10).status == 200
-'''
+"""
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("srv") / "h25-srv-demo"
     (root / "tests").mkdir(parents=True)
-    (root / "pyproject.toml").write_text('[project]\nname = "srv-demo"\nversion = "0.1"\ndependencies = '
-                                         '["chromadb"]\n[tool.setuptools]\npy-modules = []\n')
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "srv-demo"\nversion = "0.1"\ndependencies = '
+        '["chromadb"]\n[tool.setuptools]\npy-modules = []\n'
+    )
     (root / "tests" / "test_http.py").write_text(TEST)
     yield root
     for env in project_envs.projects_dir().glob("h25-srv-demo-*"):
@@ -67,8 +70,14 @@ def project(tmp_path_factory):
 
 
 def cli(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest_chroma_compat", *args], capture_output=True, text=True,
-                          cwd=project, timeout=timeout, env=dict(os.environ))
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_chroma_compat", *args],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=timeout,
+        env=dict(os.environ),
+    )
 
 
 def test_the_http_tests_run_under_each_release_against_its_own_server(project):
@@ -85,11 +94,14 @@ def test_token_auth_reaches_the_command(project):
     assert "chromadb 0.6.3    passed   2 passed" in proc.stdout
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--auth", "token"], "--auth token needs --server"),
-    (["--server-port", "8000"], "--server-port needs --server"),
-    (["--server", "--server-port", "8000", "-j", "2"], "--server-port runs one server at a time"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--auth", "token"], "--auth token needs --server"),
+        (["--server-port", "8000"], "--server-port needs --server"),
+        (["--server", "--server-port", "8000", "-j", "2"], "--server-port runs one server at a time"),
+    ],
+)
 def test_bad_server_options_are_exit_2(project, args, words):
     proc = cli(project, "run", "--versions", "1.5.9", *args, "--", "pytest")
     assert proc.returncode == 2 and words in proc.stderr, proc.stderr
@@ -103,11 +115,29 @@ def _answers(port: int) -> bool:
 
 def test_the_server_dies_with_a_kill_9_of_chroma_compat(project, tmp_path):
     port_file = tmp_path / "port"
-    script = (f"import os, time; open({str(port_file)!r} + '.tmp', 'w').write(os.environ['CHROMA_PORT']); "
-              f"os.rename({str(port_file)!r} + '.tmp', {str(port_file)!r}); time.sleep(600)")
-    proc = subprocess.Popen([sys.executable, "-m", "pytest_chroma_compat", "run", "--versions", "1.5.9", "--server",
-                             "--", "python", "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            cwd=project, env=dict(os.environ))
+    script = (
+        f"import os, time; open({str(port_file)!r} + '.tmp', 'w').write(os.environ['CHROMA_PORT']); "
+        f"os.rename({str(port_file)!r} + '.tmp', {str(port_file)!r}); time.sleep(600)"
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest_chroma_compat",
+            "run",
+            "--versions",
+            "1.5.9",
+            "--server",
+            "--",
+            "python",
+            "-c",
+            script,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=project,
+        env=dict(os.environ),
+    )
     try:
         deadline = time.monotonic() + 240
         while not port_file.exists() and time.monotonic() < deadline and proc.poll() is None:
@@ -127,11 +157,42 @@ def test_the_server_dies_with_a_kill_9_of_chroma_compat(project, tmp_path):
 
 
 def test_chroma_under_server_runs_the_session_beside_each_releases_server(project):
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--chroma-under", "1.5.9",
-                           "--chroma-under-server", "plain", "-k", "round_trip"], capture_output=True, text=True,
-                          cwd=project, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--chroma-under",
+            "1.5.9",
+            "--chroma-under-server",
+            "plain",
+            "-k",
+            "round_trip",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "chromadb 1.5.9    passed   1 passed" in proc.stdout
-    bad = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--chroma-under", "1.5.9",
-                          "--chroma-under-server", "tls"], capture_output=True, text=True, cwd=project, timeout=120)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--chroma-under",
+            "1.5.9",
+            "--chroma-under-server",
+            "tls",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=120,
+    )
     assert bad.returncode == 4 and "--chroma-under-server='tls': one of plain, token" in bad.stdout

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chroma_compat import leftovers, run_history
+from pytest_chroma_compat.engine import leftovers
+from pytest_chroma_compat.usercode import run_history
 
 VERSION = "1.5.9"
 
@@ -27,7 +28,8 @@ VERSION = "1.5.9"
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("kept") / "kept-demo"
     (root / "tests" / "sub").mkdir(parents=True)
-    (root / "pyproject.toml").write_text(textwrap.dedent('''
+    (root / "pyproject.toml").write_text(
+        textwrap.dedent("""
         [project]
         name = "kept-demo"
         version = "0.1"
@@ -36,9 +38,11 @@ def project(tmp_path_factory):
         py-modules = []
         [tool.pytest.ini_options]
         testpaths = ["tests"]
-    '''))
-    (root / "tests" / "test_ok.py").write_text("def test_passes():\n    pass\n\n\n"
-                                               "class TestGroup:\n    def test_fails(self):\n        assert 0\n")
+    """)
+    )
+    (root / "tests" / "test_ok.py").write_text(
+        "def test_passes():\n    pass\n\n\nclass TestGroup:\n    def test_fails(self):\n        assert 0\n"
+    )
     (root / "tests" / "sub" / "test_broken.py").write_text("from chromadb import NoSuchName\n")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CHROMA_COMPAT_HOME", str(root.parent / "compat-home"))
@@ -46,8 +50,14 @@ def project(tmp_path_factory):
 
 
 def cli(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest_chroma_compat", *args], capture_output=True, text=True,
-                          cwd=project, timeout=timeout, env=dict(os.environ))
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_chroma_compat", *args],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=timeout,
+        env=dict(os.environ),
+    )
 
 
 def test_each_run_is_kept_listed_and_failures_are_node_ids(project):
@@ -63,7 +73,9 @@ def test_each_run_is_kept_listed_and_failures_are_node_ids(project):
     assert (newest / f"chromadb-{VERSION}.log").read_text().startswith("$ pytest tests/test_ok.py")
     assert "test_broken" in (oldest / f"chromadb-{VERSION}.log").read_text()  # not overwritten by the second
     assert json.loads((oldest / "run.json").read_text())["results"][0]["failures"] == [
-        "tests/sub/test_broken.py", "tests/test_ok.py::TestGroup::test_fails"]
+        "tests/sub/test_broken.py",
+        "tests/test_ok.py::TestGroup::test_fails",
+    ]
     listed = cli(project, "run", "--list")
     assert listed.returncode == 0
     lines = listed.stdout.splitlines()
@@ -98,9 +110,22 @@ def test_env_prune_older_than_removes_old_runs_only(project):
 
 
 def test_chroma_under_failures_are_runnable_node_ids(project):
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--chroma-under", VERSION,
-                           "--continue-on-collection-errors"], capture_output=True, text=True, cwd=project,
-                          timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--chroma-under",
+            VERSION,
+            "--continue-on-collection-errors",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=600,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"FAILED tests/test_ok.py::TestGroup::test_fails@chromadb-{VERSION}" in proc.stdout
     assert f"FAILED tests/sub/test_broken.py@chromadb-{VERSION}" in proc.stdout
@@ -109,11 +134,48 @@ def test_chroma_under_failures_are_runnable_node_ids(project):
 
 def test_chroma_scan_does_not_collect_the_projects_own_tests(project):
     (project / "app.py").write_text("import chromadb\nclient = chromadb.Client()\n")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
-                           "--chroma-scan", "app.py", "--chroma-from", "1.0.21", "--chroma-to", VERSION],
-                          capture_output=True, text=True, cwd=project, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--collect-only",
+            "-q",
+            "--chroma-scan",
+            "app.py",
+            "--chroma-from",
+            "1.0.21",
+            "--chroma-to",
+            VERSION,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=300,
+    )
     assert "test_scan[" in proc.stdout and "test_ok.py" not in proc.stdout, proc.stdout + proc.stderr
-    named = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
-                            "tests/test_ok.py", "--chroma-scan", "app.py", "--chroma-from", "1.0.21", "--chroma-to",
-                            VERSION], capture_output=True, text=True, cwd=project, timeout=300)
+    named = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--collect-only",
+            "-q",
+            "tests/test_ok.py",
+            "--chroma-scan",
+            "app.py",
+            "--chroma-from",
+            "1.0.21",
+            "--chroma-to",
+            VERSION,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=300,
+    )
     assert "tests/test_ok.py::test_passes" in named.stdout  # paths the user names are still collected

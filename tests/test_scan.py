@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from pytest_chroma_compat.contracts.measure import load_table
-from pytest_chroma_compat.scan import changes, rules
-from pytest_chroma_compat.scan.engine import scan
+from pytest_chroma_compat.usercode.scan import changes, rules
+from pytest_chroma_compat.usercode.scan.reader import scan
 
 from .conftest import run_cli
 
@@ -29,23 +29,34 @@ def test_every_scan_rule_names_a_measured_contract_of_the_table():
     ids = {c.id: c for c in load_table()}
     loaded = rules.load()
     assert {r.contract_id for r in loaded} >= {
-        "persist-removed", "max-batch-size-method", "list-collections-names", "list-collections-objects",
-        "empty-filters-rejected", "ne-nin-complement", "where-contains-metadata", "get-or-create-ignores-metadata",
-        "embeddings-numpy", "get-order-internal-ids", "embedding-function-input", "auth-settings-renamed",
-        "new-client-constructors", "metadata-value-types"}
+        "persist-removed",
+        "max-batch-size-method",
+        "list-collections-names",
+        "list-collections-objects",
+        "empty-filters-rejected",
+        "ne-nin-complement",
+        "where-contains-metadata",
+        "get-or-create-ignores-metadata",
+        "embeddings-numpy",
+        "get-order-internal-ids",
+        "embedding-function-input",
+        "auth-settings-renamed",
+        "new-client-constructors",
+        "metadata-value-types",
+    }
     for r in loaded:
         assert ids[r.contract_id].probe and r.fix, r
         assert r.contract_id in changes.load()["contracts"], r.contract_id
 
 
 def test_changes_json_agrees_with_the_measured_page():
-    """scan/changes.json and docs/contracts.md come from the same measurement: same change versions."""
+    """usercode/scan/changes.json and docs/contracts.md come from the same measurement: same change versions."""
     page = (ROOT / "docs" / "contracts.md").read_text()
     rows = re.findall(r"^\| \[([\w.-]+)\]\(#[^)]*\) \|[^|]*\|[^|]*\| ([^|]*) \|", page, flags=re.M)
     assert len(rows) == len(load_table())
     stored = changes.load()["contracts"]
     for cid, cell in rows:
-        measured = [v for v in re.findall(r"\d+\.\d+\.\d+", cell)]
+        measured = re.findall(r"\d+\.\d+\.\d+", cell)
         assert stored.get(cid, {"changes": []})["changes"] == measured, cid
     assert changes.load()["versions"][0] == "0.3.29" and len(changes.load()["versions"]) == 92
 
@@ -68,7 +79,9 @@ def test_derive_gives_a_shared_probe_s_changes_to_the_contract_that_documents_th
 
 
 def test_aliases_attributes_and_literal_filters_nested_under_and_or(tmp_path):
-    found = _scan(tmp_path, '''
+    found = _scan(
+        tmp_path,
+        """
         import chromadb as cdb
         from chromadb import PersistentClient as PC
         c = PC(path="x")
@@ -78,50 +91,55 @@ def test_aliases_attributes_and_literal_filters_nested_under_and_or(tmp_path):
         col.get(where={"$or": [{"a": 1}, {"$and": [{"b": {"$nin": [1]}}, {"c": 2}]}]})
         F = {"k": {"$ne": 1}}
         col.query(query_embeddings=[[1.0]], where=F)
-    ''')
+    """,
+    )
     assert found == [(7, "max-batch-size-method"), (8, "ne-nin-complement"), (9, "ne-nin-complement")]
 
 
 def test_a_suppression_comment_drops_that_contract_on_that_line_only(tmp_path):
-    found = _scan(tmp_path, '''
+    found = _scan(
+        tmp_path,
+        """
         import chromadb
         client = chromadb.Client()
         client.persist()  # chroma-compat: ignore[persist-removed]
         client.persist()  # chroma-compat: ignore[max-batch-size-method]
         client.persist()
-    ''', old="0.3.29")
+    """,
+        old="0.3.29",
+    )
     assert found == [(5, "persist-removed"), (6, "persist-removed")]
 
 
 def test_the_measured_change_version_decides_not_the_log(tmp_path):
     """get_or_create_collection(metadata=) is documented at 0.5.11 but measured at 0.5.9."""
-    code = '''
+    code = """
         import chromadb
         client = chromadb.PersistentClient(path="x")
         col = client.get_or_create_collection("a", metadata={"v": 2})
-    '''
+    """
     assert _scan(tmp_path, code, "0.5.7", "0.5.9") == [(4, "get-or-create-ignores-metadata")]
     assert _scan(tmp_path, code, "0.5.9", "0.5.11") == []  # the log's release: nothing changes there
 
 
 def test_a_change_that_changes_back_inside_the_range_is_not_reported(tmp_path):
-    code = '''
+    code = """
         import chromadb
         col = chromadb.PersistentClient(path="x").get_collection("a")
         page = col.get(limit=2, offset=2)
-    '''
+    """
     assert _scan(tmp_path, code, "0.4.24", "1.5.9") == [(4, "get-order-internal-ids")]
     assert _scan(tmp_path, code, "0.4.19", "1.5.9") == []  # 0.4.20 and back at 0.5.9
 
 
 def test_only_the_key_the_code_depends_on_counts(tmp_path):
     """$ne and $nin change at different releases (measured): $nin at 0.4.9, both at 0.5.12."""
-    code = '''
+    code = """
         import chromadb
         col = chromadb.PersistentClient(path="x").get_collection("a")
         a = col.get(where={"k": {"$ne": 1}})
         b = col.get(where={"k": {"$nin": [1]}})
-    '''
+    """
     assert _scan(tmp_path, code, "0.4.8", "0.4.9") == [(5, "ne-nin-complement")]
     assert _scan(tmp_path, code, "0.5.11", "0.5.12") == [(4, "ne-nin-complement"), (5, "ne-nin-complement")]
 
@@ -143,12 +161,15 @@ def test_the_command_exits_1_with_findings_and_0_without(tmp_path):
     assert finding["quote"] and finding["section"] and finding["fix"]
 
 
-@pytest.mark.parametrize("args, words", [
-    (["nonexistent-dir", "--from", "0.4.24", "--to", "1.5.9"], "no such file or directory"),
-    (["{tmp}", "--from", "1.5.9", "--to", "0.4.24"], "must be older than"),
-    (["{tmp}", "--from", "0.4.24", "--to", "9.9.9"], "9.9.9"),
-    (["{tmp}", "--from", "0.4.24", "--to", "1.5.9", "--format", "xml"], "--format must be one of"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["nonexistent-dir", "--from", "0.4.24", "--to", "1.5.9"], "no such file or directory"),
+        (["{tmp}", "--from", "1.5.9", "--to", "0.4.24"], "must be older than"),
+        (["{tmp}", "--from", "0.4.24", "--to", "9.9.9"], "9.9.9"),
+        (["{tmp}", "--from", "0.4.24", "--to", "1.5.9", "--format", "xml"], "--format must be one of"),
+    ],
+)
 def test_scan_bad_input_is_one_line_and_exit_2(tmp_path, args, words):
     proc = run_cli("scan", *[a.format(tmp=tmp_path) for a in args])
     assert proc.returncode == 2 and words in proc.stderr, proc.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pytest_chroma_compat.scan.engine import scan
+from pytest_chroma_compat.usercode.scan.reader import scan
 
 CORPUS = Path(__file__).parent / "scan_corpus"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -28,14 +28,22 @@ def corpus_score() -> dict:
             rejected |= {(path.name, n, cid) for cid in EXPECT_NOT.findall(line)}
         found |= {(path.name, f.line, f.contract_id) for f in scan([str(path)], *_pair(path)).findings}
     tp = found & expected
-    return {"expected": expected, "rejected": rejected, "found": found, "tp": len(tp),
-            "precision": len(tp) / len(found) if found else 1.0, "recall": len(tp) / len(expected)}
+    return {
+        "expected": expected,
+        "rejected": rejected,
+        "found": found,
+        "tp": len(tp),
+        "precision": len(tp) / len(found) if found else 1.0,
+        "recall": len(tp) / len(expected),
+    }
 
 
 def test_scan_corpus_precision_and_recall():
     score = corpus_score()
-    print(f"\nscan corpus: {len(score['expected'])} planted uses, {len(score['rejected'])} planted non-findings, "
-          f"precision {score['precision']:.2f}, recall {score['recall']:.2f}")
+    print(
+        f"\nscan corpus: {len(score['expected'])} planted uses, {len(score['rejected'])} planted non-findings, "
+        f"precision {score['precision']:.2f}, recall {score['recall']:.2f}"
+    )
     assert len(score["expected"]) >= 30 and len(score["rejected"]) >= 20
     assert not score["found"] & score["rejected"], "a planted non-finding was reported"
     assert score["found"] - score["expected"] == set(), "findings on lines with no `expect`"
@@ -44,7 +52,7 @@ def test_scan_corpus_precision_and_recall():
 
 
 def test_the_corpus_covers_every_contract_with_scan_rules():
-    from pytest_chroma_compat.scan.rules import load
+    from pytest_chroma_compat.usercode.scan.rules import load
 
     covered = {cid for _, _, cid in corpus_score()["expected"]}
     assert {r.contract_id for r in load()} - covered == set()

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chroma_compat.client import Release
-from pytest_chroma_compat.scan.engine import scan
+from pytest_chroma_compat.engine.client import Release
+from pytest_chroma_compat.usercode.scan.reader import scan
 
 from .conftest import MID, NEW, OLD
 
-SNIPPET = '''
+SNIPPET = """
 import chromadb
 from chromadb.config import Settings
 
@@ -84,7 +84,7 @@ def names(path):
         return [c.name for c in client.list_collections()]
     except (AttributeError, NotImplementedError) as exc:  # 0.6 raises NotImplementedError from .name
         return type(exc).__name__
-'''
+"""
 
 # function -> (contract the scan must report for the pair, the pair, answer under old, answer under new)
 CASES = {
@@ -127,8 +127,9 @@ def test_scan_flags_exactly_the_functions_whose_behaviour_changes(snippet, tmp_p
             for fn, (_, pair, _, _) in CASES.items():
                 if version in pair:
                     store = tmp_path / f"store-{version}-{fn}"
-                    answers[fn, version] = release.run(f"upgrade_snippet:{fn}", str(store),
-                                                       sys_path=[str(snippet.parent)])
+                    answers[fn, version] = release.run(
+                        f"upgrade_snippet:{fn}", str(store), sys_path=[str(snippet.parent)]
+                    )
     for fn, (cid, (old, new), before, after) in CASES.items():
         assert answers[fn, old] != answers[fn, new], f"{cid}: the scan predicted a change in {fn}"
         assert (answers[fn, old], answers[fn, new]) == (before, after), (fn, answers[fn, old], answers[fn, new])
@@ -143,6 +144,7 @@ def test_what_the_scan_does_not_flag_runs_the_same_under_both_releases(snippet, 
     answers = []
     for version in (OLD, NEW):
         with Release(version) as release:
-            answers.append(release.run("upgrade_snippet:names", str(tmp_path / f"s-{version}"),
-                                       sys_path=[str(snippet.parent)]))
+            answers.append(
+                release.run("upgrade_snippet:names", str(tmp_path / f"s-{version}"), sys_path=[str(snippet.parent)])
+            )
     assert answers[0] == answers[1] == ["listed"]

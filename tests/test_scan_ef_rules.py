@@ -2,14 +2,14 @@
 `text_calls` on `call` rules, as the embedding-function and hnsw:space contracts use them.
 
 The rules are the contract table's own (contracts/table.toml); whether an upgrade crosses them is
-scan/changes.json's business, measured on real releases (tests/test_scan_corpus.py scans the corpus).
+usercode/scan/changes.json's business, measured on real releases (tests/test_scan_corpus.py scans the corpus).
 """
 
 from __future__ import annotations
 
 import ast
 
-from pytest_chroma_compat.scan import finder, rules
+from pytest_chroma_compat.usercode.scan import finder, rules
 
 
 def _rule(contract_id: str) -> rules.Rule:
@@ -36,13 +36,20 @@ def test_embedding_function_none_only_where_the_module_hands_chromadb_text():
 
 
 def test_persisted_embedding_function_skips_none_and_other_receivers():
-    assert _lines(HEAD + "c = client.get_collection('c', embedding_function=MyEF())\n",
-                  "persisted-embedding-function") == [3]
-    assert _lines(HEAD + "c = client.get_collection('c', embedding_function=None)\n",
-                  "persisted-embedding-function") == []
+    assert _lines(
+        HEAD + "c = client.get_collection('c', embedding_function=MyEF())\n", "persisted-embedding-function"
+    ) == [3]
+    assert (
+        _lines(HEAD + "c = client.get_collection('c', embedding_function=None)\n", "persisted-embedding-function") == []
+    )
     assert _lines(HEAD + "c = client.get_collection('c')\n", "persisted-embedding-function") == []
-    assert _lines("import chromadb\nc = other.get_collection('c', embedding_function=MyEF())\n",
-                  "persisted-embedding-function") == []
+    assert (
+        _lines(
+            "import chromadb\nc = other.get_collection('c', embedding_function=MyEF())\n",
+            "persisted-embedding-function",
+        )
+        == []
+    )
 
 
 def test_modify_hnsw_space_only_when_the_metadata_names_the_space():

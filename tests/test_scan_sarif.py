@@ -9,8 +9,8 @@ from pathlib import Path
 
 import jsonschema
 
-from pytest_chroma_compat.scan.engine import scan
-from pytest_chroma_compat.scan.sarif import sarif
+from pytest_chroma_compat.usercode.scan.reader import scan
+from pytest_chroma_compat.usercode.scan.sarif import sarif
 
 from .conftest import run_cli
 
@@ -56,8 +56,18 @@ def test_a_sarif_document_missing_its_version_is_rejected_by_the_schema():
 
 def test_the_command_writes_sarif_to_output(tmp_path):
     out = tmp_path / "scan.sarif"
-    proc = run_cli("scan", str(CORPUS / "rag_app.py"), "--from", "0.4.24", "--to", "1.5.9", "--format", "sarif",
-                   "--output", str(out))
+    proc = run_cli(
+        "scan",
+        str(CORPUS / "rag_app.py"),
+        "--from",
+        "0.4.24",
+        "--to",
+        "1.5.9",
+        "--format",
+        "sarif",
+        "--output",
+        str(out),
+    )
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(out.read_text())
     assert not list(_validator().iter_errors(doc))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from pytest_chroma_compat.scan.engine import scan
+from pytest_chroma_compat.usercode.scan.reader import scan
 
 
 def _scan(tmp_path: Path, code: str, old: str = "0.6.3", new: str = "1.5.9") -> list[tuple[int, str]]:
@@ -18,7 +18,9 @@ def _scan(tmp_path: Path, code: str, old: str = "0.6.3", new: str = "1.5.9") -> 
 
 
 def test_a_name_bound_from_list_collections_in_one_method_does_not_mark_another_method_s_name(tmp_path):
-    found = _scan(tmp_path, '''
+    found = _scan(
+        tmp_path,
+        """
         import chromadb
         class Admin:
             def __init__(self, client: chromadb.ClientAPI):
@@ -32,12 +34,13 @@ def test_a_name_bound_from_list_collections_in_one_method_does_not_mark_another_
                 return [n for n in self._client.list_collections()]
             def get(self, n):
                 return self._client.get_collection(n)
-    ''')
+    """,
+    )
     assert found == [(8, "list-collections-objects")]
 
 
 def test_get_with_limit_in_an_unpacked_dict_literal_dict_call_or_added_key(tmp_path):
-    code = '''
+    code = """
         import chromadb
         col = chromadb.PersistentClient(path="x").get_collection("a")
         def a(size):
@@ -56,13 +59,18 @@ def test_get_with_limit_in_an_unpacked_dict_literal_dict_call_or_added_key(tmp_p
             limit = 3
             kwargs = {"ids": ["x"]}
             return col.get(**kwargs)
-    '''
-    assert _scan(tmp_path, code, "0.4.24", "1.5.9") == [(6, "get-order-internal-ids"), (8, "get-order-internal-ids"),
-                                                        (12, "get-order-internal-ids")]
+    """
+    assert _scan(tmp_path, code, "0.4.24", "1.5.9") == [
+        (6, "get-order-internal-ids"),
+        (8, "get-order-internal-ids"),
+        (12, "get-order-internal-ids"),
+    ]
 
 
 def test_a_client_held_in_a_property_and_a_collection_from_a_method(tmp_path):
-    found = _scan(tmp_path, '''
+    found = _scan(
+        tmp_path,
+        """
         import chromadb
         class Store:
             @property
@@ -74,13 +82,18 @@ def test_a_client_held_in_a_property_and_a_collection_from_a_method(tmp_path):
                 return [c.name for c in self.client.list_collections()]
             def tagged(self):
                 return self._col().get(where={"tags": {"$contains": "x"}})
-    ''', "0.5.23", "0.6.3")
+    """,
+        "0.5.23",
+        "0.6.3",
+    )
     assert found == [(10, "list-collections-names")]
     assert _scan(tmp_path, (tmp_path / "app.py").read_text(), "1.0.21", "1.5.9") == [(12, "where-contains-metadata")]
 
 
 def test_a_literal_filter_passed_to_the_project_s_own_helper_is_matched_where_it_is_written(tmp_path):
-    found = _scan(tmp_path, '''
+    found = _scan(
+        tmp_path,
+        """
         import chromadb
         col = chromadb.PersistentClient(path="x").get_collection("a")
         def search(vector, flt=None, k=3):
@@ -94,13 +107,14 @@ def test_a_literal_filter_passed_to_the_project_s_own_helper_is_matched_where_it
         hit = search([0.1], k={"label": {"$contains": "a"}})
         hit = find(where={"label": {"$contains": "a"}})
         hit = relay([0.1], where={"label": {"$contains": "a"}})
-    ''')
+    """,
+    )
     # k is not handed on as a filter; relay -> search is two levels: not followed
     assert found == [(10, "where-contains-metadata"), (11, "where-contains-metadata"), (13, "where-contains-metadata")]
 
 
 def test_an_object_handed_to_init_is_a_client_only_on_chromadb_only_evidence(tmp_path):
-    mongo_like = '''
+    mongo_like = """
         class Repo:
             def __init__(self, client):
                 self._client = client
@@ -108,22 +122,30 @@ def test_an_object_handed_to_init_is_a_client_only_on_chromadb_only_evidence(tmp
                 if "audit" in self._client.list_collections():
                     self._client.drop_collection("audit")
                 self._client.get_collection("audit")
-    '''
-    assert _scan(tmp_path, mongo_like) == []   # list_collections/get_collection: pymongo has them too
-    chroma_like = mongo_like + '''
+    """
+    assert _scan(tmp_path, mongo_like) == []  # list_collections/get_collection: pymongo has them too
+    chroma_like = (
+        mongo_like
+        + """
             def labels(self):
                 return self._client.get_or_create_collection("labels", embedding_function=None)
-    '''
+    """
+    )
     assert _scan(tmp_path, chroma_like) == [(6, "list-collections-objects")]
 
 
 def test_a_local_name_shadows_a_module_level_collection(tmp_path):
-    found = _scan(tmp_path, '''
+    found = _scan(
+        tmp_path,
+        """
         import chromadb
         col = chromadb.PersistentClient(path="x").get_collection("a")
         def other(db):
             col = db.table("t")
             return col.get(limit=3)
         page = col.get(limit=3)
-    ''', "0.4.24", "1.5.9")
+    """,
+        "0.4.24",
+        "1.5.9",
+    )
     assert found == [(7, "get-order-internal-ids")]

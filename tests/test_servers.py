@@ -1,6 +1,6 @@
 """Real servers of real releases: started from their cached environments, stopped with nothing left.
 
-Each server is found through /proc by its process group (the group ``servers.py``
+Each server is found through /proc by its process group (the group ``servers/launcher.py``
 gives it), so a test sees exactly its own processes. Zombies count as gone: a
 killed process whose parent is gone waits for PID 1 to reap it, and in some
 containers PID 1 never does; it holds no port, no file and no CPU.
@@ -20,17 +20,17 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chroma_compat import servers
-from pytest_chroma_compat.errors import CompatError, HarnessFault
+from pytest_chroma_compat.common.errors import CompatError, HarnessFault
+from pytest_chroma_compat.servers import launcher
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 pytest_plugins = ["pytester"]
 
-# The real command, as `python -m pytest_chroma_compat` runs it (serve and skew are in cli.VERBS).
+# The real command, as `python -m pytest_chroma_compat` runs it (serve and skew are in cli.main.VERBS).
 CLI = textwrap.dedent("""
     import sys
-    from pytest_chroma_compat import cli
-    sys.exit(cli.main(sys.argv[1:]))
+    from pytest_chroma_compat.cli.main import main
+    sys.exit(main(sys.argv[1:]))
 """)
 
 
@@ -41,12 +41,12 @@ def cli_command(*args: str) -> list[str]:
 def _listening(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(1)
-        return s.connect_ex((servers.HOST, port)) == 0
+        return s.connect_ex((launcher.HOST, port)) == 0
 
 
 def _gone(pgid: int, within: float = 10.0) -> bool:
     deadline = time.monotonic() + within
-    while servers.group_members(pgid):
+    while launcher.group_members(pgid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
@@ -70,7 +70,7 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.parametrize("version", ["0.6.3", "1.5.9"])
 def test_a_server_serves_its_data_path_and_stops_with_no_process_left(version, tmp_path):
     data = tmp_path / "data"
-    server = servers.start(version, path=data)
+    server = launcher.start(version, path=data)
     try:
         assert server.host == "127.0.0.1" and server.url == f"http://127.0.0.1:{server.port}"
         assert server.status(f"{server.api}/heartbeat") == 200
@@ -83,7 +83,7 @@ def test_a_server_serves_its_data_path_and_stops_with_no_process_left(version, t
         assert (data / "chroma.sqlite3").exists()  # the release's own store, where it was told
     finally:
         server.stop()
-    assert _gone(server.pgid), servers.group_members(server.pgid)
+    assert _gone(server.pgid), launcher.group_members(server.pgid)
     assert not _listening(server.port)
     assert not scratch.exists()
     assert (data / "chroma.sqlite3").exists()  # a given path is the user's: it stays
@@ -91,13 +91,13 @@ def test_a_server_serves_its_data_path_and_stops_with_no_process_left(version, t
 
 
 def test_token_auth_is_configured_per_era_and_measured_not_assumed():
-    with servers.serve("0.6.3", auth="token") as server:
+    with launcher.serve("0.6.3", auth="token") as server:
         assert server.token and len(server.token) >= 20
         data = server.data_path()
         assert server.status(data) == 403  # refused without the token
         assert server.status(data, server.headers) == 200
         assert server.auth_enforced is True
-    with servers.serve("1.5.9", auth="token", token="a-token-of-mine") as server:
+    with launcher.serve("1.5.9", auth="token", token="a-token-of-mine") as server:
         assert server.token == "a-token-of-mine"
         assert server.status(server.data_path()) == 200  # 1.0 dropped built-in auth: it answers anyone
         assert server.auth_enforced is False
@@ -108,46 +108,45 @@ def test_start_failures_are_harness_faults_carrying_the_server_log(tmp_path):
     broken.mkdir()
     (broken / "chroma.sqlite3").write_bytes(b"this is not an SQLite database, not at all" * 4)
     with pytest.raises(HarnessFault) as exc:
-        servers.start("0.6.3", path=broken, timeout=60)
+        launcher.start("0.6.3", path=broken, timeout=60)
     assert "exited with status" in str(exc.value)
     assert "file is not a database" in str(exc.value)  # the release's own words, from its log
     assert "\n" not in str(exc.value)
     with pytest.raises(HarnessFault, match=r"did not answer .*/api/v2/heartbeat within 0.01 s; killed it"):
-        servers.start("1.5.9", timeout=0.01)
-    assert not servers._LIVE  # nothing left registered, nothing left running
+        launcher.start("1.5.9", timeout=0.01)
+    assert not launcher._LIVE  # nothing left registered, nothing left running
 
 
 def test_bad_options_are_refused_before_anything_starts(tmp_path):
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
     with pytest.raises(CompatError, match="exists and is not a directory"):
-        servers.start("1.5.9", path=a_file)
+        launcher.start("1.5.9", path=a_file)
     with pytest.raises(CompatError, match="not a TCP port"):
-        servers.start("1.5.9", port=70000)
+        launcher.start("1.5.9", port=70000)
     with pytest.raises(CompatError, match="no token auth"):
-        servers.start("0.4.5", auth="token")
+        launcher.start("0.4.5", auth="token")
     with pytest.raises(CompatError, match="unknown auth"):
-        servers.start("1.5.9", auth="basic")
+        launcher.start("1.5.9", auth="basic")
     with socket.socket() as taken:
-        taken.bind((servers.HOST, 0))
+        taken.bind((launcher.HOST, 0))
         taken.listen()
         with pytest.raises(CompatError, match="is not free"):
-            servers.start("1.5.9", port=taken.getsockname()[1])
+            launcher.start("1.5.9", port=taken.getsockname()[1])
 
 
 def test_the_table_covers_every_era():
-    assert servers.describe("0.4.10")["launcher"] == "uvicorn"
-    assert servers.describe("0.4.16")["launcher"] == "uvicorn"
-    assert servers.describe("0.4.24")["launcher"] == "chroma-run"
-    assert servers.describe("1.0.21")["api"] == "/api/v2"
-    assert servers.describe("0.6.3")["api"] == "/api/v1"
-    assert servers.describe("0.3.29")["token_auth"] is None
+    assert launcher.describe("0.4.10")["launcher"] == "uvicorn"
+    assert launcher.describe("0.4.16")["launcher"] == "uvicorn"
+    assert launcher.describe("0.4.24")["launcher"] == "chroma-run"
+    assert launcher.describe("1.0.21")["api"] == "/api/v2"
+    assert launcher.describe("0.6.3")["api"] == "/api/v1"
+    assert launcher.describe("0.3.29")["token_auth"] is None
 
 
 def _serve(*args: str) -> tuple[subprocess.Popen, str]:
     """The CLI serving; returns it and its one stdout line (waited for at most 120 s)."""
-    proc = subprocess.Popen(cli_command("serve", *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(cli_command("serve", *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ready, _, _ = select.select([proc.stdout], [], [], 120)
     if not ready:
         proc.kill()
@@ -162,9 +161,9 @@ def test_serve_prints_the_url_and_leaves_no_process_behind(how, code, tmp_path):
         url, word, token = line.split(" ")
         assert url.startswith("http://127.0.0.1:") and word == "token" and len(token) >= 20
         port = int(url.rsplit(":", 1)[1])
-        assert servers.http_status(url + "/api/v2/heartbeat") == 200
+        assert launcher.http_status(url + "/api/v2/heartbeat") == 200
         (reaper,) = _children(proc.pid)
-        members = servers.group_members(reaper)
+        members = launcher.group_members(reaper)
         assert len(members) >= 2  # the reaper and the release's server
     finally:
         proc.send_signal(how)
@@ -173,7 +172,7 @@ def test_serve_prints_the_url_and_leaves_no_process_behind(how, code, tmp_path):
     if how == signal.SIGTERM:
         assert "interrupted (SIGTERM)" in err
         assert "ignores the token auth" in err  # 1.x: said, not hidden
-    assert _gone(reaper), f"left behind: {servers.group_members(reaper)}"
+    assert _gone(reaper), f"left behind: {launcher.group_members(reaper)}"
     assert all(not Path(f"/proc/{pid}").exists() or _zombie(pid) for pid in members)
     assert not _listening(port)
     if how == signal.SIGKILL:
@@ -183,9 +182,9 @@ def test_serve_prints_the_url_and_leaves_no_process_behind(how, code, tmp_path):
 def _sweep_scratch_of(pid: int) -> None:
     """A SIGKILLed owner cannot remove its server's scratch: it must be stale (`env prune` removes
     it), and the test removes it the same way rather than leave it in the shared cache."""
-    from pytest_chroma_compat import leftovers, paths
+    from pytest_chroma_compat.engine import cache_dirs, leftovers
 
-    root = paths.scratch_dir()
+    root = cache_dirs.scratch_dir()
     mine = sorted(root.glob(f"server-*-{pid}-*"))
     assert mine, "the server had no scratch entry named for its owner"
     stale = leftovers.stale(root)
@@ -202,11 +201,14 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-@pytest.mark.parametrize("args, words", [
-    (["9.9.9"], "unknown chromadb release '9.9.9'"),
-    (["1.5.9", "--port", "0"], "port 0 is not a TCP port"),
-    (["0.4.5", "--auth", "token"], "has no token auth"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["9.9.9"], "unknown chromadb release '9.9.9'"),
+        (["1.5.9", "--port", "0"], "port 0 is not a TCP port"),
+        (["0.4.5", "--auth", "token"], "has no token auth"),
+    ],
+)
 def test_serve_refuses_bad_input_in_one_line(args, words):
     done = subprocess.run(cli_command("serve", *args), capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
@@ -218,16 +220,18 @@ def test_serve_refuses_bad_input_in_one_line(args, words):
 def test_serve_refuses_a_path_that_is_a_file(tmp_path):
     a_file = tmp_path / "store"
     a_file.write_text("x")
-    done = subprocess.run(cli_command("serve", "1.5.9", "--path", str(a_file)), capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        cli_command("serve", "1.5.9", "--path", str(a_file)), capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
-        f"chroma-compat: error: --path {a_file} exists and is not a directory"]
+        f"chroma-compat: error: --path {a_file} exists and is not a directory"
+    ]
 
 
 @pytest.mark.slow
 def test_the_fixture_starts_servers_and_stops_them_at_teardown(pytester):
     record = pytester.path / "pgids.txt"
-    pytester.makeconftest("from pytest_chroma_compat.server_fixture import chroma_server  # noqa: F401\n")
+    pytester.makeconftest("from pytest_chroma_compat.plugin.server_fixture import chroma_server  # noqa: F401\n")
     pytester.makepyfile(f"""
         import urllib.request
         import pytest
@@ -273,7 +277,7 @@ def test_the_fixture_starts_servers_and_stops_them_at_teardown(pytester):
 def test_a_test_run_that_dies_takes_its_servers_along(how, pytester):
     """A crashed (SIGKILL) or interrupted (Ctrl-C) pytest run leaves no server behind."""
     record, stacks = pytester.path / "pgid.txt", pytester.path / "stacks.txt"
-    pytester.makeconftest("from pytest_chroma_compat.server_fixture import chroma_server  # noqa: F401\n")
+    pytester.makeconftest("from pytest_chroma_compat.plugin.server_fixture import chroma_server  # noqa: F401\n")
     pytester.makepyfile(f"""
         import faulthandler, signal, time
 
@@ -292,16 +296,20 @@ def test_a_test_run_that_dies_takes_its_servers_along(how, pytester):
     output = open(pytester.path / "inner-output.txt", "w")  # what the inner run said, for a failure message
     # as from a terminal: SIGINT at its default, whatever the process running this test left it at
     # (an ignored SIGINT is inherited across exec, and then Python never raises KeyboardInterrupt)
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(pytester.path)],
-                            cwd=pytester.path, stdout=output, stderr=subprocess.STDOUT,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(pytester.path)],
+        cwd=pytester.path,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 120
         while not (record.exists() and record.read_text()):
             assert time.monotonic() < deadline and proc.poll() is None, "the server never started"
             time.sleep(0.2)
         pgid, port = map(int, record.read_text().split())
-        assert servers.group_members(pgid) and _listening(port)
+        assert launcher.group_members(pgid) and _listening(port)
     finally:
         proc.send_signal(how)
         try:
@@ -312,11 +320,13 @@ def test_a_test_run_that_dies_takes_its_servers_along(how, pytester):
             proc.kill()
             output.close()
             tail = (pytester.path / "inner-output.txt").read_text()[-2000:]
-            raise AssertionError(f"the interrupted run did not exit in 180 s (SIGINT here: "
-                                 f"{signal.getsignal(signal.SIGINT)}); it printed:\n{tail}\n"
-                                 f"its threads:\n{stacks.read_text()[-6000:]}") from None
+            raise AssertionError(
+                f"the interrupted run did not exit in 180 s (SIGINT here: "
+                f"{signal.getsignal(signal.SIGINT)}); it printed:\n{tail}\n"
+                f"its threads:\n{stacks.read_text()[-6000:]}"
+            ) from None
         output.close()
-    assert _gone(pgid), f"left behind: {servers.group_members(pgid)}"
+    assert _gone(pgid), f"left behind: {launcher.group_members(pgid)}"
     assert not _listening(port)
     if how == signal.SIGKILL:
         _sweep_scratch_of(proc.pid)

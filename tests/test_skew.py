@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from pytest_chroma_compat import skew
+from pytest_chroma_compat.servers import skew
 
 from .test_servers import cli_command
 
@@ -22,9 +22,14 @@ OPS = list(skew.OPERATIONS)
 @pytest.mark.slow
 def test_a_two_by_two_matrix_gives_real_cells_with_real_errors(tmp_path):
     md, js = tmp_path / "skew.md", tmp_path / "skew.json"
-    done = subprocess.run(cli_command("skew", "--clients", "0.6.3,1.5.9", "--servers", "0.6.3", "1.5.9",
-                                      "--markdown", str(md), "--json", str(js)),
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        cli_command(
+            "skew", "--clients", "0.6.3,1.5.9", "--servers", "0.6.3", "1.5.9", "--markdown", str(md), "--json", str(js)
+        ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.strip().splitlines()) == 4  # one line per cell, as it is measured
     assert "4 cells in" in done.stderr and "0 could not check" in done.stderr
@@ -44,8 +49,10 @@ def test_a_two_by_two_matrix_gives_real_cells_with_real_errors(tmp_path):
 
     old_client = cells[("0.6.3", "1.5.9")]
     assert old_client["verdict"] == "incompatible"
-    assert old_client["failure"].startswith("create_collection: KeyError: '_type' (the server answered HTTP 200 "
-                                            "to POST /api/v2/tenants/default_tenant/databases/")
+    assert old_client["failure"].startswith(
+        "create_collection: KeyError: '_type' (the server answered HTTP 200 "
+        "to POST /api/v2/tenants/default_tenant/databases/"
+    )
     ops = {op["op"]: op for op in old_client["operations"]}
     assert ops["connect"]["ok"] and ops["heartbeat"]["ok"]
     assert ops["version"]["value"] == "1.0.0"  # what a 1.5.9 server says it is
@@ -67,14 +74,24 @@ def test_a_two_by_two_matrix_gives_real_cells_with_real_errors(tmp_path):
 
 
 def test_error_descriptions_put_the_server_answer_before_the_client_words():
-    refused = {"type": "ValueError", "message": "Could not connect to tenant default_tenant.",
-               "http": {"method": "GET", "path": "/api/v1/tenants/default_tenant", "status": 410,
-                        "body": '{"error":"Unimplemented","message":"The v1 API is deprecated."}'}}
+    refused = {
+        "type": "ValueError",
+        "message": "Could not connect to tenant default_tenant.",
+        "http": {
+            "method": "GET",
+            "path": "/api/v1/tenants/default_tenant",
+            "status": 410,
+            "body": '{"error":"Unimplemented","message":"The v1 API is deprecated."}',
+        },
+    }
     assert skew.describe_error("connect", refused) == (
         'connect: HTTP 410 GET /api/v1/tenants/default_tenant {"error":"Unimplemented","message":"The v1 API is '
-        'deprecated."}: ValueError: Could not connect to tenant default_tenant.')
-    assert skew.describe_error("count", {"type": "Wrong", "message": "count: got 3, expected 4"}) == \
-        "count: Wrong: count: got 3, expected 4"
+        'deprecated."}: ValueError: Could not connect to tenant default_tenant.'
+    )
+    assert (
+        skew.describe_error("count", {"type": "Wrong", "message": "count: got 3, expected 4"})
+        == "count: Wrong: count: got 3, expected 4"
+    )
     assert skew.describe_error("add", {"type": "E", "message": "x" * 50}, limit=10) == "add: E: xxxxxxxxxx..."
 
 

@@ -14,76 +14,132 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pytest_chroma_compat.errors import CompatError
+from pytest_chroma_compat.common.errors import CompatError
 from pytest_chroma_compat.snapshot import reports
 from pytest_chroma_compat.snapshot.result import Check, CollectionSummary, Validation
 
 INVENTORY = {
-    "format": "sqlite", "bytes": 123456,
+    "format": "sqlite",
+    "bytes": 123456,
     "writer_range": {"first": "0.4.6", "last": "0.4.24", "evidence": "9 migrations applied"},
-    "tenants": ["default_tenant"], "databases": [{"id": "d", "name": "default_database", "tenant": "default_tenant"}],
-    "collections": [{"name": "notes", "count": 3, "dimension": 4, "space": "cosine"},
-                    {"name": "docs", "count": 2, "dimension": 4, "space": "l2"}],
-    "wal": {"rows": 5, "bytes": 2048, "sqlite_wal_bytes": 0}, "automatically_purge": None,
-    "orphaned_segment_dirs": [{"dir": "0000", "bytes": 4096}], "missing_segment_dirs": [], "problems": [],
+    "tenants": ["default_tenant"],
+    "databases": [{"id": "d", "name": "default_database", "tenant": "default_tenant"}],
+    "collections": [
+        {"name": "notes", "count": 3, "dimension": 4, "space": "cosine"},
+        {"name": "docs", "count": 2, "dimension": 4, "space": "l2"},
+    ],
+    "wal": {"rows": 5, "bytes": 2048, "sqlite_wal_bytes": 0},
+    "automatically_purge": None,
+    "orphaned_segment_dirs": [{"dir": "0000", "bytes": 4096}],
+    "missing_segment_dirs": [],
+    "problems": [],
 }
-SOURCE = {"location": "./chroma_data", "kind": "directory", "hash_before": "sha256:aa", "hash_after": "sha256:aa",
-          "unchanged": True}
+SOURCE = {
+    "location": "./chroma_data",
+    "kind": "directory",
+    "hash_before": "sha256:aa",
+    "hash_after": "sha256:aa",
+    "unchanged": True,
+}
 
 
 def _summaries() -> list[CollectionSummary]:
-    return [CollectionSummary("notes", 3, 3, 3, 4, "cosine", "01", "01", 2, 0),
-            CollectionSummary("docs", 2, 2, 2, 4, "l2", "02", "03", 0, 1)]
+    return [
+        CollectionSummary("notes", 3, 3, 3, 4, "cosine", "01", "01", 2, 0),
+        CollectionSummary("docs", 2, 2, 2, 4, "l2", "02", "03", 0, 1),
+    ]
 
 
 def _result(checks: list[Check], **kw) -> Validation:
-    base = dict(source=dict(SOURCE), source_release="0.4.24", source_release_evidence="9 migrations applied",
-                target_release="1.5.9", direction="upgrade", inventory=INVENTORY, checks=checks,
-                collections=_summaries(), timings={"copy": 0.2, "compare": 1.5, "total": 2.0},
-                contracts_crossed=[{"id": "get-order", "title": "get() order", "changed_in": "0.5.9",
-                                    "before": "sorted", "after": {"order": "insertion"}},
-                                   {"id": "ne-nin", "title": "$ne | $nin", "documented": "0.5.0",
-                                    "change": "$ne: [c] -> [b, c]", "consequence": "Check filters."}])
+    base = dict(
+        source=dict(SOURCE),
+        source_release="0.4.24",
+        source_release_evidence="9 migrations applied",
+        target_release="1.5.9",
+        direction="upgrade",
+        inventory=INVENTORY,
+        checks=checks,
+        collections=_summaries(),
+        timings={"copy": 0.2, "compare": 1.5, "total": 2.0},
+        contracts_crossed=[
+            {
+                "id": "get-order",
+                "title": "get() order",
+                "changed_in": "0.5.9",
+                "before": "sorted",
+                "after": {"order": "insertion"},
+            },
+            {
+                "id": "ne-nin",
+                "title": "$ne | $nin",
+                "documented": "0.5.0",
+                "change": "$ne: [c] -> [b, c]",
+                "consequence": "Check filters.",
+            },
+        ],
+    )
     return Validation(**{**base, **kw})
 
 
 @pytest.fixture
 def safe() -> Validation:
-    return _result([Check("source-unchanged", "pass"), Check("open", "pass", seconds=0.5),
-                    Check("count", "pass", collection="notes"), Check("count", "pass", collection="docs"),
-                    Check("contracts", "info", "1 behaviour contract(s) change")])
+    return _result(
+        [
+            Check("source-unchanged", "pass"),
+            Check("open", "pass", seconds=0.5),
+            Check("count", "pass", collection="notes"),
+            Check("count", "pass", collection="docs"),
+            Check("contracts", "info", "1 behaviour contract(s) change"),
+        ]
+    )
 
 
 @pytest.fixture
 def unsafe() -> Validation:
-    hostile = {"id": "a|b\nc<d>&e\x00f\x1b[31m", "value": float("nan"), "inf": float("inf"),
-               "nested": [{"x": float("-inf")}], "tuple_key": {(1, 2): "k"}}
-    return _result([
-        Check("source-unchanged", "pass"),
-        Check("open", "pass"),
-        Check("writable", "fail", "add failed: InternalError | compaction\nsecond line <x> & y", "notes",
-              hostile, 0.25),
-        Check("filters", "pre-existing", "both releases miss 1 id", "docs", {"where": {"f": {"$eq": 1.5}}}),
-        Check("query", "error", "release raised: KeyError('_type')", "docs", {"traceback": "```\nboom\n```"}),
-        Check("embeddings", "skip", "no embeddings", "docs"),
-        Check("contracts", "info", "1 contract(s)"),
-    ])
+    hostile = {
+        "id": "a|b\nc<d>&e\x00f\x1b[31m",
+        "value": float("nan"),
+        "inf": float("inf"),
+        "nested": [{"x": float("-inf")}],
+        "tuple_key": {(1, 2): "k"},
+    }
+    return _result(
+        [
+            Check("source-unchanged", "pass"),
+            Check("open", "pass"),
+            Check(
+                "writable",
+                "fail",
+                "add failed: InternalError | compaction\nsecond line <x> & y",
+                "notes",
+                hostile,
+                0.25,
+            ),
+            Check("filters", "pre-existing", "both releases miss 1 id", "docs", {"where": {"f": {"$eq": 1.5}}}),
+            Check("query", "error", "release raised: KeyError('_type')", "docs", {"traceback": "```\nboom\n```"}),
+            Check("embeddings", "skip", "no embeddings", "docs"),
+            Check("contracts", "info", "1 contract(s)"),
+        ]
+    )
 
 
 @pytest.fixture
 def invalid() -> Validation:
-    return Validation(source={"location": "s3://bucket/prefix/"}, target_release="1.5.9",
-                      error="cannot reach s3://bucket/prefix/: NoSuchBucket")
+    return Validation(
+        source={"location": "s3://bucket/prefix/"},
+        target_release="1.5.9",
+        error="cannot reach s3://bucket/prefix/: NoSuchBucket",
+    )
 
 
 def _strict(text: str) -> dict:
     def reject(name: str) -> None:
         raise ValueError(f"non-standard JSON constant {name}")
+
     return json.loads(text, parse_constant=reject)
 
 
-@pytest.mark.parametrize("name, verdict, code", [("safe", "safe", 0), ("unsafe", "unsafe", 1),
-                                                 ("invalid", "error", 2)])
+@pytest.mark.parametrize("name, verdict, code", [("safe", "safe", 0), ("unsafe", "unsafe", 1), ("invalid", "error", 2)])
 def test_json_is_strict_and_carries_the_verdict(request, name, verdict, code):
     v = request.getfixturevalue(name)
     text = reports.to_json_text(v)
@@ -113,7 +169,9 @@ def test_junit_one_testcase_per_check_with_counts(unsafe):
     assert (suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("2", "1", "1")
     failed = [c for c in cases if c.find("failure") is not None]
     assert [(c.get("classname"), c.get("name")) for c in failed] == [
-        ("chroma-compat.validate.notes", "writable"), ("chroma-compat.validate.docs", "filters")]
+        ("chroma-compat.validate.notes", "writable"),
+        ("chroma-compat.validate.docs", "filters"),
+    ]
     failure = failed[0].find("failure")
     assert failure.get("type") == "fail" and "InternalError | compaction" in failure.get("message")
     assert "<d>&e" in failure.text and "\\u0000f\\u001b[31m" in failure.text  # JSON's own escapes
@@ -176,8 +234,9 @@ def test_terminal_tolerates_an_empty_inventory():
 
 def test_write_reports_is_atomic_and_complete(unsafe, tmp_path):
     out = tmp_path / "deep" / "reports"
-    paths = reports.write_reports(unsafe, json_path=out / "r.json", junit_path=out / "r.xml",
-                                  markdown_path=out / "r.md")
+    paths = reports.write_reports(
+        unsafe, json_path=out / "r.json", junit_path=out / "r.xml", markdown_path=out / "r.md"
+    )
     assert paths == [out / "r.json", out / "r.xml", out / "r.md"]
     assert sorted(p.name for p in out.iterdir()) == ["r.json", "r.md", "r.xml"]  # no temp files left
     _strict((out / "r.json").read_text())

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chroma_compat.errors import CompatError
+from pytest_chroma_compat.common.errors import CompatError
 from pytest_chroma_compat.snapshot import Materialized, SourceError, materialize, tree_hash
 
 from .s3_server import _free_port, moto_auth, upload_tree, user_without_policy
@@ -43,8 +43,9 @@ def store(tmp_path) -> Path:
     seg.mkdir(parents=True)
     con = sqlite3.connect(root / "chroma.sqlite3")
     con.execute("CREATE TABLE embeddings (id INTEGER PRIMARY KEY, embedding_id TEXT, doc TEXT)")
-    con.executemany("INSERT INTO embeddings (embedding_id, doc) VALUES (?, ?)",
-                    [(f"id{i}", f"document {i}") for i in range(200)])
+    con.executemany(
+        "INSERT INTO embeddings (embedding_id, doc) VALUES (?, ?)", [(f"id{i}", f"document {i}") for i in range(200)]
+    )
     con.commit()
     con.close()
     rnd = __import__("random").Random(7)
@@ -80,8 +81,7 @@ def _file_info(name: str, data: bytes) -> tarfile.TarInfo:
 
 
 def _snapshot_outside(tmp_path: Path, work: Path) -> set[str]:
-    return {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
-            if work not in p.parents and p != work}
+    return {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if work not in p.parents and p != work}
 
 
 # ---------------------------------------------------------------- directories
@@ -132,6 +132,7 @@ def test_missing_and_unsupported_sources(tmp_path):
 def test_tar_extraction_returns_the_single_top_dir(store, tmp_path, name, mode):
     archive = _make_tar(tmp_path / name, store, mode)
     import hashlib
+
     sha = hashlib.sha256(archive.read_bytes()).hexdigest()
     m = materialize(str(archive), tmp_path / "work")
     assert m.kind == "tar" and m.path.name == "chroma_data"
@@ -158,8 +159,9 @@ def _symlink(name: str, target: str) -> tarfile.TarInfo:
     return info
 
 
-@pytest.mark.parametrize("case", ["dotdot", "absolute", "symlink-etc", "symlink-relative-escape",
-                                  "hardlink-out", "device"])
+@pytest.mark.parametrize(
+    "case", ["dotdot", "absolute", "symlink-etc", "symlink-relative-escape", "hardlink-out", "device"]
+)
 def test_unsafe_tar_rejected_and_nothing_written_outside(tmp_path, case):
     abs_target = tmp_path / "abs_evil.txt"
     members = {
@@ -218,11 +220,15 @@ def test_internal_symlink_is_refused_too(tmp_path):
 def test_s3_prefix_equals_original_tree(store, tmp_path, s3, moto_server):
     s3.create_bucket(Bucket="stores")
     upload_tree(s3, "stores", "prod/chroma/", store)
-    s3.put_object(Bucket="stores", Key="prod/chroma/", Body=b"")          # console "folder" marker
-    s3.put_object(Bucket="stores", Key="prod/chroma2/decoy", Body=b"x")   # a sibling prefix: not ours
+    s3.put_object(Bucket="stores", Key="prod/chroma/", Body=b"")  # console "folder" marker
+    s3.put_object(Bucket="stores", Key="prod/chroma2/decoy", Body=b"x")  # a sibling prefix: not ours
     calls: list[tuple[int, int]] = []
-    m = materialize("s3://stores/prod/chroma", tmp_path / "work", endpoint_url=moto_server,
-                    progress=lambda done, total: calls.append((done, total)))
+    m = materialize(
+        "s3://stores/prod/chroma",
+        tmp_path / "work",
+        endpoint_url=moto_server,
+        progress=lambda done, total: calls.append((done, total)),
+    )
     assert m.kind == "s3" and m.source_unchanged
     assert tree_hash(m.path, mtimes=False) == tree_hash(store, mtimes=False)
     files = {p.relative_to(store).as_posix(): p.stat().st_size for p in store.rglob("*") if p.is_file()}
@@ -246,9 +252,11 @@ def test_s3_single_archive_object(store, tmp_path, s3, moto_server):
 
 def test_s3_missing_prefix_bucket_and_key(tmp_path, s3, moto_server):
     s3.create_bucket(Bucket="empty")
-    for url, pattern in [("s3://empty/nothing/here/", "no objects at s3://empty/nothing/here/"),
-                         ("s3://no-such-bucket/x/", "no objects at s3://no-such-bucket/x/"),
-                         ("s3://empty/missing.tar.gz", "no objects at s3://empty/missing.tar.gz")]:
+    for url, pattern in [
+        ("s3://empty/nothing/here/", "no objects at s3://empty/nothing/here/"),
+        ("s3://no-such-bucket/x/", "no objects at s3://no-such-bucket/x/"),
+        ("s3://empty/missing.tar.gz", "no objects at s3://empty/missing.tar.gz"),
+    ]:
         with pytest.raises(SourceError, match=pattern) as exc:
             materialize(url, tmp_path / "work", endpoint_url=moto_server)
         assert "\n" not in str(exc.value)
@@ -295,10 +303,13 @@ def test_s3_unsafe_key_rejected(tmp_path, s3, moto_server):
 
 
 def test_package_imports_without_boto3(tmp_path):
-    code = ("import sys; sys.modules['boto3'] = None; sys.modules['botocore'] = None\n"
-            "import pytest_chroma_compat.snapshot as s\n"
-            "try:\n    s.materialize('s3://b/p/', __import__('pathlib').Path(sys.argv[1]))\n"
-            "except s.SourceError as e:\n    print(e)\n")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "work")], capture_output=True, text=True,
-                         timeout=60)
+    code = (
+        "import sys; sys.modules['boto3'] = None; sys.modules['botocore'] = None\n"
+        "import pytest_chroma_compat.snapshot as s\n"
+        "try:\n    s.materialize('s3://b/p/', __import__('pathlib').Path(sys.argv[1]))\n"
+        "except s.SourceError as e:\n    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "work")], capture_output=True, text=True, timeout=60
+    )
     assert "need boto3" in out.stdout, out.stderr

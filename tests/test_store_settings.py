@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chroma_compat.client import Release
-from pytest_chroma_compat.errors import ChromaError, WorkerError
+from pytest_chroma_compat.common.errors import ChromaError, WorkerError
+from pytest_chroma_compat.engine.client import Release
 from pytest_chroma_compat.snapshot import inventory, reports, store_settings
 from pytest_chroma_compat.snapshot.validate import validate
 
@@ -27,8 +27,12 @@ def _write(version: str, path: Path, settings: dict | None = SHA) -> Path:
     with Release(version) as release:
         with release.persistent(path, settings) as client:
             col = client.create_collection("notes")
-            col.add(ids=[f"n{i}" for i in range(12)], embeddings=[[float(i), 1.0, 0.5] for i in range(12)],
-                    documents=[f"note {i}" for i in range(12)], metadatas=[{"k": i} for i in range(12)])
+            col.add(
+                ids=[f"n{i}" for i in range(12)],
+                embeddings=[[float(i), 1.0, 0.5] for i in range(12)],
+                documents=[f"note {i}" for i in range(12)],
+                metadatas=[{"k": i} for i in range(12)],
+            )
     return path
 
 
@@ -85,8 +89,14 @@ def test_a_sha256_store_validates_with_a_real_verdict_naming_the_setting(stores,
 
 def test_a_sha256_store_rules_out_releases_without_the_setting():
     """0.4.15-0.4.24 share a migration set; only 0.4.18 on can have written a sha256 store."""
-    wr = {"first": "0.4.15", "last": "0.4.24", "versions": [f"0.4.{i}" for i in range(15, 25)],
-          "readers": [f"0.4.{i}" for i in range(24, 14, -1)], "source_release": "0.4.24", "evidence": "e"}
+    wr = {
+        "first": "0.4.15",
+        "last": "0.4.24",
+        "versions": [f"0.4.{i}" for i in range(15, 25)],
+        "readers": [f"0.4.{i}" for i in range(24, 14, -1)],
+        "source_release": "0.4.24",
+        "evidence": "e",
+    }
     detected = {"migrations_hash_algorithm": {"value": "sha256", "default": "md5"}}
     out = store_settings.restrict(wr, detected)
     assert out["first"] == "0.4.18" and out["readers"][-1] == "0.4.18"

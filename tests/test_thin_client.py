@@ -17,9 +17,10 @@ import sys
 
 import pytest
 
-from pytest_chroma_compat import envs, pins, releases, skew
-from pytest_chroma_compat.client import Release
-from pytest_chroma_compat.errors import ChromaError, CorruptEnvironment, UnknownRelease
+from pytest_chroma_compat.common.errors import ChromaError, CorruptEnvironment, UnknownRelease
+from pytest_chroma_compat.engine import envs, pins, releases
+from pytest_chroma_compat.engine.client import Release
+from pytest_chroma_compat.servers import skew
 
 from .conftest import MID, NEW
 
@@ -46,9 +47,14 @@ print(json.dumps(out))
 
 def probe(env: envs.Environment, tmp_path) -> dict:
     """Run PROBE with the environment's own interpreter, kept off the user's home like a worker."""
-    done = subprocess.run([str(env.interpreter), "-c", PROBE, str(tmp_path / "store"), *SERVER_SIDE],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                          env=envs.hermetic_environ(tmp_path / "scratch"))
+    done = subprocess.run(
+        [str(env.interpreter), "-c", PROBE, str(tmp_path / "store"), *SERVER_SIDE],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=envs.hermetic_environ(tmp_path / "scratch"),
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -63,7 +69,7 @@ def test_a_thin_environment_has_its_own_key_and_no_server(version, tmp_path):
     assert full.key.startswith(f"chromadb-{version}-{envs.python_tag()}-")
     assert env.packages["chromadb-client"] == version and "chromadb" not in env.packages
     assert full.packages["chromadb"] == version and "chromadb-client" not in full.packages
-    # posthog<6 was measured to be needed by the thin 0.5.10-1.0.13 too (pins.toml); 1.5.9 pins it itself
+    # posthog<6 was measured to be needed by the thin 0.5.10-1.0.13 too (engine/pins.toml); 1.5.9 pins it itself
     assert [p["id"] for p in env.pins] == (["posthog-5"] if version == MID else [])
     if version == MID:
         assert int(env.packages["posthog"].split(".")[0]) < 6
@@ -71,7 +77,7 @@ def test_a_thin_environment_has_its_own_key_and_no_server(version, tmp_path):
 
     seen = probe(env, tmp_path)
     assert seen["version"] == version
-    assert seen["missing"] == {name: "ModuleNotFoundError" for name in SERVER_SIDE}
+    assert seen["missing"] == dict.fromkeys(SERVER_SIDE, "ModuleNotFoundError")
     assert seen["persistent"].startswith("RuntimeError: Chroma is running in http-only client mode")
     assert not (tmp_path / "store").exists()
 
@@ -100,8 +106,10 @@ def test_thin_clients_against_real_servers(tmp_path):
     assert {op["op"]: op["value"] for op in same.operations}["get_where"] == ["a", "d"]
     # as the full 0.6.3 client: the 1.x server makes the collection, the 0.6 client cannot read the answer
     assert newer.verdict == "incompatible"
-    assert newer.failure.startswith("create_collection: KeyError: '_type' (the server answered HTTP 200 to POST "
-                                    "/api/v2/tenants/default_tenant/databases/")
+    assert newer.failure.startswith(
+        "create_collection: KeyError: '_type' (the server answered HTTP 200 to POST "
+        "/api/v2/tenants/default_tenant/databases/"
+    )
     page = skew.markdown(skew.Skew([f"client-{MID}"], [MID, NEW], cells))
     assert f"| chromadb-client {MID} | compatible | **incompatible**: create_collection: KeyError: '_type'" in page
 
@@ -114,27 +122,38 @@ def test_thin_clients_against_real_servers(tmp_path):
     skew.write(result, markdown_path=str(tmp_path / "skew.md"), json_path=str(tmp_path / "skew.json"))
     assert f"| chromadb-client {NEW} | compatible |" in (tmp_path / "skew.md").read_text()
     doc = json.loads((tmp_path / "skew.json").read_text())
-    assert doc["clients"] == [f"client-{NEW}"] and doc["cells"][0]["client_info"]["distribution"]["name"] == \
-        "chromadb-client"
+    assert (
+        doc["clients"] == [f"client-{NEW}"]
+        and doc["cells"][0]["client_info"]["distribution"]["name"] == "chromadb-client"
+    )
 
 
 def test_a_release_without_a_thin_package_is_one_line_before_any_work():
     first = releases.thin_versions()[0]
     assert first == "0.5.10"
     words = f"chromadb 0.4.24 published no chromadb-client package; the first is {first}"
-    for attempt in (lambda: envs.ensure("0.4.24", kind="client"), lambda: Release("0.4.24", kind="client"),
-                    lambda: skew.parse_client("client-0.4.24"), lambda: skew.run(["client-0.4.24"], [MID])):
+    for attempt in (
+        lambda: envs.ensure("0.4.24", kind="client"),
+        lambda: Release("0.4.24", kind="client"),
+        lambda: skew.parse_client("client-0.4.24"),
+        lambda: skew.run(["client-0.4.24"], [MID]),
+    ):
         with pytest.raises(UnknownRelease) as caught:
             attempt()
         assert str(caught.value) == words and caught.value.exit_code == 2
-    with pytest.raises(UnknownRelease, match="chromadb 1.0.2 published no chromadb-client package; the nearest "
-                                             "that did: 1.0.0 and 1.0.3"):
+    with pytest.raises(
+        UnknownRelease,
+        match="chromadb 1.0.2 published no chromadb-client package; the nearest that did: 1.0.0 and 1.0.3",
+    ):
         skew.parse_client("client-1.0.2")
     with pytest.raises(UnknownRelease, match="unknown chromadb release '7.7.7'"):
         skew.parse_client("client-7.7.7")
     # spellings: a bare release is the full package, client-<anything resolve takes> the thin one
-    assert skew.client_names(["0.6,client-0.6", "client-latest", MID]) == \
-        [MID, f"client-{MID}", f"client-{releases.thin_versions()[-1]}"]
+    assert skew.client_names(["0.6,client-0.6", "client-latest", MID]) == [
+        MID,
+        f"client-{MID}",
+        f"client-{releases.thin_versions()[-1]}",
+    ]
     assert skew.client_label(f"client-{MID}") == f"chromadb-client {MID}" and skew.client_label(MID) == MID
 
 
@@ -152,8 +171,11 @@ def test_prune_keeps_a_thin_environment_and_a_fat_one_is_broken(private_home):
     assert envs.prune() == [] and env.path.exists()  # its key is current for its kind: not outdated
     site = next(env.path.glob("lib/python*/site-packages"))
     (site / f"chromadb-{NEW}.dist-info").mkdir()  # what `pip install chromadb` into it leaves
-    with pytest.raises(CorruptEnvironment, match=re.escape(f"is no longer thin: chromadb-{NEW}.dist-info); run ") +
-                       re.escape(f"`chroma-compat env ensure --rebuild client-{NEW}`")):
+    with pytest.raises(
+        CorruptEnvironment,
+        match=re.escape(f"is no longer thin: chromadb-{NEW}.dist-info); run ")
+        + re.escape(f"`chroma-compat env ensure --rebuild client-{NEW}`"),
+    ):
         envs.ensure(NEW, kind="client")
     assert envs.ensure(NEW, kind="client", rebuild=True).kind == "client"
 

@@ -2,7 +2,7 @@
 
 Stores are shaped like a real application's (one collection per kind of record, long structured ids,
 str/int/float metadata, documents, batched upsert then a single-record update, a second database).
-Servers are real (servers.py); the source's bytes are hashed before and after every run.
+Servers are real (servers/launcher.py); the source's bytes are hashed before and after every run.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import uuid
 import numpy as np
 import pytest
 
-from pytest_chroma_compat import servers
-from pytest_chroma_compat.client import Release
+from pytest_chroma_compat.engine.client import Release
+from pytest_chroma_compat.servers import launcher
 from pytest_chroma_compat.snapshot.sources import tree_hash
 from pytest_chroma_compat.transfer import endpoints, journal, move, verify
 from pytest_chroma_compat.transfer.move import Mover
@@ -31,19 +31,24 @@ DIM = 8
 
 def app_records(n: int, seed: int, prefix: str = "IMAGE") -> dict:
     rng = np.random.default_rng(seed)
-    ids = [f"{prefix}#{uuid.UUID(int=int(rng.integers(1 << 62)))}#RECEIPT#{i // 9:05d}#LINE#{i % 9:05d}"
-           for i in range(n)]
-    return {"ids": ids, "embeddings": rng.random((n, DIM)),
-            "documents": [f"line {i} total {i * 3} store {i % 5}" for i in range(n)],
-            "metadatas": [{"receipt": i // 9, "line": i % 9, "amount": round(i * 0.25, 2), "store": f"s{i % 5}"}
-                          for i in range(n)]}
+    ids = [
+        f"{prefix}#{uuid.UUID(int=int(rng.integers(1 << 62)))}#RECEIPT#{i // 9:05d}#LINE#{i % 9:05d}" for i in range(n)
+    ]
+    return {
+        "ids": ids,
+        "embeddings": rng.random((n, DIM)),
+        "documents": [f"line {i} total {i * 3} store {i % 5}" for i in range(n)],
+        "metadatas": [
+            {"receipt": i // 9, "line": i % 9, "amount": round(i * 0.25, 2), "store": f"s{i % 5}"} for i in range(n)
+        ],
+    }
 
 
 def write_app(client, name: str, n: int, seed: int, metadata: dict | None = None) -> None:
     col = client.create_collection(name, metadata=metadata)
     rec = app_records(n, seed)
     for start in range(0, n, 100):  # batched upsert, as the app writes
-        col.upsert(**{k: v[start:start + 100] for k, v in rec.items()})
+        col.upsert(**{k: v[start : start + 100] for k, v in rec.items()})
     col.update(ids=[rec["ids"][0]], metadatas=[{"receipt": 0, "line": 0, "amount": 9.5, "store": "edited"}])
 
 
@@ -64,14 +69,18 @@ def old_store(tmp_path_factory):
 
 
 def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest_chroma_compat", "migrate", *args], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_chroma_compat", "migrate", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.slow
 def test_directory_to_a_server_of_another_era_carries_every_database_verified(old_store, tmp_path):
     before = tree_hash(old_store)
-    with servers.serve(NEW) as server:
+    with launcher.serve(NEW) as server:
         proc = run(str(old_store), server.url, "--verify", "--json", str(tmp_path / "m.json"))
         assert proc.returncode == 0, proc.stderr
         report = json.loads((tmp_path / "m.json").read_text())
@@ -95,15 +104,28 @@ def test_directory_to_a_server_of_another_era_carries_every_database_verified(ol
 @pytest.mark.slow
 def test_server_to_a_new_directory_carries_cosine_and_names_the_release_own_rounding(tmp_path):
     target = tmp_path / "new-store"
-    with servers.serve(MID) as server, servers.serve(NEW, auth="token") as other:
+    with launcher.serve(MID) as server, launcher.serve(NEW, auth="token") as other:
         with Release(MID) as rel:
             write_app(rel.http(server.host, server.port), "receipt_words", 1500, 4, metadata={"hnsw:space": "cosine"})
         proc = run(server.url, str(target), "--target-version", NEW, "--verify", "--json", str(tmp_path / "m.json"))
         # and server to server, the token passed through from the environment, never printed
         to_server = subprocess.run(
-            [sys.executable, "-m", "pytest_chroma_compat", "migrate", server.url, other.url, "--verify",
-             "--target-header", "Authorization: Bearer $T"], capture_output=True, text=True, timeout=600,
-            env={**os.environ, "T": other.token})
+            [
+                sys.executable,
+                "-m",
+                "pytest_chroma_compat",
+                "migrate",
+                server.url,
+                other.url,
+                "--verify",
+                "--target-header",
+                "Authorization: Bearer $T",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "T": other.token},
+        )
         assert to_server.returncode == 0, to_server.stderr
         assert "receipt_words: verified, 1500 records" in to_server.stdout and other.token not in to_server.stderr
     assert proc.returncode == 0, proc.stderr
@@ -126,8 +148,14 @@ def test_verify_finds_a_record_the_move_changed(old_store, tmp_path):
         victim = sorted(src.get_collection("receipt_lines").get(limit=5)["ids"])[2]
         tgt.get_collection("receipt_lines").update(ids=[victim], metadatas=[{"store": "tampered"}])
         info = {"space": "l2", "metadata": None}
-        got = verify.collection("receipt_lines", src.get_collection("receipt_lines"),
-                                tgt.get_collection("receipt_lines"), info, info, control=mover._control)
+        got = verify.collection(
+            "receipt_lines",
+            src.get_collection("receipt_lines"),
+            tgt.get_collection("receipt_lines"),
+            info,
+            info,
+            control=mover._control,
+        )
     assert not got.ok and got.source_digest != got.target_digest
     assert any(f"record {victim!r}: metadata" in d and "tampered" in d for d in got.differences), got.differences
 
@@ -147,18 +175,21 @@ def test_a_target_that_already_holds_a_collection_is_refused_before_anything_is_
         assert client.get_collection("receipt_words").count() == 1
 
 
-@pytest.mark.parametrize("args, words", [
-    (["https://127.0.0.1:1"], "https servers are not supported"),
-    (["http://127.0.0.1:1"], "no Chroma server answers at http://127.0.0.1:1"),
-    (["{file}"], "exists and is not a directory"),
-    (["{source}/inside"], "is the source or inside it"),
-    (["{source}"], "is the source or inside it"),
-    (["http://127.0.0.1:1/api"], "give a server as http://host:port"),
-    (["{new}", "--source-header", "Authorization"], "a header is 'Name: value'"),
-    (["{new}", "--database", "nodatabase"], "--database takes TENANT/DATABASE"),
-    (["{new}", "--target-version", "9.9.9"], "9.9.9"),
-    (["{new}", "--collection", "nope"], "no collection named nope"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["https://127.0.0.1:1"], "https servers are not supported"),
+        (["http://127.0.0.1:1"], "no Chroma server answers at http://127.0.0.1:1"),
+        (["{file}"], "exists and is not a directory"),
+        (["{source}/inside"], "is the source or inside it"),
+        (["{source}"], "is the source or inside it"),
+        (["http://127.0.0.1:1/api"], "give a server as http://host:port"),
+        (["{new}", "--source-header", "Authorization"], "a header is 'Name: value'"),
+        (["{new}", "--database", "nodatabase"], "--database takes TENANT/DATABASE"),
+        (["{new}", "--target-version", "9.9.9"], "9.9.9"),
+        (["{new}", "--collection", "nope"], "no collection named nope"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(old_store, tmp_path, args, words):
     (tmp_path / "a-file").write_text("x")
     fill = {"file": str(tmp_path / "a-file"), "source": str(old_store), "new": str(tmp_path / "new")}
@@ -185,8 +216,18 @@ def test_an_interrupted_move_resumes_where_it_stopped(tmp_path):
         write_app(rel.persistent(source), "receipt_lines", 3000, 5)
     target = tmp_path / "resumed"
     jpath = journal.location(str(source.resolve()), str(target.resolve()))
-    cmd = [sys.executable, "-m", "pytest_chroma_compat", "migrate", str(source), str(target), "--target-version",
-           NEW, "--batch-size", "50"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest_chroma_compat",
+        "migrate",
+        str(source),
+        str(target),
+        "--target-version",
+        NEW,
+        "--batch-size",
+        "50",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     copied = 0
@@ -213,12 +254,18 @@ def test_a_1x_configuration_reaches_an_older_release_as_its_metadata(tmp_path):
     source = tmp_path / "one-x"
     with Release(NEW) as rel:
         client = rel.persistent(source)
-        rel.run("chroma_compat_transfer_ops:create", client=client, sys_path=[move.RELEASE_SIDE], name="by_config",
-                configuration={"hnsw": {"space": "ip", "ef_construction": 128}})
+        rel.run(
+            "chroma_compat_transfer_ops:create",
+            client=client,
+            sys_path=[move.RELEASE_SIDE],
+            name="by_config",
+            configuration={"hnsw": {"space": "ip", "ef_construction": 128}},
+        )
         client.get_collection("by_config").add(ids=["a", "b"], embeddings=[[1.0, 0.0], [0.0, 1.0]])
         client.close()
-    proc = run(str(source), str(tmp_path / "old"), "--target-version", MID, "--verify", "--json",
-               str(tmp_path / "m.json"))
+    proc = run(
+        str(source), str(tmp_path / "old"), "--target-version", MID, "--verify", "--json", str(tmp_path / "m.json")
+    )
     assert proc.returncode == 0, proc.stderr
     got = json.loads((tmp_path / "m.json").read_text())["verified"][0]
     assert (got["source_space"], got["target_space"]) == ("ip", "ip")
@@ -230,10 +277,18 @@ def test_settings_rules_cover_every_pair_of_eras():
     for src in ("0.4.24", "0.6.3", "1.0.0", "1.5.9"):
         for tgt in ("0.4.24", "0.6.3", "1.0.0", "1.5.9"):
             assert move.carry_rule(src, tgt) in ("configuration", "config-to-metadata", "metadata")
-    info = {"metadata": {"app": "x"}, "configuration": {"hnsw": {"space": "cosine", "ef_search": None},
-                                                        "spann": None, "embedding_function": {"name": "default"}}}
-    assert move.settings_for("configuration", info) == {"metadata": {"app": "x"},
-                                                        "configuration": {"hnsw": {"space": "cosine"}}}
+    info = {
+        "metadata": {"app": "x"},
+        "configuration": {
+            "hnsw": {"space": "cosine", "ef_search": None},
+            "spann": None,
+            "embedding_function": {"name": "default"},
+        },
+    }
+    assert move.settings_for("configuration", info) == {
+        "metadata": {"app": "x"},
+        "configuration": {"hnsw": {"space": "cosine"}},
+    }
     assert move.settings_for("config-to-metadata", info) == {"metadata": {"app": "x", "hnsw:space": "cosine"}}
 
 

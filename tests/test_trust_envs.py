@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from fixtures import stores
-from pytest_chroma_compat import envs
-from pytest_chroma_compat.client import Release
+from pytest_chroma_compat.engine import envs
+from pytest_chroma_compat.engine.client import Release
 from pytest_chroma_compat.snapshot.sources import tree_hash
 
 from .conftest import NEW
-from .trust import Canary, canary, cli, one_line  # noqa: F401
+from .trust import Canary, cli, one_line
 
 REBUILD = f"chroma-compat env ensure --rebuild {NEW}"
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chroma_compat.client import Release
+from pytest_chroma_compat.engine.client import Release
 from pytest_chroma_compat.snapshot.sources import tree_hash
 
 from .conftest import NEW, OLD
-from .trust import Canary, canary, cli, one_line, readonly_dir  # noqa: F401
+from .trust import cli, one_line, readonly_dir
 
 SEGMENT_FILES = ("data_level0.bin", "header.bin", "length.bin", "link_lists.bin")
 
@@ -28,10 +28,12 @@ def small_store(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("exit-codes") / "chroma_data"
     with Release(NEW) as release, release.persistent(root) as client:
         col = client.create_collection("receipts", metadata={"hnsw:space": "l2"})
-        col.upsert(ids=[f"IMAGE#{i:04d}#RECEIPT#00001#LINE#{i % 7:05d}" for i in range(40)],
-                   embeddings=[[float(i), float(i % 5), 1.0] for i in range(40)],
-                   documents=[f"line {i} total {i * 3}" for i in range(40)],
-                   metadatas=[{"line": i, "merchant": f"m{i % 4}"} for i in range(40)])
+        col.upsert(
+            ids=[f"IMAGE#{i:04d}#RECEIPT#00001#LINE#{i % 7:05d}" for i in range(40)],
+            embeddings=[[float(i), float(i % 5), 1.0] for i in range(40)],
+            documents=[f"line {i} total {i * 3}" for i in range(40)],
+            metadatas=[{"line": i, "merchant": f"m{i % 4}"} for i in range(40)],
+        )
     return root
 
 
@@ -43,17 +45,20 @@ def _validate(store: Path, *args: str, workdir: Path, **kw) -> tuple:
     return proc
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--to", "1.5.9", "--timeout", "0"], "--timeout must be a positive"),
-    (["--to", "1.5.9", "--timeout", "-5"], "--timeout must be a positive"),
-    (["--to", "1.5.9", "--timeout", "nan"], "--timeout must be a positive"),
-    (["--to", "1.5.9", "--timeout", "inf"], "--timeout must be a positive"),
-    (["--to", ""], "--to needs a release"),
-    (["--to", "1.5.9", "--from", " "], "--from needs a release"),
-    (["--to", "1.5.9", "--batch-size", "0"], "--batch-size must be at least 1"),
-    (["--to", "9.9.9"], "9.9.9"),
-    (["--to", "1.5.9", "--path", "sideways"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--to", "1.5.9", "--timeout", "0"], "--timeout must be a positive"),
+        (["--to", "1.5.9", "--timeout", "-5"], "--timeout must be a positive"),
+        (["--to", "1.5.9", "--timeout", "nan"], "--timeout must be a positive"),
+        (["--to", "1.5.9", "--timeout", "inf"], "--timeout must be a positive"),
+        (["--to", ""], "--to needs a release"),
+        (["--to", "1.5.9", "--from", " "], "--from needs a release"),
+        (["--to", "1.5.9", "--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--to", "9.9.9"], "9.9.9"),
+        (["--to", "1.5.9", "--path", "sideways"], "invalid choice"),
+    ],
+)
 def test_bad_options_are_refused_before_any_work(small_store, tmp_path, args, needle):
     workdir = tmp_path / "work"
     proc = _validate(small_store, *args, workdir=workdir)
@@ -79,8 +84,9 @@ def test_report_path_that_cannot_be_written_is_refused_up_front(small_store, tmp
         proc = _validate(small_store, "--to", NEW, "--json", str(small_store / "report.json"), workdir=workdir)
         one_line(proc, 2, "inside the source")
     elif how == "same-file":
-        proc = _validate(small_store, "--to", NEW, "--json", str(tmp_path / "r"), "--junit", str(tmp_path / "r"),
-                         workdir=workdir)
+        proc = _validate(
+            small_store, "--to", NEW, "--json", str(tmp_path / "r"), "--junit", str(tmp_path / "r"), workdir=workdir
+        )
         one_line(proc, 2, "same file")
     else:
         proc = _validate(small_store, "--to", NEW, "--junit", str(tmp_path / "a-file" / "r.xml"), workdir=workdir)
@@ -150,14 +156,23 @@ def test_a_worker_killed_from_outside_is_exit_2_not_a_verdict(tmp_path, canary):
         store = stores.sample(release, tmp_path / "store", records=1500)
     before = tree_hash(store)
     proc = _start(*_validate_args(store, "--workdir", str(tmp_path / "work")))
+
     def started(pid: int) -> bool:  # chromadb imported: past the start, which is retried when a worker dies in it
         try:
             return "chromadb_rust_bindings" in Path(f"/proc/{pid}/maps").read_text()
         except OSError:
             return False
 
-    workers = _wait_for(lambda: len(_workers_of(proc.pid)) == 2 and all(map(started, _workers_of(proc.pid)))
-                        and _workers_of(proc.pid), 120, "two workers with chromadb imported")
+    # the source's and the target's workers come first; validate may prestart the rollback's worker later
+    workers = _wait_for(
+        lambda: (
+            len(_workers_of(proc.pid)) >= 2
+            and all(map(started, sorted(_workers_of(proc.pid))[:2]))
+            and sorted(_workers_of(proc.pid))[:2]
+        ),
+        120,
+        "two workers with chromadb imported",
+    )
     time.sleep(0.2)
     os.kill(workers[-1], signal.SIGKILL)
     done = _finish(proc, timeout=120)
@@ -215,8 +230,15 @@ def test_an_s3_endpoint_gone_at_the_end_is_exit_2_not_changed(small_store, tmp_p
                 server.stop()  # the endpoint goes away after the copy was made and verified
                 stopped.append(label)
 
-        result = validate("s3://bkt/store/", NEW, endpoint_url=f"http://127.0.0.1:{port}", contracts=False,
-                          progress=progress, s3_timeout=1, workdir=tmp_path / "work")
+        result = validate(
+            "s3://bkt/store/",
+            NEW,
+            endpoint_url=f"http://127.0.0.1:{port}",
+            contracts=False,
+            progress=progress,
+            s3_timeout=1,
+            workdir=tmp_path / "work",
+        )
     finally:
         if not stopped:
             server.stop()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fixtures import stores
-from pytest_chroma_compat.client import Release
+from pytest_chroma_compat.engine.client import Release
 
 from .conftest import run_cli
 from .trust import small_tmpfs

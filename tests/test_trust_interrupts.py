@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 
 from fixtures import stores
-from pytest_chroma_compat import envs, interrupts, leftovers
-from pytest_chroma_compat.client import Release
+from pytest_chroma_compat.common import interrupts
+from pytest_chroma_compat.engine import envs, leftovers
+from pytest_chroma_compat.engine.client import Release
 from pytest_chroma_compat.snapshot.sources import tree_hash
 
-from .trust import Canary, canary, cli, one_line, readonly_dir  # noqa: F401  (canary: a fixture)
+from .trust import Canary, cli, one_line, readonly_dir
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -32,6 +33,7 @@ SIGNALS = [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)]
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
 
 def _processes() -> dict[int, tuple[str, list[str]]]:
     """pid -> (state, argv) of every process; zombies count as gone."""
@@ -55,7 +57,7 @@ def _workers_of(host: int) -> list[int]:
     """Live workers started by the process ``host`` (they carry ``--host-pid HOST``)."""
     found = []
     for pid, (_state, argv) in _processes().items():
-        if any(a.endswith("worker/main.py") for a in argv) and "--host-pid" in argv:
+        if any(a.endswith("engine/worker/main.py") for a in argv) and "--host-pid" in argv:
             i = argv.index("--host-pid")
             if i + 1 < len(argv) and argv[i + 1] == str(host):
                 found.append(pid)
@@ -79,8 +81,14 @@ def _wait_for(condition, timeout: float, what: str):
 
 def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
     environ = {**os.environ, **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "pytest_chroma_compat", *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest_chroma_compat", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environ,
+    )
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -103,6 +111,7 @@ def _validate_args(store: Path, *extra: str) -> list[str]:
 
 # -- fixtures -----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     """A real 1.5.9 store, big enough that comparing it page by page takes a few seconds."""
@@ -124,6 +133,7 @@ def home(tmp_path) -> dict:
 
 
 # -- (a, b) a signal mid-validate ----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("signum,code", SIGNALS, ids=[s.name for s, _ in SIGNALS])
 def test_signal_mid_validate_cleans_up_and_stops_workers(signum, code, store, tmp_path, canary: Canary):
@@ -168,6 +178,7 @@ def test_two_signals_do_not_cut_the_clean_up_short(store, tmp_path):
 
 # -- (c) SIGKILL: nothing of ours runs, the workers notice, prune removes the leftovers ------------
 
+
 def test_sigkill_of_validate_workers_exit_and_prune_removes_exactly_the_leftovers(store, home, tmp_path):
     before = tree_hash(store)
     proc = _start(*_validate_args(store), env=home)
@@ -183,14 +194,17 @@ def test_sigkill_of_validate_workers_exit_and_prune_removes_exactly_the_leftover
     assert proc.returncode == -signal.SIGKILL
     _wait_for(lambda: not [w for w in workers if w in _processes()], 10, "the orphaned workers to exit")
     scratch = Path(home["CHROMA_COMPAT_HOME"]) / "scratch"
-    left = sorted(str(p) for root in (scratch, validate_root) for p in root.iterdir()
-                  if leftovers.owner(p.name) == proc.pid)
+    left = sorted(
+        str(p) for root in (scratch, validate_root) for p in root.iterdir() if leftovers.owner(p.name) == proc.pid
+    )
     copies = [p for p in left if Path(p).name.startswith(f"validate-{proc.pid}-")]
     assert len(copies) == 1 and len(left) == 3, left  # the copies and the two workers' HOMEs
     done = cli("env", "prune", env=home, timeout=120)
     assert done.returncode == 0 and done.stderr == "", done.stderr
-    assert sorted(line.removeprefix("removed ") for line in done.stdout.splitlines()
-                  if line.startswith("removed ")) == left
+    assert (
+        sorted(line.removeprefix("removed ") for line in done.stdout.splitlines() if line.startswith("removed "))
+        == left
+    )
     assert done.stdout.splitlines()[-1].startswith("freed "), done.stdout
     assert not any(os.path.lexists(p) for p in left)
     again = cli("env", "prune", env=home, timeout=120)
@@ -209,8 +223,10 @@ def _busy_sleeping(pid: int) -> bool:
 
 def test_sigkill_of_the_host_mid_call_the_worker_exits_by_itself():
     """The worker is inside a minute-long call, so it reads no EOF: only its watchdog can notice."""
-    code = (f"from pytest_chroma_compat.client import Release; r = Release({NEW!r}); w = r.worker; "
-            "print('ready', flush=True); w.call('debug', action='sleep', seconds=60, timeout=120)")
+    code = (
+        f"from pytest_chroma_compat.engine.client import Release; r = Release({NEW!r}); w = r.worker; "
+        "print('ready', flush=True); w.call('debug', action='sleep', seconds=60, timeout=120)"
+    )
     host = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert host.stdout.readline().strip() == "ready"
@@ -230,15 +246,17 @@ def test_sigkill_of_the_host_mid_call_the_worker_exits_by_itself():
 
 def test_signal_mid_call_kills_the_busy_worker_at_once():
     """A worker inside a minute-long call would hold up a polite shutdown (30 s); the handler kills it first."""
-    code = (f"from pytest_chroma_compat import interrupts\n"
-            f"from pytest_chroma_compat.client import Release\n"
-            f"with interrupts.handling():\n"
-            f"    try:\n"
-            f"        with Release({NEW!r}) as r:\n"
-            f"            r.worker; print('ready', flush=True)\n"
-            f"            r.call('debug', action='sleep', seconds=60)\n"
-            f"    except interrupts.Interrupted as exc:\n"
-            f"        print('interrupted', exc.exit_code, interrupts.live(), flush=True)\n")
+    code = (
+        f"from pytest_chroma_compat.common import interrupts\n"
+        f"from pytest_chroma_compat.engine.client import Release\n"
+        f"with interrupts.handling():\n"
+        f"    try:\n"
+        f"        with Release({NEW!r}) as r:\n"
+        f"            r.worker; print('ready', flush=True)\n"
+        f"            r.call('debug', action='sleep', seconds=60)\n"
+        f"    except interrupts.Interrupted as exc:\n"
+        f"        print('interrupted', exc.exit_code, interrupts.live(), flush=True)\n"
+    )
     host = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert host.stdout.readline().strip() == "ready"
@@ -260,8 +278,13 @@ def test_next_validate_run_removes_copies_of_dead_runs_only(home, tmp_path):
     scratch = Path(home["CHROMA_COMPAT_HOME"]) / "scratch"
     root = scratch / "validate"
     gone = [root / f"validate-{dead}-abc_123", scratch / f"{NEW}-{dead}-0123abcd"]
-    kept = [root / f"validate-{live}-xyz", root / "validate-kept-12345678", root / "validate-abcd1234",
-            scratch / f"{NEW}-{live}-0123abcd", scratch / f"server-{NEW}-1-0123abcd"]
+    kept = [
+        root / f"validate-{live}-xyz",
+        root / "validate-kept-12345678",
+        root / "validate-abcd1234",
+        scratch / f"{NEW}-{live}-0123abcd",
+        scratch / f"server-{NEW}-1-0123abcd",
+    ]
     for path in gone + kept:
         (path / "store").mkdir(parents=True)
         (path / "store" / "chroma.sqlite3").write_bytes(b"x" * 1024)
@@ -272,6 +295,7 @@ def test_next_validate_run_removes_copies_of_dead_runs_only(home, tmp_path):
 
 
 # -- (d) env prune reports only what it removed, and never follows a link -----------------------
+
 
 def _populate(kind: str, home: dict, tmp_path: Path, canary: Canary) -> tuple[list[Path], list[Path]]:
     """Lay out one hostile or stale scratch entry; (expected removed, expected kept)."""
@@ -298,9 +322,15 @@ def _populate(kind: str, home: dict, tmp_path: Path, canary: Canary) -> tuple[li
         (path / "store").mkdir(parents=True)
         return [path], []
     if kind == "entries of live processes, kept copies and names without an owner":
-        paths = [validate_root / f"validate-{os.getpid()}-abcdefgh", validate_root / "validate-kept-12345678",
-                 validate_root / "validate-abcdefgh", validate_root / "validate-99999999999-abcdefgh",
-                 scratch / f"{NEW}-1-0123abcd", scratch / "sweep-12345678", scratch / f"notes-{dead}-x"]
+        paths = [
+            validate_root / f"validate-{os.getpid()}-abcdefgh",
+            validate_root / "validate-kept-12345678",
+            validate_root / "validate-abcdefgh",
+            validate_root / "validate-99999999999-abcdefgh",
+            scratch / f"{NEW}-1-0123abcd",
+            scratch / "sweep-12345678",
+            scratch / f"notes-{dead}-x",
+        ]
         for p in paths:
             p.mkdir(parents=True)
         return [], paths
@@ -366,6 +396,7 @@ def test_env_prune_names_what_it_could_not_remove_and_lists_only_the_rest(home, 
 
 # -- (e) installers ------------------------------------------------------------------------------
 
+
 def _building(home: dict, version: str) -> tuple[subprocess.Popen, list[int]]:
     """``env ensure VERSION`` in a private home, caught while uv installs into its build dir."""
     proc = _start("env", "ensure", version, env={"CHROMA_COMPAT_HOME": home["CHROMA_COMPAT_HOME"]})
@@ -374,8 +405,9 @@ def _building(home: dict, version: str) -> tuple[subprocess.Popen, list[int]]:
     first = proc.stderr.readline()
     assert "building an environment" in first, first
     marker = str(Path(home["CHROMA_COMPAT_HOME"]) / "envs" / envs.BUILD_PREFIX)
-    uv = _wait_for(lambda: [p for p in _mentioning(marker) if "install" in _processes().get(p, ("", []))[1]],
-                   30, "uv pip install")
+    uv = _wait_for(
+        lambda: [p for p in _mentioning(marker) if "install" in _processes().get(p, ("", []))[1]], 30, "uv pip install"
+    )
     assert proc.poll() is None
     return proc, uv
 
@@ -426,7 +458,7 @@ def test_run_kills_the_whole_process_group_when_it_gives_up(tmp_path):
 
 def test_kill_of_the_parent_kills_a_child_started_by_run(tmp_path):
     marker = str(tmp_path / "orphan-marker")
-    code = f"from pytest_chroma_compat import interrupts; interrupts.run({[*SLEEPER, marker]!r})"
+    code = f"from pytest_chroma_compat.common import interrupts; interrupts.run({[*SLEEPER, marker]!r})"
     parent = subprocess.Popen([sys.executable, "-c", code])
     child = _wait_for(lambda: [p for p in _mentioning(marker) if p != parent.pid], 10, "the child")
     parent.kill()
@@ -440,13 +472,23 @@ def test_an_entry_whose_lock_is_held_is_never_swept(tmp_path):
     root = tmp_path / "scratch"
     entry = root / f"validate-{_dead_pid()}-abcd1234"
     (entry / "store").mkdir(parents=True)
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\n"
-        "from pathlib import Path\n"
-        "from pytest_chroma_compat import leftovers\n"
-        "lock = leftovers.hold(Path(sys.argv[1]))\n"
-        "print('held', flush=True)\n"
-        "time.sleep(60)\n"), str(entry)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time\n"
+                "from pathlib import Path\n"
+                "from pytest_chroma_compat.engine import leftovers\n"
+                "lock = leftovers.hold(Path(sys.argv[1]))\n"
+                "print('held', flush=True)\n"
+                "time.sleep(60)\n"
+            ),
+            str(entry),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         assert leftovers.stale(root) == []

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chroma_compat import leftovers
+from pytest_chroma_compat.engine import leftovers
 
 from .conftest import NEW
 from .trust import cli, one_line, small_tmpfs
@@ -41,21 +41,21 @@ def home(tmp_path) -> dict:
 MAKER = r"""
 import os, sys, tempfile, time
 from pathlib import Path
-from pytest_chroma_compat import leftovers, paths
+from pytest_chroma_compat.engine import cache_dirs, leftovers
 
-scratch = paths.scratch_dir()
+scratch = cache_dirs.scratch_dir()
 (scratch / "validate").mkdir(exist_ok=True)
 made = []
 for n, (kind, root, label) in enumerate([("migrate", scratch, ""), ("run", scratch, "1.5.9-"),
                                          ("installer", scratch, ""), ("sweep", scratch, ""),
                                          ("import-check", scratch, ""), ("validate", scratch / "validate", ""),
                                          ("validate-kept", scratch / "validate", ""),
-                                         ("pair", paths.fast_scratch_dir(), "0.6.3-1.5.9-")]):
+                                         ("pair", cache_dirs.fast_scratch_dir(), "0.6.3-1.5.9-")]):
     d = Path(tempfile.mkdtemp(prefix=leftovers.prefix(kind) + label, dir=root))
     (d / "sub").mkdir()
     (d / "sub" / "data").write_bytes(b"x" * 1000 * (n + 1))
     made.append(str(d))
-probe = paths.envs_dir() / f".write-probe-{os.getpid()}-7"  # as a full disk left it before
+probe = cache_dirs.envs_dir() / f".write-probe-{os.getpid()}-7"  # as a full disk left it before
 probe.write_bytes(b"x" * 5)
 made.append(str(probe))
 print("\n".join(made), flush=True)
@@ -64,8 +64,7 @@ time.sleep(600)
 
 
 def make_entries(env: dict) -> tuple[subprocess.Popen, list[str]]:
-    proc = subprocess.Popen([sys.executable, "-c", MAKER], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, **env})
+    proc = subprocess.Popen([sys.executable, "-c", MAKER], stdout=subprocess.PIPE, text=True, env={**os.environ, **env})
     made = [proc.stdout.readline().strip() for _ in range(9)]
     assert all(os.path.lexists(p) for p in made), made
     return proc, made
@@ -96,8 +95,11 @@ def test_env_prune_removes_every_kind_a_killed_run_left_and_reports_the_bytes(ho
 
 def test_every_entry_a_command_creates_is_in_the_registry():
     """A new kind of entry cannot be created without prune owning it: prefix() refuses it."""
-    named = [k for k in leftovers.REGISTRY if k.prefix not in ("worker", "write-probe", "server", "run-kept",
-                                                                 "transfer-lock")]  # by hand
+    named = [
+        k
+        for k in leftovers.REGISTRY
+        if k.prefix not in ("worker", "write-probe", "server", "run-kept", "transfer-lock")
+    ]  # by hand
     for kind in named:
         name = leftovers.prefix(kind.prefix) + "abcd1234"
         assert leftovers.kind_of(name) is kind and leftovers.owner(name) == os.getpid(), name
@@ -105,8 +107,11 @@ def test_every_entry_a_command_creates_is_in_the_registry():
         leftovers.prefix("scratch-of-a-new-command")
     source = Path(leftovers.__file__).parent
     creators = {p.relative_to(source).as_posix(): p.read_text() for p in source.rglob("*.py")}
-    loose = [f"{name}: {m.group(0)}" for name, text in creators.items()
-             for m in re.finditer(r"(?:mkdtemp|TemporaryDirectory)\(prefix=f?\"[^\"{]*\"[^)]*scratch_dir\(\)", text)]
+    loose = [
+        f"{name}: {m.group(0)}"
+        for name, text in creators.items()
+        for m in re.finditer(r"(?:mkdtemp|TemporaryDirectory)\(prefix=f?\"[^\"{]*\"[^)]*scratch_dir\(\)", text)
+    ]
     assert loose == [], "a scratch entry named without leftovers.prefix (no owner pid): " + "; ".join(loose)
 
 
@@ -142,15 +147,20 @@ def test_env_ensure_of_an_empty_name_is_exit_2(home):
 
 def test_the_suite_shares_environments_but_keeps_scratch_private(private_scratch, tmp_path):
     """What a test run makes goes to the session's folder; the release environments stay shared."""
-    code = "from pytest_chroma_compat import paths; print(paths.scratch_dir()); print(paths.home() / 'envs')"
+    code = (
+        "from pytest_chroma_compat.engine import cache_dirs; "
+        "print(cache_dirs.scratch_dir()); print(cache_dirs.home() / 'envs')"
+    )
     env = {k: v for k, v in os.environ.items() if k != "CHROMA_COMPAT_HOME"}
-    scratch, envs_dir = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                                       check=True).stdout.split()
+    scratch, envs_dir = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout.split()
     assert Path(scratch) == Path(private_scratch).resolve()
     assert not Path(envs_dir).resolve().is_relative_to(Path(private_scratch).resolve())
     own = {**env, "CHROMA_COMPAT_HOME": str(tmp_path / "own")}  # a cache of its own keeps everything inside
-    scratch, _ = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=own,
-                                check=True).stdout.split()
+    scratch, _ = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=own, check=True
+    ).stdout.split()
     assert Path(scratch) == (tmp_path / "own" / "scratch").resolve()
 
 
@@ -188,16 +198,17 @@ def test_a_full_disk_is_one_short_line_and_prune_survives_what_it_left(full_disk
     assert sorted(p.name for p in (full_disk / "envs").iterdir()) == [f".write-probe-{dead}-140000"]
     done = cli("env", "prune", env=home, timeout=120)  # still full: prune writes nothing before it frees
     assert done.returncode == 0 and done.stderr == "", done.stderr
-    assert sorted(done.stdout.splitlines()[:-1]) == sorted([f"removed {copy}",
-                                                            f"removed {full_disk}/envs/.write-probe-{dead}-140000"])
+    assert sorted(done.stdout.splitlines()[:-1]) == sorted(
+        [f"removed {copy}", f"removed {full_disk}/envs/.write-probe-{dead}-140000"]
+    )
     assert done.stdout.splitlines()[-1].startswith("freed 0.1 MiB (100001 bytes) in 2 entries"), done.stdout
     assert list((full_disk / "envs").iterdir()) == [] and not copy.exists()
 
 
 def test_validate_keep_says_where_it_kept_the_copy_and_prune_removes_it_after(tmp_path):
     """Before: `--keep` ("keep the private copies and print where they are") printed nothing."""
-    from pytest_chroma_compat import envs
-    from pytest_chroma_compat.client import Release
+    from pytest_chroma_compat.engine import envs
+    from pytest_chroma_compat.engine.client import Release
 
     env = envs.ensure(NEW)
     home = tmp_path / "home"

@@ -24,8 +24,8 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from pytest_chroma_compat import servers
-from pytest_chroma_compat.client import Release
+from pytest_chroma_compat.engine.client import Release
+from pytest_chroma_compat.servers import launcher
 from pytest_chroma_compat.transfer import journal, lock
 
 from .conftest import MID
@@ -44,18 +44,21 @@ def store(tmp_path_factory) -> Path:
         big = client.create_collection("receipt_lines", metadata={"hnsw:space": "cosine"})
         for start in range(0, N, 500):
             ids = range(start, start + 500)
-            big.add(ids=[f"line-{i:05d}" for i in ids], embeddings=rng.random((500, 8)),
-                    documents=[f"line {i}" for i in ids], metadatas=[{"n": i, "f": i / 7} for i in ids])
-        client.create_collection("notes").add(ids=["a", "b"], embeddings=[[1.0] * 8, [0.5] * 8],
-                                              documents=["x", "y"])
+            big.add(
+                ids=[f"line-{i:05d}" for i in ids],
+                embeddings=rng.random((500, 8)),
+                documents=[f"line {i}" for i in ids],
+                metadatas=[{"n": i, "f": i / 7} for i in ids],
+            )
+        client.create_collection("notes").add(ids=["a", "b"], embeddings=[[1.0] * 8, [0.5] * 8], documents=["x", "y"])
         client.close()
     return path
 
 
 @pytest.fixture(scope="module")
 def token_server():
-    with servers.serve(MID, auth="token") as server:
-        assert server.auth_enforced, "0.6.3 enforces token auth (servers.py measures it)"
+    with launcher.serve(MID, auth="token") as server:
+        assert server.auth_enforced, "0.6.3 enforces token auth (servers/launcher.py measures it)"
         yield server
 
 
@@ -74,11 +77,13 @@ def _all_done(path: Path) -> bool:
     return len(entries) == 2 and all(e.get("done") for e in entries.values())
 
 
-def _kill_when(cmd: list[str], ready: Callable[[], bool], sig: int = signal.SIGKILL,
-               env: dict | None = None) -> subprocess.CompletedProcess:
+def _kill_when(
+    cmd: list[str], ready: Callable[[], bool], sig: int = signal.SIGKILL, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run ``cmd``, send ``sig`` as soon as ``ready()``; the run must still be working by then."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+    )
     deadline = time.monotonic() + 240
     while not ready():
         if proc.poll() is not None:
@@ -132,8 +137,16 @@ def test_a_migrate_killed_at_any_point_resumes_into_a_directory_with_the_same_co
 @pytest.mark.slow
 def test_a_migrate_killed_mid_copy_resumes_into_a_token_server_with_the_same_command(store, token_server):
     jpath = journal.location(str(store.resolve()), f"{token_server.host}:{token_server.port}")
-    cmd = [*COMMAND, str(store), token_server.url, "--batch-size", "50", "--verify",
-           "--target-header", "Authorization: Bearer $TRUST_TOKEN"]
+    cmd = [
+        *COMMAND,
+        str(store),
+        token_server.url,
+        "--batch-size",
+        "50",
+        "--verify",
+        "--target-header",
+        "Authorization: Bearer $TRUST_TOKEN",
+    ]
     env = {"TRUST_TOKEN": token_server.token}
     killed = _kill_when(cmd, lambda: _copied(jpath) >= 300, env=env)
     assert killed.returncode == -signal.SIGKILL
@@ -142,8 +155,12 @@ def test_a_migrate_killed_mid_copy_resumes_into_a_token_server_with_the_same_com
     assert "resuming the run begun" in done.stderr and f"receipt_lines: verified, {N} records" in done.stdout
     assert token_server.token not in done.stderr + done.stdout
     with Release(MID) as rel:
-        assert rel.http(token_server.host, token_server.port, headers=token_server.headers) \
-            .get_collection("receipt_lines").count() == N
+        assert (
+            rel.http(token_server.host, token_server.port, headers=token_server.headers)
+            .get_collection("receipt_lines")
+            .count()
+            == N
+        )
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +177,7 @@ def archive(store, tmp_path_factory) -> Path:
 def source_server():
     """A 0.6.3 server holding the big collection: a SOURCE that pages the same way on every run."""
     rng = np.random.default_rng(8)
-    with servers.serve(MID) as server:
+    with launcher.serve(MID) as server:
         with Release(MID) as rel:
             col = rel.http(server.host, server.port).create_collection("receipt_lines")
             for start in range(0, N, 500):
@@ -171,7 +188,8 @@ def source_server():
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["archive", "server"])
 def test_a_migrate_from_an_archive_or_a_server_killed_mid_copy_resumes_with_the_same_command(
-        kind, archive, source_server, tmp_path):
+    kind, archive, source_server, tmp_path
+):
     source = str(archive) if kind == "archive" else source_server.url
     identity = str(archive.resolve()) if kind == "archive" else f"{source_server.host}:{source_server.port}"
     target = tmp_path / f"from-{kind}"
@@ -202,8 +220,7 @@ def test_sigterm_during_a_migrate_prints_no_thread_traceback_and_the_same_comman
 
 
 @pytest.mark.parametrize("header", [None, "Authorization: Bearer not-the-token"])
-def test_a_token_server_without_the_token_or_with_a_wrong_one_names_the_header(store, token_server, tmp_path,
-                                                                               header):
+def test_a_token_server_without_the_token_or_with_a_wrong_one_names_the_header(store, token_server, tmp_path, header):
     extra = ["--target-header", header] if header else []
     line = _one_line_exit_2(_run([*COMMAND, str(store), token_server.url, *extra]))
     assert "--target-header" in line and f"127.0.0.1:{token_server.port}" in line
@@ -269,8 +286,12 @@ def test_two_migrates_into_one_target_at_once_one_waits_its_turn_by_a_lock(store
 
 
 def test_a_server_killed_under_serve_is_one_line_without_the_reaper_traceback():
-    proc = subprocess.Popen([sys.executable, "-m", "pytest_chroma_compat", "serve", MID], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest_chroma_compat", "serve", MID],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = proc.stdout.readline().split()[0]
         port = int(url.rsplit(":", 1)[1])
@@ -283,8 +304,9 @@ def test_a_server_killed_under_serve_is_one_line_without_the_reaper_traceback():
             proc.wait()
     assert proc.returncode == 2, err
     assert "Traceback" not in err and "OSError" not in err, err
-    assert err.strip().splitlines()[-1].startswith(f"chroma-compat: error: chromadb {MID} server was killed by "
-                                                   "signal 9"), err
+    assert (
+        err.strip().splitlines()[-1].startswith(f"chroma-compat: error: chromadb {MID} server was killed by signal 9")
+    ), err
 
 
 def _listener(port: int) -> int:

@@ -22,22 +22,31 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_chroma_compat import envs
-from pytest_chroma_compat.client import Release
-from pytest_chroma_compat.errors import ChromaError
+from pytest_chroma_compat.common.errors import ChromaError
+from pytest_chroma_compat.engine import envs
+from pytest_chroma_compat.engine.client import Release
+from pytest_chroma_compat.engine.worker import safe_pickle
 from pytest_chroma_compat.snapshot import inventory, pickles, tree_hash
-from pytest_chroma_compat.worker import safe_pickle
 
 from .conftest import MID, NEW, OLD
-from .trust import Canary, canary, cli, one_line  # noqa: F401  (canary is a fixture)
+from .trust import Canary, cli, one_line
 
 PD = ("chromadb.segment.impl.vector.local_persistent_hnsw", "PersistentData")
-SECRETS = {"AWS_SECRET_ACCESS_KEY": "aws-secret-h2", "AWS_ACCESS_KEY_ID": "AKIAH2", "MY_API_TOKEN": "tok-h2",
-           "DB_PASSWORD": "pw-h2", "GITHUB_TOKEN": "ghp-h2", "OPENAI_API_KEY": "sk-h2", "STRIPE_KEY": "sk-live-h2",
-           "GOOGLE_APPLICATION_CREDENTIALS": "/secret/h2.json", "HTTPS_PROXY": "http://bob:hunter2@proxy:3128"}
+SECRETS = {
+    "AWS_SECRET_ACCESS_KEY": "aws-secret-h2",
+    "AWS_ACCESS_KEY_ID": "AKIAH2",
+    "MY_API_TOKEN": "tok-h2",
+    "DB_PASSWORD": "pw-h2",
+    "GITHUB_TOKEN": "ghp-h2",
+    "OPENAI_API_KEY": "sk-h2",
+    "STRIPE_KEY": "sk-live-h2",
+    "GOOGLE_APPLICATION_CREDENTIALS": "/secret/h2.json",
+    "HTTPS_PROXY": "http://bob:hunter2@proxy:3128",
+}
 
 
 # -- payloads: each writes ``marker`` (and the environment it saw) when unpickled --------------
+
 
 def _v(text: str) -> bytes:
     """A protocol-0 unicode argument (the V opcode): one line, raw-unicode-escaped."""
@@ -55,8 +64,10 @@ def _stack_global(module: bytes, name: bytes) -> bytes:
 def payload(kind: str, marker: Path) -> bytes:
     """A crafted pickle of ``kind`` whose load would create ``marker``."""
     sh = _v(_shell(marker))
-    code = _v(f"import os; open({str(marker) + '.env'!r}, 'w').write(repr(dict(os.environ))); "
-              f"open({str(marker)!r}, 'w').close()")
+    code = _v(
+        f"import os; open({str(marker) + '.env'!r}, 'w').write(repr(dict(os.environ))); "
+        f"open({str(marker)!r}, 'w').close()"
+    )
     if kind == "os.system":  # the GLOBAL opcode, as a hand-written exploit spells it
         return b"cos\nsystem\n(V" + sh + b"\ntR."
     if kind == "posix.system":  # a __reduce__ returning os.system, as pickle.dumps writes it
@@ -69,20 +80,40 @@ def payload(kind: str, marker: Path) -> bytes:
     if kind == "subprocess.Popen":
         return b"\x80\x04" + _stack_global(b"subprocess", b"Popen") + b"(V/bin/sh\nV-c\nV" + sh + b"\nl\x85R."
     if kind == "memo-hidden os.system":  # names reach STACK_GLOBAL from the memo, not as literals
-        return (b"\x80\x04\x8c\x02os\x94\x8c\x06system\x94" + b"\x8c\x01x\x94" * 3 + b"h\x00h\x01\x93V" + sh
-                + b"\n\x85R.")
+        return (
+            b"\x80\x04\x8c\x02os\x94\x8c\x06system\x94" + b"\x8c\x01x\x94" * 3 + b"h\x00h\x01\x93V" + sh + b"\n\x85R."
+        )
     if kind == "nested in PersistentData":  # the class chromadb expects, with code inside its state
-        return (b"\x80\x04" + _stack_global(PD[0].encode(), PD[1].encode()) + b")\x81}\x8c\x0bid_to_label"
-                + b"cos\nsystem\n(V" + sh + b"\ntR" + b"sb.")
+        return (
+            b"\x80\x04"
+            + _stack_global(PD[0].encode(), PD[1].encode())
+            + b")\x81}\x8c\x0bid_to_label"
+            + b"cos\nsystem\n(V"
+            + sh
+            + b"\ntR"
+            + b"sb."
+        )
     if kind == "INST os.system":  # protocol 0's INST: class and call in one opcode
         return b"(V" + sh + b"\nios\nsystem\n."
     raise ValueError(kind)
 
 
-KINDS = ("os.system", "posix.system", "builtins.exec", "builtins.eval", "subprocess.Popen", "memo-hidden os.system",
-         "nested in PersistentData", "INST os.system")
-REFERENCE = {"posix.system": "posix.system", "builtins.exec": "builtins.exec", "builtins.eval": "builtins.eval",
-             "subprocess.Popen": "subprocess.Popen"}
+KINDS = (
+    "os.system",
+    "posix.system",
+    "builtins.exec",
+    "builtins.eval",
+    "subprocess.Popen",
+    "memo-hidden os.system",
+    "nested in PersistentData",
+    "INST os.system",
+)
+REFERENCE = {
+    "posix.system": "posix.system",
+    "builtins.exec": "builtins.exec",
+    "builtins.eval": "builtins.eval",
+    "subprocess.Popen": "subprocess.Popen",
+}
 
 
 def _wait_absent(*paths: Path, seconds: float = 0.3) -> None:
@@ -96,13 +127,18 @@ def _wait_absent(*paths: Path, seconds: float = 0.3) -> None:
 
 # -- stores ------------------------------------------------------------------------------------
 
+
 def _write(release: Release, path: Path) -> Path:
     """12 records, one deleted, batch and sync thresholds of 3: the segment persists its pickle."""
     rng = np.random.default_rng(0)
     with release.persistent(path) as client:
         col = client.create_collection("trusted", metadata={"hnsw:batch_size": 3, "hnsw:sync_threshold": 3})
-        col.add(ids=[f"r{i}" for i in range(12)], embeddings=rng.normal(size=(12, 4)).astype(np.float32),
-                documents=[f"doc {i}" for i in range(12)], metadatas=[{"i": i} for i in range(12)])
+        col.add(
+            ids=[f"r{i}" for i in range(12)],
+            embeddings=rng.normal(size=(12, 4)).astype(np.float32),
+            documents=[f"doc {i}" for i in range(12)],
+            metadatas=[{"i": i} for i in range(12)],
+        )
         col.delete(ids=["r3"])
     return path
 
@@ -136,6 +172,7 @@ def _hostile_copy(stores: dict, version: str, kind: str, dest: Path, marker: Pat
 
 # -- the allowlist is measured, and covers what real releases write ---------------------------
 
+
 @pytest.mark.parametrize("version", [OLD, MID])
 def test_the_allowlist_covers_what_releases_write(stores, version):
     """Re-measured: every global a real store's pickle names is in ALLOWED (PersistentData only)."""
@@ -155,15 +192,23 @@ def test_the_payloads_are_live(stores, tmp_path):
         f = tmp_path / f"{KINDS.index(kind)}.pickle"
         f.write_bytes(payload(kind, marker))
         files.append((f, marker))
-    code = ("import pickle, sys\nfor f in sys.argv[1:]:\n    try: pickle.load(open(f, 'rb'))\n"
-            "    except Exception as e: print(f, e)\n")
-    subprocess.run([str(env.interpreter), "-c", code, *[str(f) for f, _ in files]], cwd=tmp_path, timeout=120,
-                   capture_output=True, env=envs.hermetic_environ(tmp_path / "scratch"))
+    code = (
+        "import pickle, sys\nfor f in sys.argv[1:]:\n    try: pickle.load(open(f, 'rb'))\n"
+        "    except Exception as e: print(f, e)\n"
+    )
+    subprocess.run(
+        [str(env.interpreter), "-c", code, *[str(f) for f, _ in files]],
+        cwd=tmp_path,
+        timeout=120,
+        capture_output=True,
+        env=envs.hermetic_environ(tmp_path / "scratch"),
+    )
     time.sleep(0.5)
     assert [m.exists() for _, m in files] == [True] * len(KINDS), list(zip(KINDS, (m.exists() for _, m in files)))
 
 
 # -- (a) a release opens the hostile store: the payload never runs, the error names the file -----
+
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("version", [OLD, MID])
@@ -188,6 +233,7 @@ def test_a_release_never_runs_a_pickle(stores, releases, tmp_path, version, kind
 
 # -- (b) the real CLI on a hostile store --------------------------------------------------------
 
+
 @pytest.mark.parametrize("version,target", [pytest.param(OLD, MID, marks=pytest.mark.slow), (MID, NEW)])
 def test_validate_reports_a_hostile_store(stores, tmp_path, canary: Canary, version, target):
     """Exit 1 (not safe), the one stderr line and the JSON name the file; the payload, aimed at the
@@ -195,19 +241,47 @@ def test_validate_reports_a_hostile_store(stores, tmp_path, canary: Canary, vers
     marker = canary.root / "pwned"
     store, segment = _hostile_copy(stores, version, "os.system", tmp_path / "store", marker)
     before = tree_hash(store)
-    proc = cli("validate", str(store), "--to", target, "--workdir", str(tmp_path / "work"), "--no-contracts",
-               "--quiet", "--json", "-", env=SECRETS)
-    one_line(proc, 1, "not safe", "integrity", f"index_metadata.pickle in segment {segment}",
-             "holds code, not data (references os.system)")
+    proc = cli(
+        "validate",
+        str(store),
+        "--to",
+        target,
+        "--workdir",
+        str(tmp_path / "work"),
+        "--no-contracts",
+        "--quiet",
+        "--json",
+        "-",
+        env=SECRETS,
+    )
+    one_line(
+        proc,
+        1,
+        "not safe",
+        "integrity",
+        f"index_metadata.pickle in segment {segment}",
+        "holds code, not data (references os.system)",
+    )
     report = json.loads(proc.stdout)
     inv = report["inventory"]
-    assert inv["hostile_pickles"] == [{"file": f"{segment}/index_metadata.pickle", "segment": segment,
-                                       "references": ["os.system"]}]
+    assert inv["hostile_pickles"] == [
+        {"file": f"{segment}/index_metadata.pickle", "segment": segment, "references": ["os.system"]}
+    ]
     integrity = [c for c in report["checks"] if c["name"] == "integrity"]
     assert integrity and integrity[0]["status"] == "pre-existing"
     assert [c["status"] for c in report["checks"] if c["name"] == "code-in-store"] == ["fail"]
-    allowed = cli("validate", str(store), "--to", target, "--workdir", str(tmp_path / "work"), "--no-contracts",
-                  "--quiet", "--allow-pre-existing", env=SECRETS)
+    allowed = cli(
+        "validate",
+        str(store),
+        "--to",
+        target,
+        "--workdir",
+        str(tmp_path / "work"),
+        "--no-contracts",
+        "--quiet",
+        "--allow-pre-existing",
+        env=SECRETS,
+    )
     assert allowed.returncode == 1, allowed.stdout + allowed.stderr  # never a defect to live with
     assert "NOT safe" in allowed.stdout and "code-in-store" in allowed.stdout and "Traceback" not in allowed.stderr
     _wait_absent(marker, Path(f"{marker}.env"))
@@ -217,6 +291,7 @@ def test_validate_reports_a_hostile_store(stores, tmp_path, canary: Canary, vers
 
 
 # -- (c) the static scan ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_scan_refuses_code(tmp_path, kind):
@@ -229,31 +304,50 @@ def test_the_scan_refuses_code(tmp_path, kind):
     assert not (tmp_path / "never").exists()
 
 
-@pytest.mark.parametrize("data,refused", [
-    (b"\x80\x02cos\nsystem\nq\x00.", ["os.system"]),
-    (b"\x80\x04\x8c\x02os\x94\x8c\x06system\x94h\x01h\x00\x93.", ["system.os"]),  # memo order matters
-    (b"\x80\x04J\x01\x00\x00\x00\x8c\x06system\x93.", [pickles.UNRESOLVED]),  # a name that is not a string
-    (b"\x80\x02\x82\xf0.", ["copyreg extension.240"]),  # EXT1: resolved through copyreg's registry
-    (b"\x80\x02Pabc\n.", ["persistent id.abc"]),
-], ids=["GLOBAL", "memo-order", "non-string-name", "extension-code", "persistent-id"])
+@pytest.mark.parametrize(
+    "data,refused",
+    [
+        (b"\x80\x02cos\nsystem\nq\x00.", ["os.system"]),
+        (b"\x80\x04\x8c\x02os\x94\x8c\x06system\x94h\x01h\x00\x93.", ["system.os"]),  # memo order matters
+        (b"\x80\x04J\x01\x00\x00\x00\x8c\x06system\x93.", [pickles.UNRESOLVED]),  # a name that is not a string
+        (b"\x80\x02\x82\xf0.", ["copyreg extension.240"]),  # EXT1: resolved through copyreg's registry
+        (b"\x80\x02Pabc\n.", ["persistent id.abc"]),
+    ],
+    ids=["GLOBAL", "memo-order", "non-string-name", "extension-code", "persistent-id"],
+)
 def test_the_scan_refuses_indirect_references(data, refused):
     assert pickles.scan(data).refused == refused
 
 
-@pytest.mark.parametrize("value", [
-    {"a": 1, "b": [1.5, "x", None, True], "c": (1, 2)}, {"s": {1, 2}, "f": frozenset({3})}, "text",
-    {"id_to_label": {"r1": 1}, "label_to_id": {1: "r1"}},
-], ids=["dict", "sets", "str", "id-maps"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": 1, "b": [1.5, "x", None, True], "c": (1, 2)},
+        {"s": {1, 2}, "f": frozenset({3})},
+        "text",
+        {"id_to_label": {"r1": 1}, "label_to_id": {1: "r1"}},
+    ],
+    ids=["dict", "sets", "str", "id-maps"],
+)
 @pytest.mark.parametrize("protocol", [0, 2, 5])
 def test_the_scan_accepts_plain_data(value, protocol):
     found = pickles.scan(pickle.dumps(value, protocol=protocol))
     assert found.unreadable is None and found.refused == [], found
 
 
-@pytest.mark.parametrize("data", [
-    pickle.dumps({"a": list(range(50))})[:-7], b"", b"garbage\x00\xff", b"\x80\x05\x95" + b"\x00" * 3,
-    b"\x80\x04u.", b"\x80\x04\xff.", b"(\x93.",
-], ids=["truncated", "empty", "garbage", "truncated-frame", "stack-underflow", "unknown-opcode", "mark-as-name"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        pickle.dumps({"a": list(range(50))})[:-7],
+        b"",
+        b"garbage\x00\xff",
+        b"\x80\x05\x95" + b"\x00" * 3,
+        b"\x80\x04u.",
+        b"\x80\x04\xff.",
+        b"(\x93.",
+    ],
+    ids=["truncated", "empty", "garbage", "truncated-frame", "stack-underflow", "unknown-opcode", "mark-as-name"],
+)
 def test_the_scan_reports_malformed_pickles_as_unreadable(data):
     found = pickles.scan(data)
     assert found.unreadable and found.unreadable.startswith("not a readable pickle"), found
@@ -267,18 +361,22 @@ def test_the_inventory_lists_hostile_and_unreadable_pickles(stores, tmp_path):
     stray.parent.mkdir()
     stray.write_bytes(b"\x80\x04truncated")
     inv = inventory.take(store)
-    assert inv["hostile_pickles"] == [{"file": f"{segment}/index_metadata.pickle", "segment": segment,
-                                       "references": ["builtins.exec"]}]
+    assert inv["hostile_pickles"] == [
+        {"file": f"{segment}/index_metadata.pickle", "segment": segment, "references": ["builtins.exec"]}
+    ]
     assert [u["file"] for u in inv["unreadable_pickles"]] == [stray.relative_to(store).as_posix()]
     assert inv["unreadable_pickles"][0]["segment"] == "deadbeef-0000-0000-0000-000000000000"
     assert sorted(inv["pickles"]) == sorted([f"{segment}/index_metadata.pickle", stray.relative_to(store).as_posix()])
-    assert any(f"index_metadata.pickle in segment {segment} holds code, not data (references builtins.exec)" in p
-               for p in inv["problems"])
+    assert any(
+        f"index_metadata.pickle in segment {segment} holds code, not data (references builtins.exec)" in p
+        for p in inv["problems"]
+    )
     assert any(p.startswith(f"index/{stray.name} is not a readable pickle") for p in inv["problems"])
     assert not (tmp_path / "never").exists()
 
 
 # -- the worker-side unpickler ------------------------------------------------------------------
+
 
 def test_the_restricted_unpickler_names_the_file(tmp_path):
     segment = str(uuid.uuid4())
@@ -342,24 +440,50 @@ def test_workers_unpickle_through_the_guard(releases, tmp_path):
         "import pickle, _pickle\n"
         "def probe():\n"
         "    from chromadb.segment.impl.vector import local_persistent_hnsw as m\n"
-        "    return [m.pickle.load.__module__, pickle.Unpickler.__name__, _pickle.loads.__module__]\n")
+        "    return [m.pickle.load.__module__, pickle.Unpickler.__name__, _pickle.loads.__module__]\n"
+    )
     for release in releases.values():
-        assert release.run("h2_guard_probe:probe", sys_path=[str(tmp_path)]) == \
-            ["safe_pickle", "RestrictedUnpickler", "safe_pickle"]
+        assert release.run("h2_guard_probe:probe", sys_path=[str(tmp_path)]) == [
+            "safe_pickle",
+            "RestrictedUnpickler",
+            "safe_pickle",
+        ]
 
 
 # -- (d) credentials never reach release code ---------------------------------------------------
 
-@pytest.mark.parametrize("name", sorted(SECRETS) + ["aws_session_token", "PGPASSWORD", "SSH_AUTH_SOCK", "KUBECONFIG",
-                                                    "CHROMA_SERVER_AUTHN_CREDENTIALS", "AZURE_CLIENT_SECRET",
-                                                    "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE", "HF_TOKEN", "VAULT_TOKEN"])
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(SECRETS)
+    + [
+        "aws_session_token",
+        "PGPASSWORD",
+        "SSH_AUTH_SOCK",
+        "KUBECONFIG",
+        "CHROMA_SERVER_AUTHN_CREDENTIALS",
+        "AZURE_CLIENT_SECRET",
+        "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE",
+        "HF_TOKEN",
+        "VAULT_TOKEN",
+    ],
+)
 def test_secret_variables_are_recognised(name):
     assert envs.is_secret(name, SECRETS.get(name, "x"))
 
 
-@pytest.mark.parametrize("name,value", [("PATH", "/usr/bin"), ("LANG", "C.UTF-8"), ("TZ", "UTC"),
-                                        ("HTTPS_PROXY", "http://proxy:3128"), ("TOKENIZERS_PARALLELISM", "false"),
-                                        ("OPENBLAS_NUM_THREADS", "1"), ("KEYRING_BACKEND", "x")])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("PATH", "/usr/bin"),
+        ("LANG", "C.UTF-8"),
+        ("TZ", "UTC"),
+        ("HTTPS_PROXY", "http://proxy:3128"),
+        ("TOKENIZERS_PARALLELISM", "false"),
+        ("OPENBLAS_NUM_THREADS", "1"),
+        ("KEYRING_BACKEND", "x"),
+    ],
+)
 def test_harmless_variables_pass(name, value):
     assert not envs.is_secret(name, value)
 
@@ -406,11 +530,19 @@ def test_a_server_sees_no_credentials(monkeypatch):
     assert [_leaks(env) for env in seen] == [[] for _ in seen]
 
 
-@pytest.mark.parametrize("name,value", [
-    ("DATABASE_URL", "postgres://app:ab/cd+ef@db:5432/x"),  # an AWS-style password holds "/" and "+"
-    ("DB_PASS", "x"), ("GPG_PASSPHRASE", "x"), ("SENTRY_DSN", "https://abc@o1.ingest.sentry.io/1"),
-    ("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/x"), ("PGPASSFILE", "/home/u/.pgpass"),
-    ("BOTO_CONFIG", "/home/u/.boto"), ("ANY_NAME", "redis://:s3cr/et@cache:6379/0")])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("DATABASE_URL", "postgres://app:ab/cd+ef@db:5432/x"),  # an AWS-style password holds "/" and "+"
+        ("DB_PASS", "x"),
+        ("GPG_PASSPHRASE", "x"),
+        ("SENTRY_DSN", "https://abc@o1.ingest.sentry.io/1"),
+        ("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/x"),
+        ("PGPASSFILE", "/home/u/.pgpass"),
+        ("BOTO_CONFIG", "/home/u/.boto"),
+        ("ANY_NAME", "redis://:s3cr/et@cache:6379/0"),
+    ],
+)
 def test_secrets_by_value_and_by_less_common_names(name, value):
     """Found in review: a password with "/" in a URL, and names like *_PASS, *_DSN, *WEBHOOK*, passed through."""
     assert envs.is_secret(name, value)

@@ -1,5 +1,5 @@
 """Every ``--chroma-*`` option is checked once, at start-up: a bad value is one ``pytest.UsageError``
-(exit 4) naming the option, the value and what is accepted, before a test runs (plugin_options.py).
+(exit 4) naming the option, the value and what is accepted, before a test runs (plugin/options.py).
 
 Before, ``--chroma-examples=abc`` raised a raw ValueError in every round trip, and
 ``--chroma-to 0.1.0`` or ``--chroma-versions=1.5.9,garbage`` were accepted silently by a run that
@@ -24,24 +24,34 @@ def test_marked(chroma_version):
 """
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--chroma-examples=abc"], "--chroma-examples='abc' is not accepted: a whole number from 1 to 100000"),
-    (["--chroma-examples=-1"], "--chroma-examples='-1' is not accepted: a whole number from 1 to 100000"),
-    (["--chroma-examples=10000000"], "--chroma-examples='10000000' is not accepted"),
-    (["--chroma-seed=xyz"], "--chroma-seed='xyz' is not accepted: a whole number from 0 to"),
-    (["--chroma-profile=fast"], "--chroma-profile='fast' is not accepted: one of ci, dev, thorough"),
-    (["--chroma-versions=1.5.9,garbage"], "--chroma-versions='garbage' is not accepted: a release of the catalogue"),
-    (["--chroma-versions= , "], "--chroma-versions=' , ' is not accepted: one or more releases"),
-    (["--chroma-to", "0.1.99"], "--chroma-to='0.1.99' is not accepted: a release of the catalogue"),
-    (["--chroma-to", "0.1.0"], "no worker adapter covers chromadb 0.1.0"),
-    (["--chroma-from", "0.3.0"], "--chroma-from='0.3.0' is not accepted: a release that installs on this Python"),
-    (["--chroma-from", "9.9.9"], "unknown chromadb release '9.9.9'"),
-    (["--chroma-snapshot-endpoint-url", "minio:9000"], "--chroma-snapshot-endpoint-url='minio:9000' is not "
-                                                       "accepted: an http:// or https:// URL"),
-    (["--chroma-snapshot-collections", ","], "--chroma-snapshot-collections=',' is not accepted"),
-    (["--chroma-snapshot-filters", "no-such-filters.json"], "--chroma-snapshot-filters='no-such-filters.json' is "
-                                                            "not accepted"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--chroma-examples=abc"], "--chroma-examples='abc' is not accepted: a whole number from 1 to 100000"),
+        (["--chroma-examples=-1"], "--chroma-examples='-1' is not accepted: a whole number from 1 to 100000"),
+        (["--chroma-examples=10000000"], "--chroma-examples='10000000' is not accepted"),
+        (["--chroma-seed=xyz"], "--chroma-seed='xyz' is not accepted: a whole number from 0 to"),
+        (["--chroma-profile=fast"], "--chroma-profile='fast' is not accepted: one of ci, dev, thorough"),
+        (
+            ["--chroma-versions=1.5.9,garbage"],
+            "--chroma-versions='garbage' is not accepted: a release of the catalogue",
+        ),
+        (["--chroma-versions= , "], "--chroma-versions=' , ' is not accepted: one or more releases"),
+        (["--chroma-to", "0.1.99"], "--chroma-to='0.1.99' is not accepted: a release of the catalogue"),
+        (["--chroma-to", "0.1.0"], "no worker adapter covers chromadb 0.1.0"),
+        (["--chroma-from", "0.3.0"], "--chroma-from='0.3.0' is not accepted: a release that installs on this Python"),
+        (["--chroma-from", "9.9.9"], "unknown chromadb release '9.9.9'"),
+        (
+            ["--chroma-snapshot-endpoint-url", "minio:9000"],
+            "--chroma-snapshot-endpoint-url='minio:9000' is not accepted: an http:// or https:// URL",
+        ),
+        (["--chroma-snapshot-collections", ","], "--chroma-snapshot-collections=',' is not accepted"),
+        (
+            ["--chroma-snapshot-filters", "no-such-filters.json"],
+            "--chroma-snapshot-filters='no-such-filters.json' is not accepted",
+        ),
+    ],
+)
 def test_a_bad_option_value_is_one_usage_error_at_start_up(pytester, args, says):
     pytester.makepyfile(SUITE)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
@@ -61,8 +71,17 @@ def test_the_same_check_reads_the_ini_twin(pytester):
 
 def test_good_values_pass_the_check_and_the_suite_runs(pytester):
     pytester.makepyfile(SUITE)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--chroma-examples=3", "--chroma-seed=random",
-                                           "--chroma-profile=dev", "--chroma-versions=1.5,0.6.3", "--chroma-to=latest",
-                                           "--chroma-from=auto", "--co", "-q")
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--chroma-examples=3",
+        "--chroma-seed=random",
+        "--chroma-profile=dev",
+        "--chroma-versions=1.5,0.6.3",
+        "--chroma-to=latest",
+        "--chroma-from=auto",
+        "--co",
+        "-q",
+    )
     assert result.ret == pytest.ExitCode.OK, result.stderr.str()
     result.stdout.fnmatch_lines(["*test_marked?chromadb-1.5.9?*", "*test_marked?chromadb-0.6.3?*"])

@@ -18,7 +18,6 @@ import urllib.parse
 from pathlib import Path
 
 import jsonschema
-import pytest
 
 from .conftest import run_cli
 
@@ -55,8 +54,13 @@ def _validator() -> jsonschema.protocols.Validator:
 def test_a_hostile_tree_is_scanned_without_hanging_and_lists_what_it_did_not_read(tmp_path):
     hostile_tree(tmp_path)
     out = tmp_path / "scan.json"
-    proc = subprocess.run([sys.executable, "-m", "pytest_chroma_compat", "scan", "tree", *PAIR, "--format", "json",
-                           "--output", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest_chroma_compat", "scan", "tree", *PAIR, "--format", "json", "--output", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr  # the ordinary files' findings, not an internal error
     doc = json.loads(out.read_text())
     assert sorted(Path(f["path"]).name for f in doc["findings"]) == ["a b.py", "app.py"]
@@ -74,8 +78,7 @@ def test_max_file_bytes_is_the_limit_and_the_text_report_names_each_file_not_sca
     (tmp_path / "app.py").write_text(APP)
     proc = run_cli("scan", str(tmp_path), *PAIR, "--max-file-bytes", "20")
     assert proc.returncode == 0, proc.stderr  # the only file is above the limit: nothing read, nothing found
-    assert f"not scanned (not read): {tmp_path / 'app.py'}: {len(APP)} bytes, above --max-file-bytes 20" \
-        in proc.stdout
+    assert f"not scanned (not read): {tmp_path / 'app.py'}: {len(APP)} bytes, above --max-file-bytes 20" in proc.stdout
     bad = run_cli("scan", str(tmp_path), *PAIR, "--max-file-bytes", "lots")
     assert bad.returncode == 2 and "not a whole number of bytes" in bad.stderr
 
@@ -83,8 +86,24 @@ def test_max_file_bytes_is_the_limit_and_the_text_report_names_each_file_not_sca
 def test_sarif_of_a_hostile_tree_is_percent_encoded_and_validates(tmp_path):
     hostile_tree(tmp_path)
     out = tmp_path / "scan.sarif"
-    proc = subprocess.run([sys.executable, "-m", "pytest_chroma_compat", "scan", "tree", *PAIR, "--format", "sarif",
-                           "--output", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_chroma_compat",
+            "scan",
+            "tree",
+            *PAIR,
+            "--format",
+            "sarif",
+            "--output",
+            str(out),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(out.read_text())
     errors = sorted(_validator().iter_errors(doc), key=str)
@@ -99,8 +118,18 @@ def test_sarif_of_a_hostile_tree_is_percent_encoded_and_validates(tmp_path):
 
 def test_the_plugin_twin_lists_files_not_scanned_and_keeps_the_findings(pytester):
     hostile_tree(pytester.path)
-    result = pytester.runpytest_subprocess("--chroma-scan", "tree", "--chroma-from", "0.3.29", "--chroma-to",
-                                           "1.5.9", "-p", "no:cacheprovider", "-rs", timeout=120)
+    result = pytester.runpytest_subprocess(
+        "--chroma-scan",
+        "tree",
+        "--chroma-from",
+        "0.3.29",
+        "--chroma-to",
+        "1.5.9",
+        "-p",
+        "no:cacheprovider",
+        "-rs",
+        timeout=120,
+    )
     result.assert_outcomes(failed=2, skipped=7)
     result.stdout.fnmatch_lines(["*not scanned: tree/fifo.py: a FIFO, not a regular file*"])
     result.stdout.fnmatch_lines(["*not scanned: tree/deep.py: RecursionError*"])

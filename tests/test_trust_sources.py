@@ -28,12 +28,12 @@ from pathlib import Path
 
 import pytest
 
+from pytest_chroma_compat.common.redact import redact, split_credentials
 from pytest_chroma_compat.snapshot import safecopy, sources
-from pytest_chroma_compat.snapshot.redact import redact, split_credentials
 from pytest_chroma_compat.snapshot.safecopy import MiB, SafeTree, SourceError, parse_size
 from pytest_chroma_compat.snapshot.sources import materialize, tree_hash
 
-from .trust import Canary, canary, cli, one_line  # noqa: F401
+from .trust import Canary, cli, one_line
 
 TO = "1.5.9"
 UP = "../../../../canary"  # from the extraction root to the canary (see the module docstring)
@@ -116,8 +116,10 @@ def _zip_bomb(path: Path, mib: int, monkeypatch) -> Path:
     """A zip holding one ``mib`` MiB file of zeros, ZIP_DEFLATED, about 1000 times smaller."""
     with monkeypatch.context() as m:
         m.setattr(zipfile, "_get_compressor", lambda *a, **k: _FastZeros())
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf, \
-                zf.open("chroma.sqlite3", "w", force_zip64=True) as fh:
+        with (
+            zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf,
+            zf.open("chroma.sqlite3", "w", force_zip64=True) as fh,
+        ):
             for _ in range(mib):
                 fh.write(_FastZeros.CHUNK)
     return path
@@ -127,14 +129,23 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _refused(source: Path | str, tmp_path: Path, canary: Canary, *needles: str, args: tuple[str, ...] = (),
-             env: dict | None = None, timeout: float = 120, hash_source: bool = True) -> str:
+def _refused(
+    source: Path | str,
+    tmp_path: Path,
+    canary: Canary,
+    *needles: str,
+    args: tuple[str, ...] = (),
+    env: dict | None = None,
+    timeout: float = 120,
+    hash_source: bool = True,
+) -> str:
     """Run validate on ``source``; exit 2, one line with every needle, nothing touched, nothing left."""
     src = Path(source)
-    digest = (None if not hash_source else tree_hash(src) if src.is_dir() else _sha(src) if src.is_file() else None)
+    digest = None if not hash_source else tree_hash(src) if src.is_dir() else _sha(src) if src.is_file() else None
     work = tmp_path / "work"
-    proc = cli("validate", str(source), "--to", TO, "--workdir", str(work), "--no-contracts", *args, env=env,
-               timeout=timeout)
+    proc = cli(
+        "validate", str(source), "--to", TO, "--workdir", str(work), "--no-contracts", *args, env=env, timeout=timeout
+    )
     line = one_line(proc, 2, *needles)
     canary.assert_untouched()
     if digest is not None:
@@ -153,8 +164,10 @@ def test_symlink_chain_through_link_to_dot(tmp_path, canary):
     """Before: ``a -> .`` then ``seg -> a/a/a/a/../../../../canary`` passed the lexical check of the link
     target, and the copy held a link to another directory of the disk, which the target release then
     wrote into as if it were a segment directory."""
-    archive = _tar(tmp_path / "chain.tar", [_reg("chroma.sqlite3"), _sym("a", "."), _sym("seg", CHAIN),
-                                            _reg(f"{CHAIN}/victim.txt", b"owned")])
+    archive = _tar(
+        tmp_path / "chain.tar",
+        [_reg("chroma.sqlite3"), _sym("a", "."), _sym("seg", CHAIN), _reg(f"{CHAIN}/victim.txt", b"owned")],
+    )
     _refused(archive, tmp_path, canary, "symlink member 'a'", "holds no links", str(archive))
 
 
@@ -177,31 +190,39 @@ def test_symlink_to_parent(tmp_path, canary):
 def test_hardlink_to_escaping_symlink(tmp_path, canary, shape):
     """Before: ``a -> .``, ``v -> a/a/a/a/../../../../canary/victim.txt``, ``copy`` hard-linked to ``v``
     copied the host file the chain pointed at into the extraction."""
-    members = {"direct": [_sym("esc", f"{UP}/victim.txt"), _hard("copy", "esc")],
-               "chain": [_sym("a", "."), _sym("esc", f"{CHAIN}/victim.txt"), _hard("copy", "esc")],
-               "hardlink-first": [_hard("copy", "esc"), _sym("esc", f"{UP}/victim.txt")]}[shape]
+    members = {
+        "direct": [_sym("esc", f"{UP}/victim.txt"), _hard("copy", "esc")],
+        "chain": [_sym("a", "."), _sym("esc", f"{CHAIN}/victim.txt"), _hard("copy", "esc")],
+        "hardlink-first": [_hard("copy", "esc"), _sym("esc", f"{UP}/victim.txt")],
+    }[shape]
     archive = _tar(tmp_path / "hl.tar", [_reg("chroma.sqlite3"), *members])
-    needle = {"direct": "symlink member 'esc'", "chain": "symlink member 'a'",
-              "hardlink-first": "not an earlier regular file"}[shape]
+    needle = {
+        "direct": "symlink member 'esc'",
+        "chain": "symlink member 'a'",
+        "hardlink-first": "not an earlier regular file",
+    }[shape]
     _refused(archive, tmp_path, canary, needle)
 
 
-@pytest.mark.parametrize("target, needle", [
-    ("missing.bin", "not an earlier regular file"),
-    ("later.bin", "not an earlier regular file"),
-    ("data", "not an earlier regular file"),  # a directory
-    (f"{UP}/victim.txt", "points outside the archive"),
-    ("/etc/passwd", "points outside the archive"),
-])
+@pytest.mark.parametrize(
+    "target, needle",
+    [
+        ("missing.bin", "not an earlier regular file"),
+        ("later.bin", "not an earlier regular file"),
+        ("data", "not an earlier regular file"),  # a directory
+        (f"{UP}/victim.txt", "points outside the archive"),
+        ("/etc/passwd", "points outside the archive"),
+    ],
+)
 def test_hardlink_only_to_an_earlier_regular_member(tmp_path, canary, target, needle):
-    archive = _tar(tmp_path / "hl.tar", [_dir("data"), _reg("data/a.bin"), _hard("copy", target),
-                                         _reg("later.bin")])
+    archive = _tar(tmp_path / "hl.tar", [_dir("data"), _reg("data/a.bin"), _hard("copy", target), _reg("later.bin")])
     _refused(archive, tmp_path, canary, "'copy'", needle)
 
 
 def test_hardlink_to_earlier_member_becomes_a_copy(tmp_path):
-    archive = _tar(tmp_path / "ok.tar", [_dir("store"), _reg("store/a.bin", b"abc" * 1000),
-                                         _hard("store/b.bin", "store/a.bin")])
+    archive = _tar(
+        tmp_path / "ok.tar", [_dir("store"), _reg("store/a.bin", b"abc" * 1000), _hard("store/b.bin", "store/a.bin")]
+    )
     m = materialize(str(archive), tmp_path / "work")
     a, b = m.path / "a.bin", m.path / "b.bin"
     assert b.read_bytes() == a.read_bytes() == b"abc" * 1000
@@ -209,33 +230,38 @@ def test_hardlink_to_earlier_member_becomes_a_copy(tmp_path):
     assert not [p for p in (tmp_path / "work").rglob("*") if p.is_symlink()]
 
 
-@pytest.mark.parametrize("members, needle", [
-    ([_reg(f"{UP}/victim.txt", b"owned")], "escapes the target with '..'"),
-    ([_reg("a/../../b")], "escapes the target"),
-    ([_reg("/tmp/absolute-evil.txt")], "absolute path"),
-    ([_dir("lnk"), _reg("lnk/data"), _sym("lnk", UP), _reg("lnk/victim.txt")], "symlink member 'lnk'"),
-    ([_dir("up"), _reg("up/../../../../../canary/victim.txt")], "escapes the target"),
-    ([_reg("seg"), _reg("seg/victim.txt")], "its parent 'seg' is a file"),
-    ([_reg("twice.bin", b"one"), _reg("twice.bin", b"two")], "the same file appears twice"),
-    ([_reg("x/y"), _reg("x/../x/y")], "the same file appears twice"),
-])
+@pytest.mark.parametrize(
+    "members, needle",
+    [
+        ([_reg(f"{UP}/victim.txt", b"owned")], "escapes the target with '..'"),
+        ([_reg("a/../../b")], "escapes the target"),
+        ([_reg("/tmp/absolute-evil.txt")], "absolute path"),
+        ([_dir("lnk"), _reg("lnk/data"), _sym("lnk", UP), _reg("lnk/victim.txt")], "symlink member 'lnk'"),
+        ([_dir("up"), _reg("up/../../../../../canary/victim.txt")], "escapes the target"),
+        ([_reg("seg"), _reg("seg/victim.txt")], "its parent 'seg' is a file"),
+        ([_reg("twice.bin", b"one"), _reg("twice.bin", b"two")], "the same file appears twice"),
+        ([_reg("x/y"), _reg("x/../x/y")], "the same file appears twice"),
+    ],
+)
 def test_member_names_are_decided_lexically(tmp_path, canary, members, needle):
     archive = _tar(tmp_path / "names.tar", [_reg("chroma.sqlite3"), *members])
     _refused(archive, tmp_path, canary, needle)
     assert not Path("/tmp/absolute-evil.txt").exists()
 
 
-@pytest.mark.parametrize("kind, needle", [(tarfile.CHRTYPE, "device"), (tarfile.BLKTYPE, "device"),
-                                          (tarfile.FIFOTYPE, "FIFO")])
+@pytest.mark.parametrize(
+    "kind, needle", [(tarfile.CHRTYPE, "device"), (tarfile.BLKTYPE, "device"), (tarfile.FIFOTYPE, "FIFO")]
+)
 def test_device_and_fifo_members(tmp_path, canary, kind, needle):
     archive = _tar(tmp_path / "dev.tar", [_reg("chroma.sqlite3"), _special("null", kind)])
     _refused(archive, tmp_path, canary, "'null'", needle, "only files and directories")
 
 
 def test_zip_symlink(tmp_path, canary):
-    archive = _zip(tmp_path / "link.zip", [("chroma.sqlite3", b"x", 0o100644),
-                                            ("up", UP.encode(), 0o120777),
-                                            ("up/victim.txt", b"owned", 0o100644)])
+    archive = _zip(
+        tmp_path / "link.zip",
+        [("chroma.sqlite3", b"x", 0o100644), ("up", UP.encode(), 0o120777), ("up/victim.txt", b"owned", 0o100644)],
+    )
     _refused(archive, tmp_path, canary, "symlink member 'up'", "holds no links")
 
 
@@ -264,8 +290,14 @@ def test_tar_bomb_refused_by_max_extract_bytes(tmp_path, canary):
         info = tarfile.TarInfo("store/chroma.sqlite3")
         info.size = 64 * MiB
         tf.addfile(info, io.BytesIO(bytes(info.size)))
-    _refused(archive, tmp_path, canary, "expands to more than 5.0 MiB", "--max-extract-bytes",
-             args=("--max-extract-bytes", "5M"))
+    _refused(
+        archive,
+        tmp_path,
+        canary,
+        "expands to more than 5.0 MiB",
+        "--max-extract-bytes",
+        args=("--max-extract-bytes", "5M"),
+    )
 
 
 def test_archive_bigger_than_its_copy_may_be_is_not_even_hashed(tmp_path, canary):
@@ -274,8 +306,9 @@ def test_archive_bigger_than_its_copy_may_be_is_not_even_hashed(tmp_path, canary
     with open(archive, "wb") as fh:
         fh.truncate(max(safecopy.free_space(tmp_path) * 4, 1 << 40))
     t0 = time.monotonic()
-    _refused(archive, tmp_path, canary, "more than its copy may take", "--max-extract-bytes", hash_source=False,
-             timeout=60)
+    _refused(
+        archive, tmp_path, canary, "more than its copy may take", "--max-extract-bytes", hash_source=False, timeout=60
+    )
     assert time.monotonic() - t0 < 30
 
 
@@ -332,8 +365,12 @@ def test_parse_size():
 
 
 def test_bad_limit_options_are_usage_errors(tmp_path):
-    for args in (("--max-extract-bytes", "lots"), ("--max-members", "0"), ("--s3-timeout", "-1"),
-                 ("--s3-timeout", "nan")):
+    for args in (
+        ("--max-extract-bytes", "lots"),
+        ("--max-members", "0"),
+        ("--s3-timeout", "-1"),
+        ("--s3-timeout", "nan"),
+    ):
         proc = cli("validate", str(tmp_path), "--to", TO, "--workdir", str(tmp_path / "w"), *args, timeout=60)
         assert proc.returncode == 2 and args[0] in proc.stderr and "Traceback" not in proc.stderr
 
@@ -487,17 +524,30 @@ def silent_endpoint():
     endpoint.close()
 
 
-_AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_EC2_METADATA_DISABLED": "true"}
+_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
 def test_s3_endpoint_that_never_answers(tmp_path, canary, silent_endpoint):
     pytest.importorskip("boto3")
     t0 = time.monotonic()
-    line = _refused("s3://bucket/store/", tmp_path, canary, f"127.0.0.1:{silent_endpoint.port}", "did not answer",
-                    "3 attempt", args=("--endpoint-url", silent_endpoint.url, "--s3-timeout", "1"), env=_AWS_ENV,
-                    timeout=60)
+    line = _refused(
+        "s3://bucket/store/",
+        tmp_path,
+        canary,
+        f"127.0.0.1:{silent_endpoint.port}",
+        "did not answer",
+        "3 attempt",
+        args=("--endpoint-url", silent_endpoint.url, "--s3-timeout", "1"),
+        env=_AWS_ENV,
+        timeout=60,
+    )
     assert time.monotonic() - t0 < 30, line
     assert len(silent_endpoint.conns) >= 3  # every attempt really went out
 
@@ -508,8 +558,13 @@ def test_s3_retries_are_reported_and_defaults_are_bounded(tmp_path, silent_endpo
         monkeypatch.setenv(k, v)
     notes: list[str] = []
     with pytest.raises(SourceError, match="did not answer within 0.5 s"):
-        materialize("s3://bucket/store/", tmp_path / "work", endpoint_url=silent_endpoint.url, s3_timeout=0.5,
-                    notify=notes.append)
+        materialize(
+            "s3://bucket/store/",
+            tmp_path / "work",
+            endpoint_url=silent_endpoint.url,
+            s3_timeout=0.5,
+            notify=notes.append,
+        )
     assert [n for n in notes if "attempt 1 of 3 failed (no answer within 0.5 s); retrying" in n], notes
     assert len(notes) == 2  # attempts 1 and 2 are retried; the 3rd is the error
     s3 = sources._s3_client(silent_endpoint.url, None, None, sources.S3_ATTEMPTS)
@@ -520,8 +575,10 @@ def test_s3_retries_are_reported_and_defaults_are_bounded(tmp_path, silent_endpo
 
 
 def test_redact_and_split_credentials():
-    assert redact('at "http://AKIA:se/cr+et@127.0.0.1:9000/b" and https://user@h/x') == \
-        'at "http://***@127.0.0.1:9000/b" and https://***@h/x'
+    assert (
+        redact('at "http://AKIA:se/cr+et@127.0.0.1:9000/b" and https://user@h/x')
+        == 'at "http://***@127.0.0.1:9000/b" and https://***@h/x'
+    )
     assert redact("s3://bucket/prefix/ and http://host:9000") == "s3://bucket/prefix/ and http://host:9000"
     assert split_credentials("http://AKIA:se/cr%2Bet@127.0.0.1:9000") == ("http://127.0.0.1:9000", "AKIA", "se/cr+et")
     assert split_credentials("http://minio:9000") == ("http://minio:9000", None, None)
@@ -531,9 +588,11 @@ def test_redact_and_split_credentials():
 class _Recorder(BaseHTTPRequestHandler):
     """An S3 endpoint that lists nothing and remembers each request's headers."""
 
-    LISTING = (b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/'
-               b'2006-03-01/"><Name>b</Name><Prefix>db/</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys>'
-               b'<IsTruncated>false</IsTruncated></ListBucketResult>')
+    LISTING = (
+        b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/'
+        b'2006-03-01/"><Name>b</Name><Prefix>db/</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys>'
+        b"<IsTruncated>false</IsTruncated></ListBucketResult>"
+    )
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self.server.seen.append(dict(self.headers))  # type: ignore[attr-defined]
@@ -561,8 +620,22 @@ def test_credentials_in_the_endpoint_are_used_and_never_shown(tmp_path, canary, 
     def run(endpoint: str, *needles: str) -> None:
         for path in reports.values():
             path.unlink(missing_ok=True)
-        proc = cli("validate", "s3://creds/db/", "--to", TO, "--endpoint-url", endpoint, "--s3-timeout", "2",
-                   "--workdir", str(tmp_path / "work"), "--no-contracts", *report_args, env=env, timeout=120)
+        proc = cli(
+            "validate",
+            "s3://creds/db/",
+            "--to",
+            TO,
+            "--endpoint-url",
+            endpoint,
+            "--s3-timeout",
+            "2",
+            "--workdir",
+            str(tmp_path / "work"),
+            "--no-contracts",
+            *report_args,
+            env=env,
+            timeout=120,
+        )
         one_line(proc, 2, *needles)
         outputs.append(proc.stdout + proc.stderr)
         written = [path.read_text() for path in reports.values() if path.exists()]
@@ -608,23 +681,49 @@ def test_s3_keys_that_climb_or_collide(tmp_path, canary, s3, moto_server):
     s3.put_object(Bucket="climb", Key="db/a/../../../../canary/victim.txt", Body=b"owned")
     listed = [o["Key"] for o in s3.list_objects_v2(Bucket="climb", Prefix="db/")["Contents"]]
     assert "db/a/../../../../canary/victim.txt" in listed, listed  # this moto keeps '..' in keys
-    _refused("s3://climb/db/", tmp_path, canary, "unsafe key", "escapes the target",
-             args=("--endpoint-url", moto_server), env=_AWS_ENV)
+    _refused(
+        "s3://climb/db/",
+        tmp_path,
+        canary,
+        "unsafe key",
+        "escapes the target",
+        args=("--endpoint-url", moto_server),
+        env=_AWS_ENV,
+    )
     s3.create_bucket(Bucket="collide")
     s3.put_object(Bucket="collide", Key="db/b", Body=b"one")
     s3.put_object(Bucket="collide", Key="db/a/../b", Body=b"two")
-    _refused("s3://collide/db/", tmp_path, canary, "unsafe key", "appears twice",
-             args=("--endpoint-url", moto_server), env=_AWS_ENV)
+    _refused(
+        "s3://collide/db/",
+        tmp_path,
+        canary,
+        "unsafe key",
+        "appears twice",
+        args=("--endpoint-url", moto_server),
+        env=_AWS_ENV,
+    )
 
 
 def test_s3_listing_bigger_than_the_limit(tmp_path, canary, s3, moto_server):
     s3.create_bucket(Bucket="big")
     for i in range(3):
         s3.put_object(Bucket="big", Key=f"db/seg/{i}.bin", Body=bytes(MiB))
-    _refused("s3://big/db/", tmp_path, canary, "s3://big/db/ holds more than 1.5 MiB",
-             args=("--endpoint-url", moto_server, "--max-extract-bytes", "1.5M"), env=_AWS_ENV)
-    _refused("s3://big/db/", tmp_path, canary, "more than 2 objects",
-             args=("--endpoint-url", moto_server, "--max-members", "2"), env=_AWS_ENV)
+    _refused(
+        "s3://big/db/",
+        tmp_path,
+        canary,
+        "s3://big/db/ holds more than 1.5 MiB",
+        args=("--endpoint-url", moto_server, "--max-extract-bytes", "1.5M"),
+        env=_AWS_ENV,
+    )
+    _refused(
+        "s3://big/db/",
+        tmp_path,
+        canary,
+        "more than 2 objects",
+        args=("--endpoint-url", moto_server, "--max-members", "2"),
+        env=_AWS_ENV,
+    )
 
 
 def test_s3_listing_bigger_than_the_free_space(tmp_path, s3, moto_server, monkeypatch):

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from fixtures import stores
-from pytest_chroma_compat.client import Release
+from pytest_chroma_compat.engine.client import Release
 from pytest_chroma_compat.snapshot import store_state
 from pytest_chroma_compat.snapshot.sources import tree_hash
 
 from .conftest import MID, NEW, OLD
-from .trust import Canary, canary, cli, one_line  # noqa: F401
+from .trust import Canary, cli, one_line
 
 #: a writer killed mid-transaction: with a one-page cache its changes spill into the db file,
 #: the original pages sit in the -journal, and nothing rolls them back
@@ -91,8 +91,18 @@ def _validate(store: Path, to: str, tmp_path: Path, *args: str) -> tuple[subproc
     """The real command with a JSON report; the source must hash the same before and after."""
     before = tree_hash(store)
     report = tmp_path / "report.json"
-    proc = cli("validate", str(store), "--to", to, "--workdir", str(tmp_path / "work"), "--no-contracts",
-               "--json", str(report), *args)
+    proc = cli(
+        "validate",
+        str(store),
+        "--to",
+        to,
+        "--workdir",
+        str(tmp_path / "work"),
+        "--no-contracts",
+        "--json",
+        str(report),
+        *args,
+    )
     assert tree_hash(store) == before, "the source changed"
     assert not list((tmp_path / "work").glob("validate-*")), "private copies were left behind"
     return proc, (json.loads(report.read_text()) if report.exists() else {})
@@ -110,7 +120,9 @@ def test_hot_journal_is_rolled_back_on_the_copy_not_the_source(written, tmp_path
     assert store_state.ROLLED_BACK in report["inventory"]["notes"]
     # the verdict comes from the data: every committed record, none of the half-done deletes
     assert sorted((c["name"], c["source_count"], c["target_count"]) for c in report["collections"]) == [
-        ("articles-cos", 20, 20), ("products-l2", 20, 20)]
+        ("articles-cos", 20, 20),
+        ("products-l2", 20, 20),
+    ]
     canary.assert_untouched()
 
 
@@ -140,8 +152,13 @@ class _Holder:
     """A real second process holding a SQLite lock on the source until released."""
 
     def __init__(self, db: Path, *statements: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(db), *statements],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", HOLD_LOCK, str(db), *statements],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout.readline().strip() == "ready", self.proc.stderr.read()
 
     def release(self) -> None:
@@ -151,20 +168,32 @@ class _Holder:
         self.proc.communicate(timeout=30)
 
 
-@pytest.mark.parametrize("statements,locked", [
-    (("begin immediate",), "chroma.sqlite3"),  # RESERVED: a writer between its statements
-    (("begin exclusive",), "chroma.sqlite3"),  # EXCLUSIVE: a writer committing
-    (("pragma cache_size=1", "begin", "update embeddings set seq_id = seq_id"), "chroma.sqlite3"),  # mid-write
-    (("pragma journal_mode=wal", "begin immediate", "update embeddings set seq_id = seq_id"),
-     "chroma.sqlite3-shm"),  # a WAL-mode writer locks the -shm, not the database
-], ids=["reserved", "exclusive", "mid-write", "wal-writer"])
+@pytest.mark.parametrize(
+    "statements,locked",
+    [
+        (("begin immediate",), "chroma.sqlite3"),  # RESERVED: a writer between its statements
+        (("begin exclusive",), "chroma.sqlite3"),  # EXCLUSIVE: a writer committing
+        (("pragma cache_size=1", "begin", "update embeddings set seq_id = seq_id"), "chroma.sqlite3"),  # mid-write
+        (
+            ("pragma journal_mode=wal", "begin immediate", "update embeddings set seq_id = seq_id"),
+            "chroma.sqlite3-shm",
+        ),  # a WAL-mode writer locks the -shm, not the database
+    ],
+    ids=["reserved", "exclusive", "mid-write", "wal-writer"],
+)
 def test_live_writer_is_refused_in_one_line(written, tmp_path, canary: Canary, statements, locked):
     store = _copy(written[NEW], tmp_path / "store")
     holder = _Holder(store / "chroma.sqlite3", *statements)
     try:
         proc, _ = _validate(store, NEW, tmp_path)
-        line = one_line(proc, 2, "another process is writing to this store", f"pid {holder.proc.pid}",
-                        f"write lock on {locked}", "quiescent snapshot")
+        line = one_line(
+            proc,
+            2,
+            "another process is writing to this store",
+            f"pid {holder.proc.pid}",
+            f"write lock on {locked}",
+            "quiescent snapshot",
+        )
         assert "damaged" not in line
     finally:
         holder.release()
@@ -247,12 +276,15 @@ def test_a_journal_naming_a_super_journal_is_refused(written, tmp_path, canary: 
 def test_a_recursive_view_cannot_hang_the_host(written, tmp_path, canary: Canary):
     """A view where Chroma keeps a table would be run by the host's read-only SQLite: refused, never run."""
     store = _copy(written[NEW], tmp_path / "store")
-    _python("import sqlite3, sys\n"
-            "c = sqlite3.connect(sys.argv[1])\n"
-            "c.execute('alter table embeddings rename to embeddings_real')\n"
-            "c.execute('create view embeddings as with recursive r(x) as (select 1 union all select x + 1 from r) "
-            "select x as id, x as segment_id from r')\n"
-            "c.commit()\n", str(store / "chroma.sqlite3"))
+    _python(
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1])\n"
+        "c.execute('alter table embeddings rename to embeddings_real')\n"
+        "c.execute('create view embeddings as with recursive r(x) as (select 1 union all select x + 1 from r) "
+        "select x as id, x as segment_id from r')\n"
+        "c.commit()\n",
+        str(store / "chroma.sqlite3"),
+    )
     proc, _ = _validate(store, NEW, tmp_path)
     one_line(proc, 2, "views where Chroma keeps tables", "embeddings")
     canary.assert_untouched()

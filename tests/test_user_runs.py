@@ -17,9 +17,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pytest_chroma_compat import project_envs, release_bisect, user_runs
+from pytest_chroma_compat.engine import project_envs
+from pytest_chroma_compat.usercode import bisect, runs
 
-APP = '''
+APP = """
 import chromadb
 from chromadb.config import Settings
 
@@ -41,8 +42,8 @@ def entries_over(path, amount):
                metadatas=[{"amount": i * 10, "kind": "debit" if i % 2 else "credit"} for i in range(20)])
     got = col.get(where={"$and": [{"amount": {"$gte": amount}}, {"kind": "debit"}]})
     return sorted(got["ids"])
-'''
-TESTS = '''
+"""
+TESTS = """
 import os
 
 from ledger import collection_names, entries_over
@@ -58,12 +59,13 @@ def test_and_filter(tmp_path):
 
 def test_no_secret_reaches_the_tests():
     assert os.environ.get("CHROMA_COMPAT_TEST_SECRET") in (None, "let-through")
-'''
+"""
 
 
 def make_project(root, requires: str = "chromadb"):
     (root / "tests").mkdir(parents=True)
-    (root / "pyproject.toml").write_text(textwrap.dedent(f'''
+    (root / "pyproject.toml").write_text(
+        textwrap.dedent(f'''
         [project]
         name = "ledger-demo"
         version = "0.1"
@@ -72,7 +74,8 @@ def make_project(root, requires: str = "chromadb"):
         py-modules = ["ledger"]
         [tool.pytest.ini_options]
         testpaths = ["tests"]
-    '''))
+    ''')
+    )
     (root / "ledger.py").write_text(APP)
     (root / "tests" / "test_ledger.py").write_text(TESTS)
     return root
@@ -84,7 +87,7 @@ def project(tmp_path_factory):
     yield root
     for env in project_envs.projects_dir().glob("ledger-demo-*"):
         shutil.rmtree(env, ignore_errors=True)
-    from pytest_chroma_compat import run_history  # kept runs (issue 25): this checkout's go with it
+    from pytest_chroma_compat.usercode import run_history
 
     shutil.rmtree(run_history.root() / run_history.project_id(root), ignore_errors=True)
 
@@ -92,19 +95,43 @@ def project(tmp_path_factory):
 def cli(*args: str, cwd, env: dict | None = None) -> subprocess.CompletedProcess:
     import os
 
-    return subprocess.run([sys.executable, "-m", "pytest_chroma_compat", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=900, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_chroma_compat", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=900,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.mark.slow
 def test_run_shows_each_release_and_the_failing_test_with_reports(project, tmp_path):
-    proc = cli("run", "--versions", "0.5.23,0.6.3,1.0.21,1.5.9", "-j", "2", "--json", str(tmp_path / "r.json"),
-               "--junit", str(tmp_path / "r.xml"), "--markdown", str(tmp_path / "r.md"), "--", "pytest",
-               cwd=project, env={"CHROMA_COMPAT_TEST_SECRET": "must-not-pass"})
+    proc = cli(
+        "run",
+        "--versions",
+        "0.5.23,0.6.3,1.0.21,1.5.9",
+        "-j",
+        "2",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--junit",
+        str(tmp_path / "r.xml"),
+        "--markdown",
+        str(tmp_path / "r.md"),
+        "--",
+        "pytest",
+        cwd=project,
+        env={"CHROMA_COMPAT_TEST_SECRET": "must-not-pass"},
+    )
     assert proc.returncode == 1, proc.stderr
     results = {r["version"]: r for r in json.loads((tmp_path / "r.json").read_text())["results"]}
-    assert {v: r["status"] for v, r in results.items()} == {"0.5.23": "passed", "0.6.3": "failed",
-                                                            "1.0.21": "passed", "1.5.9": "passed"}
+    assert {v: r["status"] for v, r in results.items()} == {
+        "0.5.23": "passed",
+        "0.6.3": "failed",
+        "1.0.21": "passed",
+        "1.5.9": "passed",
+    }
     assert results["0.6.3"]["failures"] == ["tests/test_ledger.py::test_collection_names"]
     assert results["0.6.3"]["counts"]["passed"] == 2 and results["1.5.9"]["counts"]["passed"] == 3
     assert "chromadb 0.6.3    FAILED   2 passed, 1 failed" in proc.stdout
@@ -112,15 +139,26 @@ def test_run_shows_each_release_and_the_failing_test_with_reports(project, tmp_p
     suite = ET.parse(tmp_path / "r.xml").getroot()
     assert (suite.get("tests"), suite.get("failures")) == ("4", "1")
     assert "| 0.6.3 | failed |" in (tmp_path / "r.md").read_text()
-    assert proc.stderr.strip().splitlines()[-1] == ("chroma-compat run: 4 release(s): 3 passed, 1 failed "
-                                                    "(not passing: 0.6.3)")
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "chroma-compat run: 4 release(s): 3 passed, 1 failed (not passing: 0.6.3)"
+    )
 
 
 def test_pass_env_lets_one_variable_through(project):
     def secret_test(value: str, *extra: str) -> subprocess.CompletedProcess:
-        return cli("run", "--versions", "1.5.9", *extra, "--", "python", "-c",
-                   "import os, sys; sys.exit(0 if os.environ.get('CHROMA_COMPAT_TEST_SECRET') == 'x' else 3)",
-                   cwd=project, env={"CHROMA_COMPAT_TEST_SECRET": value})
+        return cli(
+            "run",
+            "--versions",
+            "1.5.9",
+            *extra,
+            "--",
+            "python",
+            "-c",
+            "import os, sys; sys.exit(0 if os.environ.get('CHROMA_COMPAT_TEST_SECRET') == 'x' else 3)",
+            cwd=project,
+            env={"CHROMA_COMPAT_TEST_SECRET": value},
+        )
+
     assert secret_test("x").returncode == 1  # hermetic: the variable did not reach the command
     assert secret_test("x", "--pass-env", "CHROMA_COMPAT_TEST_SECRET").returncode == 0
 
@@ -131,20 +169,33 @@ def test_a_release_the_project_excludes_is_reported_not_failed(tmp_path):
     try:
         proc = cli("run", "--versions", "0.6.3,1.5.9", "--", "pytest", "-k", "and_filter", cwd=root)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert "chromadb 0.6.3    excluded not run: the project requires chromadb>=1.0, which excludes 0.6.3" \
+        assert (
+            "chromadb 0.6.3    excluded not run: the project requires chromadb>=1.0, which excludes 0.6.3"
             in proc.stdout
+        )
     finally:
         for env in project_envs.projects_dir().glob("needs-one-x-*"):
             shutil.rmtree(env, ignore_errors=True)
-        from pytest_chroma_compat import run_history
+        from pytest_chroma_compat.usercode import run_history
 
         shutil.rmtree(run_history.root() / run_history.project_id(root), ignore_errors=True)
 
 
 @pytest.mark.slow
 def test_bisect_names_the_first_bad_release_and_the_documented_change(project, tmp_path):
-    proc = cli("bisect", "--good", "0.4.24", "--bad", "0.6.3", "--json", str(tmp_path / "b.json"), "--",
-               "pytest", "tests/test_ledger.py::test_collection_names", cwd=project)
+    proc = cli(
+        "bisect",
+        "--good",
+        "0.4.24",
+        "--bad",
+        "0.6.3",
+        "--json",
+        str(tmp_path / "b.json"),
+        "--",
+        "pytest",
+        "tests/test_ledger.py::test_collection_names",
+        cwd=project,
+    )
     assert proc.returncode == 0, proc.stderr
     found = json.loads((tmp_path / "b.json").read_text())
     steps = [(r["version"], r["status"], r["reason"][:200]) for r in found["runs"]]
@@ -155,19 +206,34 @@ def test_bisect_names_the_first_bad_release_and_the_documented_change(project, t
 
 
 def test_bisect_skips_a_release_it_cannot_judge():
-    def fake_run(version: str) -> user_runs.RunResult:  # the search alone: outcomes as releases gave them above
+    def fake_run(version: str) -> runs.RunResult:  # the search alone: outcomes as releases gave them above
         status = "error" if version == "0.6.0" else ("failed" if version >= "0.6" else "passed")
-        return user_runs.RunResult(version, status)
-    found = release_bisect.search("0.5.20", "0.6.3", fake_run)
+        return runs.RunResult(version, status)
+
+    found = bisect.search("0.5.20", "0.6.3", fake_run)
     assert found.first_bad == "0.6.1" and found.undecided == ["0.6.0"] and found.last_good == "0.5.23"
     assert [r.version for r in found.skipped] == ["0.6.0"]
 
 
 @pytest.mark.slow
 def test_chroma_under_gives_the_same_answer_from_inside_pytest(project):
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--chroma-under",
-                           "0.5.23,0.6.3", "-k", "collection_names or and_filter"], capture_output=True, text=True,
-                          cwd=project, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--chroma-under",
+            "0.5.23,0.6.3",
+            "-k",
+            "collection_names or and_filter",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=900,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "chromadb 0.5.23   passed   2 passed" in proc.stdout
     assert "chromadb 0.6.3    FAILED   1 passed, 1 failed" in proc.stdout
@@ -185,12 +251,18 @@ def test_a_warm_environment_is_reused_without_building(project):
     assert project_envs.ensure("1.5.9", project, additions=["pytest"]).path != first.path  # a new dependency state
 
 
-@pytest.mark.parametrize("args, words", [
-    (["run", "--versions", "1.5.9"], "give the command to run after --"),
-    (["run", "--versions", "9.9.9", "--", "pytest"], "9.9.9"),
-    (["bisect", "--good", "1.5.9", "--bad", "0.6.3", "--", "pytest"], "must be older than --bad"),
-    (["run", "--versions", "1.5.9", "--project", "/nonexistent-dir", "--", "pytest"], "not a directory"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["run", "--versions", "1.5.9"], "give the command to run after --"),
+        (["run", "--versions", "9.9.9", "--", "pytest"], "9.9.9"),
+        (["bisect", "--good", "1.5.9", "--bad", "0.6.3", "--", "pytest"], "must be older than --bad"),
+        (["run", "--versions", "1.5.9", "--project", "/nonexistent-dir", "--", "pytest"], "not a directory"),
+        # a limit that never ends is no limit: refused like 0 and -1 (it was accepted, and a hang waited forever)
+        (["run", "--versions", "1.5.9", "--timeout", "inf", "--", "pytest"], "--timeout must be a positive"),
+        (["run", "--versions", "1.5.9", "--timeout", "nan", "--", "pytest"], "--timeout must be a positive"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(project, args, words):
     proc = cli(*args, cwd=project)
     assert proc.returncode == 2 and words in proc.stderr, proc.stderr
@@ -200,7 +272,7 @@ def test_bad_input_is_one_line_and_exit_2(project, args, words):
 def test_release_run_takes_your_function_and_finds_your_project(project, tmp_path, monkeypatch):
     import os.path
 
-    from pytest_chroma_compat.client import Release
+    from pytest_chroma_compat.engine.client import Release
 
     monkeypatch.chdir(project / "tests")  # the project root is found upwards, as pytest finds its rootdir
     with Release("1.5.9") as release:
@@ -221,15 +293,44 @@ def test_the_ledger_example_breaks_at_the_documented_change(tmp_path):
     from pathlib import Path
 
     example = Path(__file__).resolve().parent.parent / "examples" / "ledger_app"
-    proc = cli("run", "--versions", "0.5.23,0.6.3,1.0.21,1.5.9", "-j", "2", "--extras", "test", "--json",
-               str(tmp_path / "r.json"), "--", "pytest", cwd=example)
+    proc = cli(
+        "run",
+        "--versions",
+        "0.5.23,0.6.3,1.0.21,1.5.9",
+        "-j",
+        "2",
+        "--extras",
+        "test",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--",
+        "pytest",
+        cwd=example,
+    )
     assert proc.returncode == 1, proc.stderr
     results = {r["version"]: r for r in json.loads((tmp_path / "r.json").read_text())["results"]}
-    assert {v: r["status"] for v, r in results.items()} == {"0.5.23": "passed", "0.6.3": "failed",
-                                                            "1.0.21": "passed", "1.5.9": "passed"}
+    assert {v: r["status"] for v, r in results.items()} == {
+        "0.5.23": "passed",
+        "0.6.3": "failed",
+        "1.0.21": "passed",
+        "1.5.9": "passed",
+    }
     assert results["0.6.3"]["failures"] == ["tests/test_ledger.py::test_reopen_ledger_lists_collections_as_objects"]
-    found = cli("bisect", "--good", "0.4.24", "--bad", "0.6.3", "--extras", "test", "--json", str(tmp_path / "b.json"),
-                "--", "pytest", "tests/test_ledger.py::test_reopen_ledger_lists_collections_as_objects", cwd=example)
+    found = cli(
+        "bisect",
+        "--good",
+        "0.4.24",
+        "--bad",
+        "0.6.3",
+        "--extras",
+        "test",
+        "--json",
+        str(tmp_path / "b.json"),
+        "--",
+        "pytest",
+        "tests/test_ledger.py::test_reopen_ledger_lists_collections_as_objects",
+        cwd=example,
+    )
     assert found.returncode == 0, found.stderr
     answer = json.loads((tmp_path / "b.json").read_text())
     assert (answer["first_bad"], answer["last_good"], len(answer["runs"]) <= 11) == ("0.6.0", "0.5.23", True)

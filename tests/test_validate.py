@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from fixtures import stores
-from pytest_chroma_compat.client import Release
+from pytest_chroma_compat.engine.client import Release
 from pytest_chroma_compat.snapshot import inventory, tree_hash
 from pytest_chroma_compat.snapshot.validate import validate
 
@@ -68,8 +68,16 @@ def _failed(result) -> set[tuple[str, str | None]]:
     return {(c.name, c.collection) for c in result.failed}
 
 
-@pytest.mark.parametrize("writer,target", [(OLD, NEW), pytest.param(MID5, FIRST_RUST, marks=pytest.mark.slow), (MID, NEW),
-                                             pytest.param(FIRST_RUST, NEW, marks=pytest.mark.slow), (NEW, NEW)])
+@pytest.mark.parametrize(
+    "writer,target",
+    [
+        (OLD, NEW),
+        pytest.param(MID5, FIRST_RUST, marks=pytest.mark.slow),
+        (MID, NEW),
+        pytest.param(FIRST_RUST, NEW, marks=pytest.mark.slow),
+        (NEW, NEW),
+    ],
+)
 def test_safe_upgrades_of_real_stores(written, tmp_path, writer, target):
     result = _validate(written[writer], target, tmp_path)
     assert result.exit_code == 0, result.summary
@@ -93,12 +101,21 @@ def test_every_tenant_and_database_is_validated(written, tmp_path, path):
     assert result.exit_code == 0, result.summary
     others = {f"{t}/{d}:{n}" for t, d, n in stores.OTHER_DATABASES}
     counts = {c.name: c.records_compared for c in result.collections}
-    assert counts == {"products-l2": 40, "articles-cos": 40, **{label: 40 for label in others}}
-    assert {c.collection for c in result.checks if c.name == "collections"} == {None, "acme/prod", "acme/staging",
-                                                                             "globex/default_database"}
+    assert counts == {"products-l2": 40, "articles-cos": 40, **dict.fromkeys(others, 40)}
+    assert {c.collection for c in result.checks if c.name == "collections"} == {
+        None,
+        "acme/prod",
+        "acme/staging",
+        "globex/default_database",
+    }
     for label in others:
-        assert {c.name for c in result.checks if c.collection == label} >= {"count", "embeddings", "query",
-                                                                            "filters", "writable"}
+        assert {c.name for c in result.checks if c.collection == label} >= {
+            "count",
+            "embeddings",
+            "query",
+            "filters",
+            "writable",
+        }
     # the same id in two databases is two records: a mix-up between them would show in the digests
     digests = {c.name: c.source_digest for c in result.collections}
     assert digests["acme/prod:orders"] != digests["acme/staging:orders"]
@@ -130,8 +147,11 @@ def test_collection_selection(written, tmp_path):
     """--collection: a plain name matches in every database, a label in one; an unknown one is exit 2."""
     result = _validate(written["databases"], NEW, tmp_path, collections=["orders", "globex/default_database:faq"])
     assert result.exit_code == 0, result.summary
-    assert {c.name for c in result.collections} == {"acme/prod:orders", "acme/staging:orders",
-                                                    "globex/default_database:faq"}
+    assert {c.name for c in result.collections} == {
+        "acme/prod:orders",
+        "acme/staging:orders",
+        "globex/default_database:faq",
+    }
     selection = next(c for c in result.checks if c.name == "selection")
     assert selection.status == "info" and set(selection.evidence["not validated"]) == {"products-l2", "articles-cos"}
     assert not any(c.collection is None and c.name == "collections" for c in result.checks)  # default db not compared
@@ -141,8 +161,17 @@ def test_collection_selection(written, tmp_path):
     exported = _validate(written["databases"], NEW, tmp_path, path="export-import", collections=["orders"])
     assert exported.exit_code == 0, exported.summary
     assert {c.name for c in exported.collections} == {"acme/prod:orders", "acme/staging:orders"}
-    proc = run_cli("validate", str(written["databases"]), "--to", NEW, "--no-contracts", "--collection", "nope",
-                   "--workdir", str(tmp_path / "work"))
+    proc = run_cli(
+        "validate",
+        str(written["databases"]),
+        "--to",
+        NEW,
+        "--no-contracts",
+        "--collection",
+        "nope",
+        "--workdir",
+        str(tmp_path / "work"),
+    )
     assert proc.returncode == 2 and "no collection 'nope' in this store" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
@@ -181,7 +210,9 @@ def test_rollback_is_judged_by_the_measured_checks_with_the_rule_as_a_caveat(wri
     # --from naming a newer release than the target is a rollback too; --refuse-downgrade makes the rule decide
     forced = _validate(written[MID], MID5, tmp_path, from_=MID, refuse_downgrade=True)
     assert forced.exit_code == 1 and ("rollback", None) in _failed(forced)
-    assert "chromadb " + MID + ", newer than the target" in next(c for c in forced.checks if c.name == "rollback").detail
+    assert (
+        "chromadb " + MID + ", newer than the target" in next(c for c in forced.checks if c.name == "rollback").detail
+    )
 
 
 @pytest.mark.slow
@@ -210,8 +241,9 @@ def test_s3_prefix_and_object(written, tmp_path, s3, moto_server):
     s3.upload_file(str(tmp_path / "snap.tar.gz"), "snapshots", "words/snap.tar.gz")
 
     def listing():
-        return sorted((o["Key"], o["ETag"], o["LastModified"]) for o in
-                      s3.list_objects_v2(Bucket="snapshots")["Contents"])
+        return sorted(
+            (o["Key"], o["ETag"], o["LastModified"]) for o in s3.list_objects_v2(Bucket="snapshots")["Contents"]
+        )
 
     before = listing()
     prefix = _validate("s3://snapshots/words/snapshot/latest/", NEW, tmp_path, endpoint_url=moto_server)
@@ -241,8 +273,18 @@ def test_bad_sources_exit_2_with_one_line(written, tmp_path, s3, moto_server):
         str(not_a_store): "not a Chroma persistent directory",
     }
     for source, message in cases.items():
-        proc = run_cli("validate", source, "--to", NEW, "--endpoint-url", moto_server, "--no-contracts",
-                       "--workdir", str(tmp_path / "work"), env=env)
+        proc = run_cli(
+            "validate",
+            source,
+            "--to",
+            NEW,
+            "--endpoint-url",
+            moto_server,
+            "--no-contracts",
+            "--workdir",
+            str(tmp_path / "work"),
+            env=env,
+        )
         assert proc.returncode == 2, (source, proc.stdout, proc.stderr)
         assert message in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
@@ -256,9 +298,20 @@ def test_access_denied_exits_2(written, tmp_path, s3, moto_server):
     upload_tree(s3, "locked", "db/", written[OLD])
     key = user_without_policy(moto_server, "validator")
     with moto_auth(moto_server):
-        proc = run_cli("validate", "s3://locked/db/", "--to", NEW, "--endpoint-url", moto_server, "--no-contracts",
-                       env={"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-                            "AWS_DEFAULT_REGION": "us-east-1"})
+        proc = run_cli(
+            "validate",
+            "s3://locked/db/",
+            "--to",
+            NEW,
+            "--endpoint-url",
+            moto_server,
+            "--no-contracts",
+            env={
+                "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+                "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+                "AWS_DEFAULT_REGION": "us-east-1",
+            },
+        )
     assert proc.returncode == 2
     assert "access denied to s3://locked/db/" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
@@ -301,7 +354,8 @@ def test_inventory_reads_without_trusting(written, tmp_path):
     (orphan / "header.bin").write_bytes(b"x" * 10)
     marker = tmp_path / "pwned"
     (next(p for p in store.iterdir() if p.is_dir() and p != orphan) / "index_metadata.pickle").write_bytes(
-        b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
+        b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
+    )
     before = tree_hash(store)
     inv = inventory.take(store)
     assert tree_hash(store) == before and not marker.exists()
@@ -326,8 +380,18 @@ def test_small_batches_give_the_same_digests(written, tmp_path):
 
 def test_cli_writes_all_reports(written, tmp_path):
     out = tmp_path / "reports"
-    proc = run_cli("validate", str(written["orphan"]), "--to", NEW, "--json", str(out / "r.json"),
-                   "--junit", str(out / "r.xml"), "--markdown", str(out / "r.md"))
+    proc = run_cli(
+        "validate",
+        str(written["orphan"]),
+        "--to",
+        NEW,
+        "--json",
+        str(out / "r.json"),
+        "--junit",
+        str(out / "r.xml"),
+        "--markdown",
+        str(out / "r.md"),
+    )
     assert proc.returncode == 1, proc.stderr
     assert "NOT safe" in proc.stdout and "writable" in proc.stdout
     report = json.loads((out / "r.json").read_text())
@@ -345,9 +409,10 @@ def test_cli_writes_all_reports(written, tmp_path):
 def test_pytest_chroma_snapshot_option(written, pytester):
     pytester.makeini("[pytest]\n")
     result = pytester.runpytest_subprocess("--chroma-snapshot", str(written["orphan"]), "--chroma-to", NEW, "-v")
-    result.assert_outcomes(failed=1, passed=len([l for l in result.outlines if " PASSED" in l]))
-    result.stdout.fnmatch_lines(["*test_snapshot?writable-notes? FAILED*", "*chroma-compat validate*",
-                                 "*NOT safe*writable*"])
+    result.assert_outcomes(failed=1, passed=len([line for line in result.outlines if " PASSED" in line]))
+    result.stdout.fnmatch_lines(
+        ["*test_snapshot?writable-notes? FAILED*", "*chroma-compat validate*", "*NOT safe*writable*"]
+    )
     ok = pytester.runpytest_subprocess("--chroma-snapshot", str(written[MID]), "--chroma-to", NEW)
     assert ok.ret == 0
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_chroma_compat.client import Release
+from pytest_chroma_compat.engine.client import Release
+from pytest_chroma_compat.engine.worker import filter_oracle
 from pytest_chroma_compat.snapshot import data_checks
 from pytest_chroma_compat.snapshot.validate import validate
-from pytest_chroma_compat.worker import filter_oracle
 
 from .conftest import MID, NEW, OLD
 from .test_filters_oracle import _rotate_fulltext, _write
@@ -32,20 +32,27 @@ N = 48
 
 
 def _gaps_store(release: Release, path: Path) -> Path:
-    """"gaps": some records lack "shop", two have no document; "complete": every record has both."""
+    """ "gaps": some records lack "shop", two have no document; "complete": every record has both."""
     emb = np.random.default_rng(2).normal(size=(N, 4)).astype(np.float32)
     with release.persistent(path) as client:
         col = client.create_collection("gaps")
         metas = [{"shop": ["acme", "bobs", "cafe"][i % 3], "n": i % 5} for i in range(N)]
         for i in range(0, N, 6):
             del metas[i]["shop"]
-        col.add(ids=[f"g{i:03d}" for i in range(N)], embeddings=emb, metadatas=metas,
-                documents=[f"order {i} shipped from warehouse {i % 7} to city {i * 3 % 11}" for i in range(N)])
+        col.add(
+            ids=[f"g{i:03d}" for i in range(N)],
+            embeddings=emb,
+            metadatas=metas,
+            documents=[f"order {i} shipped from warehouse {i % 7} to city {i * 3 % 11}" for i in range(N)],
+        )
         col.add(ids=["g900", "g901"], embeddings=emb[:2], metadatas=[{"n": 1}, {"shop": "acme", "n": 2}])
         full = client.create_collection("complete")
-        full.add(ids=[f"c{i:03d}" for i in range(N)], embeddings=emb,
-                 metadatas=[{"shop": ["acme", "bobs"][i % 2], "n": i % 3} for i in range(N)],
-                 documents=[f"note {i} about thing {i % 9}" for i in range(N)])
+        full.add(
+            ids=[f"c{i:03d}" for i in range(N)],
+            embeddings=emb,
+            metadatas=[{"shop": ["acme", "bobs"][i % 2], "n": i % 3} for i in range(N)],
+            documents=[f"note {i} about thing {i % 9}" for i in range(N)],
+        )
     return path
 
 
@@ -113,9 +120,11 @@ def _corrupt_with_lists(release: Release, path: Path) -> Path:
     _write(release, path)
     with release.persistent(path) as client:
         col = client.create_collection("tagged")
-        col.add(ids=[f"t{i:02d}" for i in range(12)],
-                embeddings=np.random.default_rng(4).normal(size=(12, 4)).astype(np.float32),
-                metadatas=[{"tags": [f"a{i % 3}", f"b{i % 4}"], "n": [i, i + 1]} for i in range(12)])
+        col.add(
+            ids=[f"t{i:02d}" for i in range(12)],
+            embeddings=np.random.default_rng(4).normal(size=(12, 4)).astype(np.float32),
+            metadatas=[{"tags": [f"a{i % 3}", f"b{i % 4}"], "n": [i, i + 1]} for i in range(12)],
+        )
     _rotate_fulltext(path)
     return path
 
@@ -144,6 +153,7 @@ def test_list_values_are_asked_per_element(new_corrupt):
 
 # -- the parts, without a release ---------------------------------------------------------------------------
 
+
 def _digest(ids: list[str]) -> dict:
     return {"count": len(ids), "digest": f"{filter_oracle.id_sum(ids):016x}", "sample": sorted(ids)[:10]}
 
@@ -151,15 +161,23 @@ def _digest(ids: list[str]) -> dict:
 def test_complement_outcome_places_each_answer_on_one_side():
     missing = _digest(["m"])
     e = {**_digest(["a"]), "uncertain": 1, "uncertain_digest": missing["digest"]}
-    a = data_checks.Asked({"k": {"$ne": 1}}, None, "ne-nin-complement", "k", "$ne", complement=True,
-                          expected=e, missing=missing)
+    a = data_checks.Asked(
+        {"k": {"$ne": 1}}, None, "ne-nin-complement", "k", "$ne", complement=True, expected=e, missing=missing
+    )
     without, with_ = _digest(["a"]), _digest(["a", "m"])
     assert data_checks.complement_outcome(a, without, with_) == "meaning changed"
     assert data_checks.complement_outcome(a, with_, with_) == "right"
     assert data_checks.complement_outcome(a, without, _digest([])) == "wrong"
-    none_missing = data_checks.Asked({"k": {"$ne": 1}}, None, "ne-nin-complement", "k", "$ne", complement=True,
-                                     expected={**without, "uncertain": 0, "uncertain_digest": "0" * 16},
-                                     missing=_digest([]))
+    none_missing = data_checks.Asked(
+        {"k": {"$ne": 1}},
+        None,
+        "ne-nin-complement",
+        "k",
+        "$ne",
+        complement=True,
+        expected={**without, "uncertain": 0, "uncertain_digest": "0" * 16},
+        missing=_digest([]),
+    )
     assert data_checks.complement_outcome(none_missing, without, without) == "right"
 
 
@@ -173,22 +191,30 @@ def test_the_new_rows_are_table_links():
 def test_plans_of_the_new_kinds():
     checks = {dc.contract_id: dc for dc in data_checks.table_checks()}
     lists = checks["where-contains-metadata"]
-    elements = {"n" + filter_oracle.ELEMENTS: {"values": [1, 2], "sampled": False},
-                "s": {"values": [3, "x"], "sampled": False}}
-    p = data_checks.plan([lists], {lists.contract_id: elements},
-                         budget={lists.contract_id: 8}, count=10)
-    assert [a.clause() for a in p.asked if a.op == "$contains"] == [{"where": {"n": {"$contains": 1}}},
-                                                                   {"where": {"n": {"$contains": 2}}},
-                                                                   {"where": {"s": {"$contains": "x"}}}]
+    elements = {
+        "n" + filter_oracle.ELEMENTS: {"values": [1, 2], "sampled": False},
+        "s": {"values": [3, "x"], "sampled": False},
+    }
+    p = data_checks.plan([lists], {lists.contract_id: elements}, budget={lists.contract_id: 8}, count=10)
+    assert [a.clause() for a in p.asked if a.op == "$contains"] == [
+        {"where": {"n": {"$contains": 1}}},
+        {"where": {"n": {"$contains": 2}}},
+        {"where": {"s": {"$contains": "x"}}},
+    ]
     ne = checks["ne-nin-complement"]
-    p = data_checks.plan([ne], {ne.contract_id: {"k": {"values": list(range(20)), "sampled": False}}},
-                         budget={ne.contract_id: 64}, count=10)
+    p = data_checks.plan(
+        [ne],
+        {ne.contract_id: {"k": {"values": list(range(20)), "sampled": False}}},
+        budget={ne.contract_id: 64},
+        count=10,
+    )
     assert sum(a.op == "$ne" for a in p.asked) == data_checks.COMPLEMENT_VALUES and all(a.complement for a in p.asked)
     assert {"where": {"k": {"$nin": [0]}}} in [a.clause() for a in p.asked]
     docs = checks["not-contains-complement"]
     texts = {data_checks.DOCUMENTS: {"values": ["note 1 ab"], "sampled": False}}
-    p = data_checks.plan([docs], {docs.contract_id: texts},
-                         budget={docs.contract_id: 64}, count=10_000_000)
-    assert [(a.clause(), a.complement) for a in p.asked] == [({"where_document": {"$contains": "note 1 ab"}}, False),
-                                                             ({"where_document": {"$not_contains": "note 1 ab"}}, True)]
+    p = data_checks.plan([docs], {docs.contract_id: texts}, budget={docs.contract_id: 64}, count=10_000_000)
+    assert [(a.clause(), a.complement) for a in p.asked] == [
+        ({"where_document": {"$contains": "note 1 ab"}}, False),
+        ({"where_document": {"$not_contains": "note 1 ab"}}, True),
+    ]
     assert p.tried[docs.contract_id][data_checks.DOCUMENTS]["sampled"] is True  # only the first pages' texts

@@ -3,7 +3,8 @@
 0.4.20-0.5.8 return get() sorted by user id, 0.3.x-0.4.19 and 0.5.9 on by insertion (measured, docs/contracts.md).
 A 0.4.24 store whose ids were inserted out of sorted order, validated ``--to 1.5.9``, pages differently on
 the two releases: reported (info, not a failure: the records survive, and whether code pages is the
-scan's to say), saying how. The same ids inserted in sorted order: the change cannot touch them, pass. Stores are written by real releases; nothing is mocked.
+scan's to say), saying how. The same ids inserted in sorted order: the change cannot touch them, pass.
+Stores are written by real releases; nothing is mocked.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_chroma_compat.client import Release
+from pytest_chroma_compat.engine.client import Release
 from pytest_chroma_compat.snapshot import order_check
 from pytest_chroma_compat.snapshot.validate import validate
 
@@ -31,8 +32,11 @@ def _store(version: str, path: Path, shuffled: bool) -> Path:
         random.Random(3).shuffle(ids)
     with Release(version) as release, release.persistent(path) as client:
         col = client.create_collection("items")
-        col.add(ids=ids, embeddings=np.random.default_rng(3).normal(size=(RECORDS, 4)).astype(np.float32),
-                metadatas=[{"n": i} for i in range(RECORDS)])
+        col.add(
+            ids=ids,
+            embeddings=np.random.default_rng(3).normal(size=(RECORDS, 4)).astype(np.float32),
+            metadatas=[{"n": i} for i in range(RECORDS)],
+        )
     return path
 
 
@@ -70,8 +74,10 @@ def test_shuffled_ids_upgraded_across_the_change_are_reported_saying_how(shuffle
     # get(ids=...) returns exactly the ids asked on both; its order is reported
     assert ev["ids asked by id"] == 64
     assert ev["source get(ids) order"] == "sorted by id" and ev["target get(ids) order"] == "in get() order"
-    assert f"get(ids=[...]) returns the same records sorted by id on chromadb {OLD}, in get() order on {NEW}" \
+    assert (
+        f"get(ids=[...]) returns the same records sorted by id on chromadb {OLD}, in get() order on {NEW}"
         in check.detail
+    )
 
 
 def test_crossing_not_measured_is_info(shuffled_old, tmp_path):
@@ -99,8 +105,12 @@ def test_crossed_and_not_crossed_are_worded_apart(shuffled_old, tmp_path):
     shutil.copytree(shuffled_old, copy)
     with Release(OLD) as old, Release(NEW) as new, old.persistent(shuffled_old) as a, new.persistent(copy) as b:
         src, tgt = a.get_collection("items"), b.get_collection("items")
-        got = {m: order_check.order_result("get-order-internal-ids", "t", "items", src, tgt, count=RECORDS,
-                                           budget=64, mandatory=m) for m in (True, False)}
+        got = {
+            m: order_check.order_result(
+                "get-order-internal-ids", "t", "items", src, tgt, count=RECORDS, budget=64, mandatory=m
+            )
+            for m in (True, False)
+        }
     assert got[True].status == "info" and "sees other records per page" in got[True].detail
     assert got[False].status == "info" and "not crossed by this upgrade" in got[False].detail
     assert got[True].evidence["why mandatory"]

@@ -17,11 +17,19 @@ import numpy as np
 import pytest
 
 from fixtures import damaged_index
-from pytest_chroma_compat.client import Release
-from pytest_chroma_compat.model import distances
+from pytest_chroma_compat.engine.client import Release
+from pytest_chroma_compat.roundtrip.model import distances
 from pytest_chroma_compat.snapshot import tree_hash
-from pytest_chroma_compat.snapshot.query_check import (LID_MAX, Queries, Side, allowed_lost, index_parameters,
-                                                       intrinsic_dimension, judgeable, verdict)
+from pytest_chroma_compat.snapshot.query_check import (
+    LID_MAX,
+    Queries,
+    Side,
+    allowed_lost,
+    index_parameters,
+    intrinsic_dimension,
+    judgeable,
+    verdict,
+)
 from pytest_chroma_compat.snapshot.validate import validate
 
 from .conftest import MID, NEW, run_cli
@@ -46,8 +54,17 @@ def _query(checks: list, collection: str):
 def test_index_damaged_in_the_store_is_not_safe(stores, tmp_path):
     """Both releases lose the same records: NOT safe, "pre-existing", with the numbers that show it."""
     before = tree_hash(stores["damaged"])
-    proc = run_cli("validate", str(stores["damaged"]), "--to", NEW, "--json", "-", "--no-contracts",
-                   "--workdir", str(tmp_path / "work"))
+    proc = run_cli(
+        "validate",
+        str(stores["damaged"]),
+        "--to",
+        NEW,
+        "--json",
+        "-",
+        "--no-contracts",
+        "--workdir",
+        str(tmp_path / "work"),
+    )
     assert tree_hash(stores["damaged"]) == before
     assert proc.returncode == 1, proc.stderr
     report = json.loads(proc.stdout)
@@ -73,8 +90,7 @@ def test_index_damaged_in_the_store_is_not_safe(stores, tmp_path):
 
 @pytest.mark.slow
 def test_allow_pre_existing_lets_the_damaged_index_through(stores, tmp_path):
-    result = validate(str(stores["damaged"]), NEW, workdir=tmp_path / "work", contracts=False,
-                      allow_pre_existing=True)
+    result = validate(str(stores["damaged"]), NEW, workdir=tmp_path / "work", contracts=False, allow_pre_existing=True)
     assert result.exit_code == 0, result.summary
     assert [(c.name, c.collection, c.status) for c in result.allowed] == [("query", "notes", "pre-existing")]
     assert "pre-existing defect(s) in the store allowed" in result.summary
@@ -95,30 +111,41 @@ def test_healthy_index_passes_judged_against_the_data(stores, tmp_path):
 
 # -- the rule itself, on graded answers -------------------------------------------------------------------
 
+
 def _side(recall: float = 1.0, lost: int = 0, error: str | None = None, wrong: int = 0, raised: int = 0) -> Side:
     """Graded answers as ``grade`` leaves them (a side that raised for every query recalls nothing)."""
     raised_error = "error: RuntimeError: Cannot return the results in a contigious 2D array" if raised else None
-    return Side(recall=0.0 if error else recall, error=error, missed=list(range(lost)), lost=list(range(lost)),
-                wrong=[{"id": str(i)} for i in range(wrong)], raised=list(range(raised)), raised_error=raised_error)
+    return Side(
+        recall=0.0 if error else recall,
+        error=error,
+        missed=list(range(lost)),
+        lost=list(range(lost)),
+        wrong=[{"id": str(i)} for i in range(wrong)],
+        raised=list(range(raised)),
+        raised_error=raised_error,
+    )
 
 
-@pytest.mark.parametrize("source,target,judged,status", [
-    (_side(), _side(), True, "pass"),
-    (_side(0.5, lost=20), _side(0.5, lost=20), True, "pre-existing"),  # damaged in the store
-    (_side(0.5, lost=20), _side(0.5, lost=20), False, "pass"),  # data where a healthy index loses as many
-    (_side(), _side(0.5, lost=20), True, "fail"),  # the target alone loses records
-    (_side(0.6, lost=6), _side(0.3, lost=30), True, "fail"),  # both lose, the target far more
-    (_side(0.5, lost=20), _side(), True, "pass"),  # the target answers right (e.g. a rebuilt index)
-    (_side(0.95), _side(0.7), False, "fail"),  # recall dropped
-    (_side(error="error: boom"), _side(error="error: boom"), True, "pre-existing"),
-    (_side(), _side(error="error: boom"), True, "fail"),
-    (_side(wrong=2), _side(wrong=2), False, "pre-existing"),
-    (_side(), _side(wrong=1), False, "fail"),
-    (_side(0.3, lost=30, raised=10), _side(0.5, lost=25), True, "pre-existing"),  # 0.6.3 raises, 1.5.9 answers less
-    (_side(0.3, lost=30, raised=10), _side(0.5, lost=25), False, "pass"),
-    (_side(), _side(0.8, lost=10, raised=10), False, "fail"),  # the target raises where the source answered
-    (_side(error="error: boom"), _side(0.5, raised=2, lost=2), True, "pre-existing"),
-])
+@pytest.mark.parametrize(
+    "source,target,judged,status",
+    [
+        (_side(), _side(), True, "pass"),
+        (_side(0.5, lost=20), _side(0.5, lost=20), True, "pre-existing"),  # damaged in the store
+        (_side(0.5, lost=20), _side(0.5, lost=20), False, "pass"),  # data where a healthy index loses as many
+        (_side(), _side(0.5, lost=20), True, "fail"),  # the target alone loses records
+        (_side(0.6, lost=6), _side(0.3, lost=30), True, "fail"),  # both lose, the target far more
+        (_side(0.5, lost=20), _side(), True, "pass"),  # the target answers right (e.g. a rebuilt index)
+        (_side(0.95), _side(0.7), False, "fail"),  # recall dropped
+        (_side(error="error: boom"), _side(error="error: boom"), True, "pre-existing"),
+        (_side(), _side(error="error: boom"), True, "fail"),
+        (_side(wrong=2), _side(wrong=2), False, "pre-existing"),
+        (_side(), _side(wrong=1), False, "fail"),
+        (_side(0.3, lost=30, raised=10), _side(0.5, lost=25), True, "pre-existing"),  # 0.6.3 raises, 1.5.9 answers less
+        (_side(0.3, lost=30, raised=10), _side(0.5, lost=25), False, "pass"),
+        (_side(), _side(0.8, lost=10, raised=10), False, "fail"),  # the target raises where the source answered
+        (_side(error="error: boom"), _side(0.5, raised=2, lost=2), True, "pre-existing"),
+    ],
+)
 def test_verdict(source, target, judged, status):
     assert verdict(source, target, judged, allowed_lost(50), 50, 250)[0] == status
 
@@ -144,8 +171,10 @@ def test_intrinsic_dimension_tells_embedding_like_data_from_noise():
     assert "intrinsic dimension" in judgeable(_queries(noise), defaults)[1]
     weak = index_parameters({"hnsw:M": 4})
     assert weak == {"M": 4, "construction_ef": 100} and "M 4 < 16" in judgeable(_queries(low), weak)[1]
-    assert index_parameters({}, {"hnsw": {"max_neighbors": 8, "ef_construction": 200}}) == \
-        {"M": 8, "construction_ef": 200}
+    assert index_parameters({}, {"hnsw": {"max_neighbors": 8, "ef_construction": 200}}) == {
+        "M": 8,
+        "construction_ef": 200,
+    }
     # 0.5-0.6 write the defaults into the configuration JSON and build with the metadata's: the weakest counts
     assert index_parameters({"hnsw:M": 4}, {"hnsw_configuration": {"M": 16, "ef_construction": 100}})["M"] == 4
     assert [allowed_lost(n) for n in (5, 50, 200)] == [1, 4, 8]

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_chroma_compat.client import Release
-from pytest_chroma_compat.errors import CompatError
+from pytest_chroma_compat.common.errors import CompatError
+from pytest_chroma_compat.engine.client import Release
 from pytest_chroma_compat.snapshot import user_filters
 from pytest_chroma_compat.snapshot.validate import validate
 
@@ -53,10 +53,12 @@ def store(tmp_path_factory) -> Path:
     merchants = ["acme", "bobs", "cafe"]
     with Release(WRITER) as release, release.persistent(path) as client:
         col = client.create_collection("payments")
-        col.add(ids=[f"p{i:02d}" for i in range(60)],
-                embeddings=np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32),
-                documents=[f"payment {i} to {merchants[i % 3]}" for i in range(60)],
-                metadatas=[{"merchant": merchants[i % 3], "amount": i * 2.5} for i in range(60)])
+        col.add(
+            ids=[f"p{i:02d}" for i in range(60)],
+            embeddings=np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32),
+            documents=[f"payment {i} to {merchants[i % 3]}" for i in range(60)],
+            metadatas=[{"merchant": merchants[i % 3], "amount": i * 2.5} for i in range(60)],
+        )
     return path
 
 
@@ -65,9 +67,18 @@ def _user(result):
 
 
 def test_contains_on_a_string_field_now_silently_matches_nothing(store, tmp_path):
-    result = validate(str(store), NEW, workdir=tmp_path / "work", contracts=False, data_budget=8,
-                      filters=[CONTAINS, {"where": {"merchant": "acme"}, "collection": "payments"},
-                               {"where_document": {"$contains": "to bobs"}}])
+    result = validate(
+        str(store),
+        NEW,
+        workdir=tmp_path / "work",
+        contracts=False,
+        data_budget=8,
+        filters=[
+            CONTAINS,
+            {"where": {"merchant": "acme"}, "collection": "payments"},
+            {"where_document": {"$contains": "to bobs"}},
+        ],
+    )
     assert result.exit_code == 1, result.summary
     check = _user(result)
     assert check.status == "fail" and "now silently matches nothing" in check.detail
@@ -81,8 +92,14 @@ def test_contains_on_a_string_field_now_silently_matches_nothing(store, tmp_path
 
 
 def test_a_filter_naming_no_collection_of_the_store_cannot_be_checked(store, tmp_path):
-    result = validate(str(store), NEW, workdir=tmp_path / "work", contracts=False, data_budget=0,
-                      filters=[{"where": {"merchant": "acme"}, "collection": "nope"}])
+    result = validate(
+        str(store),
+        NEW,
+        workdir=tmp_path / "work",
+        contracts=False,
+        data_budget=0,
+        filters=[{"where": {"merchant": "acme"}, "collection": "nope"}],
+    )
     assert result.exit_code == 2
     assert any(c.name == "user-filters" and c.status == "error" and "nope" in c.detail for c in result.checks)
 
@@ -95,8 +112,18 @@ def test_cli_filters_and_filters_from(store, tmp_path):
     app.mkdir()
     (app / "search.py").write_text(APP)
     for option, value in (("--filters", filters), ("--filters-from", app)):
-        got = run_cli("validate", str(store), "--to", NEW, "--no-contracts", "--quiet", "--workdir", str(tmp_path),
-                      option, str(value))
+        got = run_cli(
+            "validate",
+            str(store),
+            "--to",
+            NEW,
+            "--no-contracts",
+            "--quiet",
+            "--workdir",
+            str(tmp_path),
+            option,
+            str(value),
+        )
         assert got.returncode == 1, got.stdout + got.stderr
         assert "now silently matches nothing" in got.stdout, got.stdout
     assert "through find()" in got.stdout
@@ -106,13 +133,21 @@ def test_cli_filters_and_filters_from(store, tmp_path):
 def test_pytest_chroma_snapshot_filters_option(store, pytester):
     pytester.makeini("[pytest]\n")
     (pytester.path / "filters.json").write_text(json.dumps([CONTAINS]))
-    got = pytester.runpytest_subprocess("--chroma-snapshot", str(store), "--chroma-to", NEW,
-                                        "--chroma-snapshot-filters", str(pytester.path / "filters.json"), "-v")
+    got = pytester.runpytest_subprocess(
+        "--chroma-snapshot",
+        str(store),
+        "--chroma-to",
+        NEW,
+        "--chroma-snapshot-filters",
+        str(pytester.path / "filters.json"),
+        "-v",
+    )
     assert got.ret == 1
     got.stdout.fnmatch_lines(["*test_snapshot?user-filters-payments? FAILED*", "*now silently matches nothing*"])
 
 
 # -- reading the filters, without a release ------------------------------------------------------------
+
 
 def test_extracts_literal_filters_under_and_and_through_a_helper(tmp_path):
     (tmp_path / "search.py").write_text(APP)
@@ -123,19 +158,27 @@ def test_extracts_literal_filters_under_and_and_through_a_helper(tmp_path):
 
 
 def test_extracts_names_bound_to_literals_and_where_document(tmp_path):
-    (tmp_path / "a.py").write_text('cond = {"kind": {"$in": ["x", "y"]}}\n'
-                                   'def f(c):\n    return c.query(query_embeddings=[[0.0]], where=cond, '
-                                   'where_document={"$contains": "hi"})\n')
+    (tmp_path / "a.py").write_text(
+        'cond = {"kind": {"$in": ["x", "y"]}}\n'
+        "def f(c):\n    return c.query(query_embeddings=[[0.0]], where=cond, "
+        'where_document={"$contains": "hi"})\n'
+    )
     found, unread = user_filters.extract(tmp_path / "a.py")
     assert [(f.where, f.where_document) for f in found] == [({"kind": {"$in": ["x", "y"]}}, {"$contains": "hi"})]
     assert unread == 0
 
 
-@pytest.mark.parametrize("content,words", [
-    ("not json", "not JSON"), ("{}", "needs where"), ("[1]", "must be an object"),
-    ('[{"where": {"a": 1}, "limit": 3}]', "unknown field"), ('[{"where": [1]}]', "where must be an object"),
-    ("[]", "expected a JSON list"),
-])
+@pytest.mark.parametrize(
+    "content,words",
+    [
+        ("not json", "not JSON"),
+        ("{}", "needs where"),
+        ("[1]", "must be an object"),
+        ('[{"where": {"a": 1}, "limit": 3}]', "unknown field"),
+        ('[{"where": [1]}]', "where must be an object"),
+        ("[]", "expected a JSON list"),
+    ],
+)
 def test_bad_filter_files_are_refused_in_one_line(tmp_path, content, words):
     path = tmp_path / "f.json"
     path.write_text(content)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chroma_compat.client import Release
+from pytest_chroma_compat.engine.client import Release
 from pytest_chroma_compat.snapshot import reports
 from pytest_chroma_compat.snapshot.validate import CAVEAT, validate
 
@@ -24,16 +24,22 @@ def _write(version: str, path: Path, settings: dict | None = None) -> Path:
     with Release(version) as release:
         with release.persistent(path, settings) as client:
             col = client.create_collection("notes")
-            col.add(ids=[f"n{i}" for i in range(10)], embeddings=[[float(i), 1.0, 0.5] for i in range(10)],
-                    documents=[f"note {i}" for i in range(10)], metadatas=[{"k": i} for i in range(10)])
+            col.add(
+                ids=[f"n{i}" for i in range(10)],
+                embeddings=[[float(i), 1.0, 0.5] for i in range(10)],
+                documents=[f"note {i}" for i in range(10)],
+                metadatas=[{"k": i} for i in range(10)],
+            )
     return path
 
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("wording")
-    return {"0.6.3": _write("0.6.3", root / "063"),
-            "0.4.24-sha256": _write("0.4.24", root / "0424", {"migrations_hash_algorithm": "sha256"})}
+    return {
+        "0.6.3": _write("0.6.3", root / "063"),
+        "0.4.24-sha256": _write("0.4.24", root / "0424", {"migrations_hash_algorithm": "sha256"}),
+    }
 
 
 def _validate(store: Path, to: str, tmp_path: Path, **kw):
@@ -75,8 +81,9 @@ def test_the_rollback_line_says_why_two_releases_reopen(stores, tmp_path):
     result = _validate(stores["0.4.24-sha256"], "1.5.9", tmp_path)
     rb = result.rollback
     assert rb["releases"] == ["0.4.18", "0.4.24"], rb
-    assert rb["why_releases"] == ("chromadb 0.4.18: the oldest release that could have written the store; "
-                                  "0.4.24: the release that read it")
+    assert rb["why_releases"] == (
+        "chromadb 0.4.18: the oldest release that could have written the store; 0.4.24: the release that read it"
+    )
     assert rb["why_releases"] in " ".join(reports.terminal(result).split())  # wrapped at 120 columns
 
 

@@ -25,18 +25,18 @@ ROOT = Path(__file__).resolve().parent.parent
 HOOKS = ROOT / ".pre-commit-hooks.yaml"
 ACTION = ROOT / "action.yml"
 
-PLANTED = '''import chromadb
+PLANTED = """import chromadb
 
 client = chromadb.PersistentClient(path="db")
 receipts = client.get_or_create_collection("receipts")
 rows = receipts.get(where={})
-'''
-CLEAN = '''import chromadb
+"""
+CLEAN = """import chromadb
 
 client = chromadb.PersistentClient(path="db")
 receipts = client.get_or_create_collection("receipts")
 rows = receipts.get()
-'''
+"""
 
 
 def sample_repo(root: Path, code: str, versions: tuple[str, str] | None = ("0.4.24", "1.0.0")) -> Path:
@@ -46,7 +46,8 @@ def sample_repo(root: Path, code: str, versions: tuple[str, str] | None = ("0.4.
     if versions:
         (root / "pyproject.toml").write_text(
             f'[project]\nname = "app"\nversion = "0"\n\n[tool.chroma-compat.scan]\nfrom = "{versions[0]}"\n'
-            f'to = "{versions[1]}"\n')
+            f'to = "{versions[1]}"\n'
+        )
     return root
 
 
@@ -64,6 +65,7 @@ def run_hook_as_pre_commit(repo: Path, args: list[str] = ()) -> subprocess.Compl
 
 
 # -- the pre-commit hook -----------------------------------------------------------------------------------
+
 
 def test_the_hook_manifest_is_a_python_hook_on_python_files():
     only = hook()
@@ -105,8 +107,13 @@ def test_a_malformed_pyproject_is_one_line_exit_2(tmp_path):
 
 def hook_repository(destination: Path) -> Path:
     """This repository as pre-commit clones it: its tracked and new files, committed."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
-                           capture_output=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True, capture_output=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, files):
         if (ROOT / name).is_file():
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
@@ -116,8 +123,13 @@ def hook_repository(destination: Path) -> Path:
 
 
 def git_commit(repo: Path) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    }
     for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "snapshot"]):
         subprocess.run(command, cwd=repo, check=True, capture_output=True, env=env)
 
@@ -129,18 +141,31 @@ def test_pre_commit_try_repo_flags_a_planted_empty_where(tmp_path):
     git_commit(repo)
     hooks = hook_repository(tmp_path / "hooks")
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
-    done = subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(hooks), "chroma-compat-scan",
-                           "--all-files"], cwd=repo, capture_output=True, text=True, timeout=600, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "try-repo", str(hooks), "chroma-compat-scan", "--all-files"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "app.py:5:" in done.stdout and "empty-filters-rejected" in done.stdout
     (repo / "app.py").write_text(CLEAN)
     git_commit(repo)
-    again = subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(hooks), "chroma-compat-scan",
-                            "--all-files"], cwd=repo, capture_output=True, text=True, timeout=600, env=env)
+    again = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "try-repo", str(hooks), "chroma-compat-scan", "--all-files"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert again.returncode == 0, again.stdout + again.stderr
 
 
 # -- the GitHub Action -------------------------------------------------------------------------------------
+
 
 def action_steps(path: Path = ACTION) -> dict[str, dict]:
     return {s["id"]: s for s in yaml.safe_load(path.read_text())["runs"]["steps"] if "id" in s}
@@ -158,7 +183,7 @@ def step_env(step: dict, inputs: dict[str, str], outputs: Path, **extra: str) ->
     for key, value in step.get("env", {}).items():
         value = str(value).strip()
         if value.startswith("${{ inputs.") and value.endswith("}}"):
-            value = inputs.get(value[len("${{ inputs."):-2].strip(), "")
+            value = inputs.get(value[len("${{ inputs.") : -2].strip(), "")
         env[key] = value
     return {**env, "GITHUB_OUTPUT": str(outputs), **extra}
 
@@ -213,15 +238,18 @@ def test_the_action_validate_step_needs_a_snapshot(tmp_path):
 def test_the_action_validate_step_fails_on_a_store_the_upgrade_breaks(tmp_path):
     """finding 1 on a real 0.4.24 store: validate's exit 1 reaches the output and fails the verdict step."""
     from fixtures import stores
-    from pytest_chroma_compat.client import Release
+    from pytest_chroma_compat.engine.client import Release
 
     with Release("0.4.24") as release:
         store = stores.orphaned_fulltext_row(release, tmp_path / "store")
     steps = action_steps()
     out = tmp_path / "validate-output"
-    done = shell(steps["validate"]["run"], tmp_path,
-                 step_env(steps["validate"], {"to": "1.5.9", "snapshot": str(store), "extra-args": "--quiet"}, out),
-                 timeout=600)
+    done = shell(
+        steps["validate"]["run"],
+        tmp_path,
+        step_env(steps["validate"], {"to": "1.5.9", "snapshot": str(store), "extra-args": "--quiet"}, out),
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr  # the verdict step fails, not the validate step
     assert outputs_of(out) == {"exit-code": "1"}, done.stdout + done.stderr
     assert shell(steps["verdict"]["run"], tmp_path, {"CODE": "1", "FAIL": "true"}).returncode == 1
@@ -233,7 +261,8 @@ def test_the_action_validate_step_passes_refusals_through(tmp_path):
     (tmp_path / "not-a-store").mkdir()
     (tmp_path / "not-a-store" / "notes.txt").write_text("hello")
     out = tmp_path / "validate-output"
-    done = shell(steps["validate"]["run"], tmp_path,
-                 step_env(steps["validate"], {"to": "1.0.0", "snapshot": "not-a-store"}, out))
+    done = shell(
+        steps["validate"]["run"], tmp_path, step_env(steps["validate"], {"to": "1.0.0", "snapshot": "not-a-store"}, out)
+    )
     assert done.returncode == 2 and outputs_of(out) == {"exit-code": "2"}
     assert "Traceback" not in done.stderr

@@ -2,14 +2,14 @@
 
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
-from pathlib import Path
 
 from pytest_chroma_compat import ChromaError, Release, WorkerCrashed, WorkerTimeout
-from pytest_chroma_compat.client import Worker
-from pytest_chroma_compat import envs
+from pytest_chroma_compat.engine import envs
+from pytest_chroma_compat.engine.client import Worker
 
 from .conftest import MID, NEW, OLD
 
@@ -183,3 +183,27 @@ def test_http_client_against_the_release_s_own_server(version, chroma_releases):
             col.add(ids=["a", "b"], embeddings=[[1.0, 0.0], [0.0, 1.0]], documents=["x", "y"])
             assert col.count() == 2
             assert col.get(ids=["b"], include=["documents"])["documents"] == ["y"]
+
+
+def test_a_prestarted_worker_is_taken_by_the_next_call_and_close_without_waiting_reaps_it():
+    """Issue 27: ``prestart`` starts a fresh worker ahead of need (the next call takes it, not a second start);
+    ``close(wait=False)`` stops it in the background and still leaves no process nor scratch behind."""
+    import time
+
+    release = Release(MID)
+    release.prestart()
+    spare = release._spare.result(timeout=300)
+    assert spare.proc.poll() is None and release.current_worker() is None  # started, not yet taken
+    assert release.call("ping") == "pong" and release.worker is spare
+    release.prestart()  # a live worker: nothing to do
+    assert release._spare is None
+    release.close(wait=False)
+    deadline = time.monotonic() + 60
+    while (spare.dead != "closed" or spare.scratch.exists()) and time.monotonic() < deadline:  # the reaper's work
+        time.sleep(0.05)
+    assert spare.proc.poll() is not None and spare.dead == "closed" and not spare.scratch.exists()
+    # a spare nobody took is stopped with its release
+    release.prestart()
+    untaken = release._spare.result(timeout=300)
+    release.close()
+    assert untaken.proc.poll() is not None and not untaken.scratch.exists()

@@ -10,6 +10,7 @@ validated safe because only ids and documents were read back.
 from __future__ import annotations
 
 import json
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 from fixtures import stores
-from pytest_chroma_compat.client import Collection, Release
+from pytest_chroma_compat.engine.client import Collection, Release
 from pytest_chroma_compat.snapshot.validate import validate
 
 from .conftest import NEW, OLD, run_cli
@@ -56,8 +57,10 @@ def test_emptied_collection_is_written_and_not_safe_for_1_x_naming_the_call(writ
     assert check.detail.startswith("add with a document failed: ") and "Failed to apply logs" in check.detail
     assert "writes fail afterwards" in check.detail and f"chromadb {OLD} writes to its own copy" in check.detail
     assert check.evidence["target"]["dimension"] == 4  # the dimension the emptied collection keeps
-    assert check.evidence["source"]["calls"] == [{"call": c, "result": "ok"} for c in (
-        "add with a document", "upsert of a new id with a document", "update of it", "delete")]
+    assert check.evidence["source"]["calls"] == [
+        {"call": c, "result": "ok"}
+        for c in ("add with a document", "upsert of a new id with a document", "update of it", "delete")
+    ]
     # the same store for its own release: safe, so the dimension written is the one the collection accepts
     same = _validate(written["emptied"], OLD, tmp_path)
     assert same.exit_code == 0, same.summary
@@ -69,23 +72,31 @@ def test_0_4_0_checks_itself_cleanly_in_every_kind_of_collection(written, tmp_pa
     assert result.exit_code == 0, result.summary
     checks = _writable(result)
     assert {name: (c.status, c.evidence["dimension"]) for name, c in checks.items()} == {
-        "notes": ("pass", 4), "emptied": ("pass", 4), "fresh": ("pass", 2)}
+        "notes": ("pass", 4),
+        "emptied": ("pass", 4),
+        "fresh": ("pass", 2),
+    }
     assert "count back at 20" in checks["notes"].detail
 
 
 def test_round_trip_write_check_on_0_4_0(tmp_path):
-    from pytest_chroma_compat import migrate
-    from pytest_chroma_compat.invariants import check_writable
-    from pytest_chroma_compat.model import Op
-    from pytest_chroma_compat.strategies import Program
+    from pytest_chroma_compat.roundtrip import paths
+    from pytest_chroma_compat.roundtrip.invariants import check_writable
+    from pytest_chroma_compat.roundtrip.model import Op
+    from pytest_chroma_compat.roundtrip.strategies import Program
 
     vectors = np.eye(2, 3, dtype=np.float32)
-    ops = [Op("create", "docs"), Op("add", "docs", ["a", "b"], vectors, ["one", "two"], [{"n": 1}, {"s": "x"}]),
-           Op("create", "emptied"), Op("add", "emptied", ["c"], vectors[:1], ["gone"], [{"n": 2}]),
-           Op("delete", "emptied", ["c"]), Op("create", "fresh")]
+    ops = [
+        Op("create", "docs"),
+        Op("add", "docs", ["a", "b"], vectors, ["one", "two"], [{"n": 1}, {"s": "x"}]),
+        Op("create", "emptied"),
+        Op("add", "emptied", ["c"], vectors[:1], ["gone"], [{"n": 2}]),
+        Op("delete", "emptied", ["c"]),
+        Op("create", "fresh"),
+    ]
     with Release(FIRST) as release:
-        migrate.write(release, tmp_path / "written", ops)
-        with release.persistent(migrate.copy_store(tmp_path / "written", tmp_path / "store")) as client:
+        paths.write(release, tmp_path / "written", ops)
+        with release.persistent(paths.copy_store(tmp_path / "written", tmp_path / "store")) as client:
             outcome = check_writable(client, Program(ops).model)
             assert outcome.status == "pass", outcome.detail
             assert "3 collection(s)" in outcome.detail
@@ -102,13 +113,30 @@ def test_leaked_list_metadata_is_caught_by_exact_read_back(written, tmp_path):
     assert "unexpected key 'tags'" in check.detail and "work afterwards" in check.detail
     assert check.evidence["source"]["release"] == NEW
     assert {c.name for c in result.checks if c.collection == "notes" and c.status == "pass"} >= {
-        "count", "ids", "documents", "metadata", "embeddings"}  # every record reads back the same
+        "count",
+        "ids",
+        "documents",
+        "metadata",
+        "embeddings",
+    }  # every record reads back the same
 
 
 def test_allow_pre_existing_shows_it_without_failing(written, tmp_path):
     out = tmp_path / "reports"
-    proc = run_cli("validate", str(written["leaked"]), "--to", NEW, "--no-contracts", "--allow-pre-existing",
-                   "--workdir", str(tmp_path / "work"), "--json", str(out / "r.json"), "--junit", str(out / "r.xml"))
+    proc = run_cli(
+        "validate",
+        str(written["leaked"]),
+        "--to",
+        NEW,
+        "--no-contracts",
+        "--allow-pre-existing",
+        "--workdir",
+        str(tmp_path / "work"),
+        "--json",
+        str(out / "r.json"),
+        "--junit",
+        str(out / "r.xml"),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "PRE-EXISTING" in proc.stdout and "unexpected key 'tags'" in proc.stdout
     assert "pre-existing defect(s) in the store allowed" in proc.stdout
@@ -118,14 +146,13 @@ def test_allow_pre_existing_shows_it_without_failing(written, tmp_path):
     assert ET.parse(out / "r.xml").getroot().get("failures") == "0"
 
 
-
-
 @pytest.mark.slow
 def test_pytest_twin_of_allow_pre_existing(written, pytester):
     """The pytest twin: the pre-existing defect is an xfail with its evidence, and the run passes."""
     pytester.makeini("[pytest]\n")
-    result = pytester.runpytest_subprocess("--chroma-snapshot", str(written["leaked"]), "--chroma-to", NEW,
-                                           "--chroma-snapshot-allow-pre-existing", "-rx")
+    result = pytester.runpytest_subprocess(
+        "--chroma-snapshot", str(written["leaked"]), "--chroma-to", NEW, "--chroma-snapshot-allow-pre-existing", "-rx"
+    )
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*XFAIL*writable*notes*pre-existing, allowed*unexpected key 'tags'*"])
 
@@ -160,3 +187,61 @@ def test_a_delete_that_leaves_records_behind_fails_with_evidence(tmp_path, to):
     assert sorted(evidence["left behind"]) == sorted(set(left) - {"a"})
     if to == "missing":
         assert "undoing it failed the same way" in check.detail and evidence["undo error"]
+
+
+class _OneByOne:
+    """A collection the write check does not recognise, so it makes its calls one by one (as before issue 27)."""
+
+    def __init__(self, col):
+        self.col = col
+
+    def __getattr__(self, name):
+        return getattr(self.col, name)
+
+
+def test_the_write_check_in_one_round_trip_makes_the_calls_one_by_one_would(tmp_path):
+    """Issue 27: ``probe`` makes its ~16 calls in one worker round trip (the ``write_probe`` op) and checks each
+    answer itself. Same evidence as the calls one by one: a write 1.5.9 refuses (a 0.4.24 store with a deleted
+    document), one that works, and a crash in the middle (1.5.9 segfaults writing with hnsw:M = 0)."""
+    from pytest_chroma_compat.roundtrip.write_probe import probe
+
+    with Release(OLD).persistent(tmp_path / "old") as client:
+        col = client.create_collection("abc")
+        col.add(ids=["a"], embeddings=np.zeros((1, 2), np.float32), documents=["x"])
+        col.delete(ids=["a"])
+    release = Release(NEW)
+    try:
+        seen = {}
+        for how in ("batch", "one by one"):
+            wrap = (lambda c: c) if how == "batch" else _OneByOne
+            shutil.copytree(tmp_path / "old", tmp_path / how)
+            with release.persistent(tmp_path / how) as client:
+                worker = release.worker
+                mark = worker._next_id
+                refused = probe(wrap(Collection(client, {"name": "abc", "id": ""})), 2)
+                refused_calls = worker._next_id - mark
+            with release.persistent(tmp_path / f"{how}-fresh") as client:
+                fresh = client.create_collection("fresh")
+                mark = worker._next_id
+                fine = probe(wrap(fresh), 3)
+                fine_calls = worker._next_id - mark
+            seen[how] = (refused.evidence, refused.detail, refused.raised, fine.evidence, fine.detail)
+            seen[how + " calls"] = (refused_calls, fine_calls)
+            with release.persistent(tmp_path / f"{how}-segv") as client:
+                crashed = probe(wrap(client.create_collection("segfaults", metadata={"hnsw:M": 0})), 2)
+            # measured: the add of one record returns, the upsert of a second one segfaults
+            assert crashed.raised and crashed.first_failure.error == (
+                f"chromadb {NEW} worker was killed by SIGSEGV during 'upsert'"
+            ), crashed.detail
+            seen[how + " crash"] = crashed.evidence
+            release.close()
+        assert seen["batch"] == seen["one by one"]
+        assert seen["batch crash"] == seen["one by one crash"]
+        refused_evidence, _, raised, _, fine_detail = seen["batch"]
+        assert raised and refused_evidence["calls"][0]["result"].startswith("raised chromadb.errors.InternalError")
+        assert fine_detail.startswith("add, upsert of a new id, update of it and delete each read back exactly")
+        # one round trip when nothing raises; the refused add ends the op and the rest goes one by one, as before
+        assert seen["batch calls"][1] == 1 and seen["one by one calls"][1] >= 15, seen
+        assert seen["batch calls"][0] < seen["one by one calls"][0], seen
+    finally:
+        release.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_chroma_compat.client import Release
+from pytest_chroma_compat.engine.client import Release
 from pytest_chroma_compat.snapshot import inventory, reports, writers
 from pytest_chroma_compat.snapshot.validate import validate
 
@@ -27,8 +27,12 @@ def _write(release: Release, path: Path) -> Path:
     """A few records with documents and str/int metadata: what every SQLite-era release accepts."""
     with release.persistent(path) as client:
         col = client.create_collection("notes")
-        col.add(ids=[f"n{i}" for i in range(12)], embeddings=[[float(i), 1.0, 0.5] for i in range(12)],
-                documents=[f"note number {i}" for i in range(12)], metadatas=[{"k": i, "s": str(i)} for i in range(12)])
+        col.add(
+            ids=[f"n{i}" for i in range(12)],
+            embeddings=[[float(i), 1.0, 0.5] for i in range(12)],
+            documents=[f"note number {i}" for i in range(12)],
+            metadatas=[{"k": i, "s": str(i)} for i in range(12)],
+        )
     return path
 
 
@@ -96,8 +100,20 @@ def test_rollback_after_upgrading_1_0_21_to_1_5_9_is_not_possible(written, tmp_p
     assert "rollback after upgrading: NOT POSSIBLE" in reports.terminal(plain).split("\n\n")[0]  # by the verdict
     assert "**rollback after upgrading: NOT POSSIBLE" in reports.markdown(plain)
     out = tmp_path / "r.json"
-    proc = run_cli("validate", str(written[FIRST_RUST]), "--to", NEW, "--from", FIRST_RUST, "--no-contracts",
-                   "--require-rollback", "--json", str(out), "--workdir", str(tmp_path / "work"))
+    proc = run_cli(
+        "validate",
+        str(written[FIRST_RUST]),
+        "--to",
+        NEW,
+        "--from",
+        FIRST_RUST,
+        "--no-contracts",
+        "--require-rollback",
+        "--json",
+        str(out),
+        "--workdir",
+        str(tmp_path / "work"),
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     report = json.loads(out.read_text())
     assert report["rollback"]["possible"] is False and "range start index" in report["rollback"]["error"]

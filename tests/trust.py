@@ -12,22 +12,30 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from pytest_chroma_compat.snapshot.sources import tree_hash
 
 
-def cli(*args: str, env: dict | None = None, timeout: float = 600, cwd: str | Path | None = None,
-        drop: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def cli(
+    *args: str, env: dict | None = None, timeout: float = 600, cwd: str | Path | None = None, drop: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
     """``chroma-compat ARGS`` in a subprocess, as a user runs it."""
     environ = {k: v for k, v in os.environ.items() if k not in drop}
     environ.update(env or {})
-    return subprocess.run([sys.executable, "-m", "pytest_chroma_compat", *args], capture_output=True, text=True,
-                          env=environ, timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_chroma_compat", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=timeout,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def one_line(proc: subprocess.CompletedProcess, code: int, *needles: str) -> str:
@@ -92,8 +100,9 @@ def readonly_dir(path: Path) -> Iterator[Path]:
         finally:
             path.chmod(0o755)
         return
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot make a read-only directory as root here: {proc.stderr.strip()}")
     try:
@@ -106,8 +115,9 @@ def readonly_dir(path: Path) -> Iterator[Path]:
 def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
     """A real filesystem of ``size`` (``1m``) at ``path``, for full-disk faults; skipped where mount needs root."""
     path.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here ({proc.stderr.strip()[:100]}): needs root")
     try:

@@ -18,17 +18,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import EXIT_OK, EXIT_UNSAFE, CompatError
+from pytest_chroma_compat.common.errors import EXIT_OK, EXIT_UNSAFE, CompatError
 
 
-def register(subparsers: "argparse._SubParsersAction") -> None:
-    p = subparsers.add_parser("contracts", help="the migration log as executable contracts, measured on real releases",
-                              description=__doc__.split("\n\n")[0])
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "contracts",
+        help="the migration log as executable contracts, measured on real releases",
+        description=__doc__.split("\n\n")[0],
+    )
     p.add_argument("--from", dest="old", help="the release you run today")
     p.add_argument("--to", dest="new", help="the release you want to upgrade to")
     p.add_argument("--measure", action="store_true", help="measure every contract over a range of releases")
@@ -42,8 +46,11 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    modes = [m for m, on in (("--list", args.list), ("--measure", args.measure),
-                             ("--from/--to", bool(args.old or args.new))) if on]
+    modes = [
+        m
+        for m, on in (("--list", args.list), ("--measure", args.measure), ("--from/--to", bool(args.old or args.new)))
+        if on
+    ]
     if len(modes) != 1:
         raise CompatError("contracts: give exactly one of --from X --to Y, --measure or --list")
     if not args.measure and (args.versions or args.markdown):
@@ -64,7 +71,7 @@ def _say(message: str) -> None:
 
 
 def show_table(as_json: bool) -> int:
-    from .measure import load_table
+    from pytest_chroma_compat.contracts.measure import load_table
 
     rows = [c.__dict__ for c in load_table()]
     if as_json:
@@ -77,32 +84,65 @@ def show_table(as_json: bool) -> int:
 
 # -- one pair ---------------------------------------------------------------------------------
 
+
 def compare_pair(args: argparse.Namespace) -> int:
-    from .. import releases
-    from .measure import (SILENT, SILENT_ALL, by_call, compact, compare, describe_change, in_words, load_table,
-                          probe_hash, server_probe_hash, side_effect_hash)
+    from pytest_chroma_compat.contracts.measure import (
+        SILENT,
+        SILENT_ALL,
+        by_call,
+        compact,
+        compare,
+        describe_change,
+        in_words,
+        load_table,
+        probe_hash,
+        server_probe_hash,
+        side_effect_hash,
+    )
+    from pytest_chroma_compat.engine import releases
 
     old, new = releases.resolve(args.old), releases.resolve(args.new)
     rows = compare(old, new, fresh=args.fresh)
     unmeasured = [c for c in load_table() if not c.probe]
     failed = [r for r in rows if r.failure]
     if args.json:
-        doc = {"from": old, "to": new, "probes_sha256": probe_hash(), "server_probes_sha256": server_probe_hash(),
-               "side_effects_sha256": side_effect_hash(), "contracts": [
-            {"id": r.contract.id, "title": r.contract.title, "section": r.contract.section,
-             "documented": r.contract.documented, "quote": r.contract.quote, "from_value": r.before,
-             "to_value": r.after, "crossed": r.crossed, "failure": r.failure or None,
-             "silently_empty": r.silently_empty, "silently_everything": r.silently_everything,
-             "from_in_words": in_words(r.before), "to_in_words": in_words(r.after),
-             "from_by_call": by_call(r.before), "to_by_call": by_call(r.after),
-             "consequence": r.contract.consequence} for r in rows],
-            "not_measured": [{"id": c.id, "section": c.section, "reason": c.unmeasured} for c in unmeasured]}
+        doc = {
+            "from": old,
+            "to": new,
+            "probes_sha256": probe_hash(),
+            "server_probes_sha256": server_probe_hash(),
+            "side_effects_sha256": side_effect_hash(),
+            "contracts": [
+                {
+                    "id": r.contract.id,
+                    "title": r.contract.title,
+                    "section": r.contract.section,
+                    "documented": r.contract.documented,
+                    "quote": r.contract.quote,
+                    "from_value": r.before,
+                    "to_value": r.after,
+                    "crossed": r.crossed,
+                    "failure": r.failure or None,
+                    "silently_empty": r.silently_empty,
+                    "silently_everything": r.silently_everything,
+                    "from_in_words": in_words(r.before),
+                    "to_in_words": in_words(r.after),
+                    "from_by_call": by_call(r.before),
+                    "to_by_call": by_call(r.after),
+                    "consequence": r.contract.consequence,
+                }
+                for r in rows
+            ],
+            "not_measured": [{"id": c.id, "section": c.section, "reason": c.unmeasured} for c in unmeasured],
+        }
         print(json.dumps(doc, indent=1, ensure_ascii=False))
         return EXIT_UNSAFE if failed else EXIT_OK
     crossed = [r for r in rows if r.crossed]
-    print(f"chromadb {old} -> {new}: {len(crossed)} of {len(rows)} measured contracts crossed"
-          + (f", {len(failed)} could not be measured" if failed else "")
-          + (f", {len(unmeasured)} not measurable here" if unmeasured else ""))
+    print(
+        f"chromadb {old} -> {new}: {len(crossed)} of {len(rows)} measured contracts crossed"
+        + (f", {len(failed)} could not be measured" if failed else "")
+        + (f", {len(unmeasured)} not measurable here" if unmeasured else "")
+    )
     width = max(len(old), len(new)) + 1
     for r in crossed + failed:
         c = r.contract
@@ -120,8 +160,10 @@ def compare_pair(args: argparse.Namespace) -> int:
                 print(f"  NOTE     {SILENT}: {cases} raised under {old}, answer nothing (no error) under {new}")
             if r.silently_everything:
                 cases = "; ".join(repr(case) if case else "the call" for case in r.silently_everything)
-                print(f"  NOTE     {SILENT_ALL}: {cases} raised or matched some records under {old}, "
-                      f"match every record (no error) under {new}")
+                print(
+                    f"  NOTE     {SILENT_ALL}: {cases} raised or matched some records under {old}, "
+                    f"match every record (no error) under {new}"
+                )
             for version, value in ((old, r.before), (new, r.after)):
                 for line in in_words(value):
                     print(f"  {version + ':':<{width}} {line}")
@@ -152,9 +194,16 @@ def _short(text: str, limit: int = 140) -> str:
 
 # -- a range of releases --------------------------------------------------------------------------
 
+
 def measure_range(args: argparse.Namespace) -> int:
-    from .. import releases
-    from .measure import histories, observe_many, probe_hash, server_probe_hash, side_effect_hash
+    from pytest_chroma_compat.contracts.measure import (
+        histories,
+        observe_many,
+        probe_hash,
+        server_probe_hash,
+        side_effect_hash,
+    )
+    from pytest_chroma_compat.engine import releases
 
     spec = args.versions or ">=0.4.0"
     versions = releases.select(spec)
@@ -162,17 +211,27 @@ def measure_range(args: argparse.Namespace) -> int:
         raise CompatError(f"contracts: the range {spec!r} matches {len(versions)} release(s); need at least two")
 
     def progress(obs: Any) -> None:
-        state = "cached" if obs.cached else ("FAILED " + "; ".join(sorted(set(obs.failures.values())))[:200]
-                                             if obs.failures else "measured")
+        state = (
+            "cached"
+            if obs.cached
+            else ("FAILED " + "; ".join(sorted(set(obs.failures.values())))[:200] if obs.failures else "measured")
+        )
         _say(f"{obs.version}\t{state}")
 
     observations = observe_many(versions, jobs=args.jobs, fresh=args.fresh, progress=progress)
     hist = histories(versions, observations)
     failures = {v: o.failures for v, o in observations.items() if o.failures}
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    doc = {"generated": generated, "range": spec, "versions": versions, "probes_sha256": probe_hash(),
-           "server_probes_sha256": server_probe_hash(), "side_effects_sha256": side_effect_hash(),
-           "contracts": [h.as_dict() for h in hist], "failures": failures}
+    doc = {
+        "generated": generated,
+        "range": spec,
+        "versions": versions,
+        "probes_sha256": probe_hash(),
+        "server_probes_sha256": server_probe_hash(),
+        "side_effects_sha256": side_effect_hash(),
+        "contracts": [h.as_dict() for h in hist],
+        "failures": failures,
+    }
     if args.markdown:
         Path(args.markdown).write_text(markdown(doc))
         _say(f"wrote {args.markdown}")
@@ -189,11 +248,17 @@ def measure_range(args: argparse.Namespace) -> int:
 
 def _at(change: dict) -> str:
     """The release a change happens at, marked when a filter there silently matches nothing or everything."""
-    from .measure import SILENT, SILENT_ALL
+    from pytest_chroma_compat.contracts.measure import SILENT, SILENT_ALL
 
-    labels = [label for key, label in (("silently_empty", SILENT), ("silently_everything", SILENT_ALL))
-              if change.get(key)]
+    labels = [
+        label for key, label in (("silently_empty", SILENT), ("silently_everything", SILENT_ALL)) if change.get(key)
+    ]
     return " ".join([change["at"], *(f"({label})" for label in labels)])
+
+
+def _anchor(heading: str) -> str:
+    """The anchor GitHub and mkdocs give a heading: ``python-3.8-dropped`` is ``#python-38-dropped``."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
 
 
 def _cell(text: str) -> str:
@@ -205,7 +270,7 @@ def _span(run: dict) -> str:
 
 
 def markdown(doc: dict) -> str:
-    from .measure import by_call, compact, describe_change, in_words
+    from pytest_chroma_compat.contracts.measure import by_call, compact, describe_change, in_words
 
     vs = doc["versions"]
     lines = [
@@ -237,8 +302,10 @@ def markdown(doc: dict) -> str:
         documented = c["documented"] or "—"
         if c["documented_at"] and c["documented_at"] not in c["documented"]:
             documented += f" (→ {c['documented_at']})"
-        lines.append(f"| [{c['id']}](#{c['id']}) | {_cell(c['section'])} | {_cell(documented)} | {at} | "
-                     f"{_cell(c['verdict'])} |")
+        lines.append(
+            f"| [{c['id']}](#{_anchor(c['id'])}) | {_cell(c['section'])} | {_cell(documented)} | {at} "
+            f"| {_cell(c['verdict'])} |"
+        )
     for c in doc["contracts"]:
         lines += ["", f"## {c['id']}", "", f"**{c['title']}** — log: *{c['section']}*"]
         if c["quote"]:
@@ -255,8 +322,9 @@ def markdown(doc: dict) -> str:
             if previous is None:
                 lines.append(f"- {_span(run)} ({n} release{'s' * (n > 1)}): `{_cell(compact(run['value']))}`")
             else:
-                lines.append(f"- {_span(run)} ({n} release{'s' * (n > 1)}): "
-                             f"`{_cell(describe_change(previous, run['value']))}`")
+                lines.append(
+                    f"- {_span(run)} ({n} release{'s' * (n > 1)}): `{_cell(describe_change(previous, run['value']))}`"
+                )
             lines += [f"  - in words: {_cell(line)}" for line in in_words(run["value"])]
             if by_call(run["value"]) != by_call(previous):  # stated where the calls start (or stop) disagreeing
                 lines += [f"  - by call: {_cell(line)}" for line in by_call(run["value"]) or ["all calls agree"]]
@@ -268,3 +336,41 @@ def markdown(doc: dict) -> str:
         for v, fails in doc["failures"].items():
             lines.append(f"- {v}: {_cell('; '.join(sorted(set(fails.values())))[:300])}")
     return "\n".join(lines) + "\n"
+
+
+# -- sweep --------------------------------------------------------------------------------
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from pytest_chroma_compat.contracts import sweep
+    from pytest_chroma_compat.engine import releases
+
+    versions = releases.select(args.versions)
+    if not versions:
+        raise CompatError(f"no release in the catalogue matches {args.versions!r}")
+
+    def show(res: sweep.SweepResult) -> None:
+        status = "ok" if res.ok else f"FAIL at {res.stage}: {res.error}"
+        print(f"{res.version}\t{','.join(res.pins) or '-'}\t{res.seconds}s\t{status}", flush=True)
+
+    results = sweep.sweep(versions, ignore_pins=args.without_pins, progress=show)
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps([sweep.as_dict(r) for r in results], indent=1) + "\n")
+    failed = [r.version for r in results if not r.ok]
+    _say(
+        f"{len(results) - len(failed)} of {len(results)} releases work"
+        + (f"; failing: {', '.join(failed)}" if failed else "")
+    )
+    return 1 if failed else EXIT_OK
+
+
+def register_sweep(sub: argparse._SubParsersAction) -> None:
+    sw = sub.add_parser("sweep", help="install every release in a range and drive each through a worker")
+    sw.add_argument("--versions", default=">=0.4.0", help="PEP 440 range over releases (default: >=0.4.0)")
+    sw.add_argument(
+        "--without-pins", action="store_true", help="ignore engine/pins.toml, to see what each rule prevents"
+    )
+    sw.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    sw.set_defaults(handler=cmd_sweep)

@@ -21,20 +21,21 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace, dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable
 
-from .. import envs, paths, pins, releases
-from ..errors import ChromaError, CompatError, WorkerError
-from . import server_probes, side_effects
-from .probes import EVERY_RECORD
+from pytest_chroma_compat.common.errors import ChromaError, CompatError, WorkerError
+from pytest_chroma_compat.contracts import server_probes, side_effects
+from pytest_chroma_compat.contracts.probes import EVERY_RECORD
+from pytest_chroma_compat.engine import cache_dirs, envs, pins, releases
 
 if TYPE_CHECKING:
-    from ..client import Release
+    from pytest_chroma_compat.engine.client import Release
 
 HERE = Path(__file__).parent
 PROBES = HERE / "probes.py"
@@ -53,7 +54,7 @@ class Contract:
     probe: str
     consequence: str
     unmeasured: str = ""
-    # code patterns for `chroma-compat scan` (scan/rules.py reads them); not part of what is measured
+    # code patterns for `chroma-compat scan` (usercode/scan/rules.py reads them); not part of what is measured
     scan: tuple = field(default=(), compare=False, hash=False, repr=False)
     # what validate asks of a store's own values where the effect depends on stored data
     # ({types, operators}: snapshot/data_checks.py); not part of what is measured
@@ -118,10 +119,11 @@ def family(name: str) -> str:
 
 
 def default_cache() -> Path:
-    return paths.home() / "contracts"
+    return cache_dirs.home() / "contracts"
 
 
 # -- observing one release ---------------------------------------------------------------------
+
 
 @dataclass
 class Observation:
@@ -146,10 +148,11 @@ def _read(path: Path) -> dict:
         return {}
 
 
-def observe(release: "Release | str", probes: Iterable[str] | None = None, *, cache: Path | None = None,
-            fresh: bool = False) -> Observation:
+def observe(
+    release: Release | str, probes: Iterable[str] | None = None, *, cache: Path | None = None, fresh: bool = False
+) -> Observation:
     """Run the probes on one release (reusing cached answers unless ``fresh``)."""
-    from ..client import Release
+    from pytest_chroma_compat.engine.client import Release
 
     version = release.version if isinstance(release, Release) else releases.resolve(release)
     wanted = list(probes) if probes is not None else probe_names()
@@ -197,9 +200,15 @@ def _write(path: Path, new: dict, digest: str, label: str = "probes_sha256") -> 
     tmp.replace(path)
 
 
-def observe_many(versions: list[str], probes: Iterable[str] | None = None, *, jobs: int = 4,
-                 cache: Path | None = None, fresh: bool = False,
-                 progress: Callable[[Observation], None] | None = None) -> dict[str, Observation]:
+def observe_many(
+    versions: list[str],
+    probes: Iterable[str] | None = None,
+    *,
+    jobs: int = 4,
+    cache: Path | None = None,
+    fresh: bool = False,
+    progress: Callable[[Observation], None] | None = None,
+) -> dict[str, Observation]:
     """Observe several releases in parallel (each in its own worker process)."""
     probes = list(probes) if probes is not None else probe_names()
 
@@ -217,6 +226,7 @@ def observe_many(versions: list[str], probes: Iterable[str] | None = None, *, jo
 
 
 # -- comparing two releases ----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Crossing:
@@ -241,12 +251,38 @@ class Crossing:
         return silently_everything(self.before, self.after) if self.crossed else []
 
 
-def compare(old: "Release | str", new: "Release | str", contracts: Iterable[Contract] | None = None,
-            **kwargs: Any) -> list[Crossing]:
+def observe_pair(
+    old: Release | str, new: Release | str, probes: Iterable[str] | None = None, **kwargs: Any
+) -> tuple[Observation, Observation]:
+    """``observe`` on both releases at once (each in its own worker): a pair measured cold costs the
+    slower release's probes, not both releases' in turn."""
+    from pytest_chroma_compat.engine.client import Release
+
+    probes = list(probes) if probes is not None else probe_names()
+    versions = [r.version if isinstance(r, Release) else releases.resolve(r) for r in (old, new)]
+    if versions[0] == versions[1]:
+        same = observe(old, probes, **kwargs)  # one release: observed once (two would write one cache file)
+        return same, same
+    with ThreadPoolExecutor(1, thread_name_prefix="observe-new") as pool:
+        later = pool.submit(observe, new, probes, **kwargs)
+        try:
+            first = observe(old, probes, **kwargs)
+        finally:
+            later.exception()  # waits: an error observing ``old`` stays the one raised
+        return first, later.result()
+
+
+def compare(
+    old: Release | str, new: Release | str, contracts: Iterable[Contract] | None = None, **kwargs: Any
+) -> list[Crossing]:
     """Every measured contract with its value under ``old`` and ``new``."""
     chosen = [c for c in (contracts or load_table()) if c.probe]
-    probes = probe_names(chosen)
-    a, b = observe(old, probes, **kwargs), observe(new, probes, **kwargs)
+    a, b = observe_pair(old, new, probe_names(chosen), **kwargs)
+    return _crossings(chosen, a, b)
+
+
+def _crossings(chosen: list[Contract], a: Observation, b: Observation) -> list[Crossing]:
+    """``compare``'s answer for the contracts ``chosen``, from observations holding (at least) their probes."""
     out = []
     for c in chosen:
         failure = "; ".join(f"{o.version}: {o.failures[c.probe]}" for o in (a, b) if c.probe in o.failures)
@@ -254,13 +290,44 @@ def compare(old: "Release | str", new: "Release | str", contracts: Iterable[Cont
     changed = [x for x in out if x.crossed]
     kept = attribute(changed, a.version, b.version)
     by_probe = {x.contract.probe: x.contract.id for x in kept}
-    return [replace(x, shadowed_by=by_probe.get(x.contract.probe, "")) if x in changed and x not in kept else x
-            for x in out]
+    return [
+        replace(x, shadowed_by=by_probe.get(x.contract.probe, "")) if x in changed and x not in kept else x for x in out
+    ]
 
 
-def crossed(old: "Release | str", new: "Release | str", **kwargs: Any) -> list[Crossing]:
+def crossed(old: Release | str, new: Release | str, **kwargs: Any) -> list[Crossing]:
     """The contracts whose observed value differs between ``old`` and ``new``."""
     return [x for x in compare(old, new, **kwargs) if x.crossed]
+
+
+class Lookup:
+    """One measurement of every contract for one pair of releases, started now in the background;
+    ``crossed`` answers any set of contracts from it, as ``crossed(old, new, contracts=...)`` would.
+
+    Why: validate asked twice (the data checks for the rows they carry, the report for every row),
+    one after the other; cold, that was two lookups in turn, each observing the old release, then the
+    new. Here both releases are observed at once, once, while validate compares the store."""
+
+    def __init__(self, old: str, new: str, **kwargs: Any) -> None:
+        from concurrent.futures import Future
+
+        self.old, self.new = old, new
+        self._done: Future = Future()
+
+        def run() -> None:
+            try:
+                self._done.set_result(observe_pair(old, new, probe_names(), **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - raised to whoever asks
+                self._done.set_exception(exc)
+
+        import threading
+
+        threading.Thread(target=run, name=f"contracts-{old}-{new}", daemon=True).start()
+
+    def crossed(self, contracts: Iterable[Contract] | None = None) -> list[Crossing]:
+        a, b = self._done.result()
+        chosen = [c for c in (contracts or load_table()) if c.probe]
+        return [x for x in _crossings(chosen, a, b) if x.crossed]
 
 
 def attribute(crossings: list[Crossing], old: str, new: str) -> list[Crossing]:
@@ -273,8 +340,11 @@ def attribute(crossings: list[Crossing], old: str, new: str) -> list[Crossing]:
         by_probe.setdefault(x.contract.probe, []).append(x)
     keep = []
     for group in by_probe.values():
-        inside = [x for x in group if (d := documented_release(x.contract.documented)[0])
-                  and Version(old) < Version(d) <= Version(new)]
+        inside = [
+            x
+            for x in group
+            if (d := documented_release(x.contract.documented)[0]) and Version(old) < Version(d) <= Version(new)
+        ]
         keep += inside if len(group) > 1 and inside else group
     return [x for x in crossings if x in keep]
 
@@ -284,8 +354,13 @@ def describe_change(before: Any, after: Any) -> str:
     added/removed items of a list of names; an error that became an empty answer is named so."""
     if _is_dict(before) and _is_dict(after):
         return "; ".join(_changed_keys(before, after))
-    if isinstance(before, list) and isinstance(after, list) and all(isinstance(x, str) for x in before + after) \
-            and len(set(before)) == len(before) and len(before + after) > 4:
+    if (
+        isinstance(before, list)
+        and isinstance(after, list)
+        and all(isinstance(x, str) for x in before + after)
+        and len(set(before)) == len(before)
+        and len(before + after) > 4
+    ):
         gone, new = [x for x in before if x not in after], [x for x in after if x not in before]
         if gone or new:
             return " ".join([f"-{x}" for x in gone] + [f"+{x}" for x in new])
@@ -366,8 +441,12 @@ def by_call(value: Any) -> list[str]:
     "none: add refuses (TypeError); upsert/update accept and drop the key" -- a contract measured
     through one call would have said "refused everywhere".
     """
-    if not (_is_dict(value) and len(value) > 1 and set(value) <= set(WRITE_CALLS)
-            and all(_is_dict(v) for v in value.values())):
+    if not (
+        _is_dict(value)
+        and len(value) > 1
+        and set(value) <= set(WRITE_CALLS)
+        and all(_is_dict(v) for v in value.values())
+    ):
         return []
     calls = [c for c in WRITE_CALLS if c in value]
     out = []
@@ -445,13 +524,14 @@ def documented_release(text: str) -> tuple[str | None, str]:
 
 # -- histories: where each contract's observed value changes ----------------------------------------
 
+
 @dataclass
 class History:
     """One contract over a list of releases: runs of equal values, the changes, and the verdict."""
 
     contract: Contract
-    runs: list[dict] = field(default_factory=list)      # {"first", "last", "value", "releases"}
-    changes: list[dict] = field(default_factory=list)   # {"after", "at", "before", "value"}
+    runs: list[dict] = field(default_factory=list)  # {"first", "last", "value", "releases"}
+    changes: list[dict] = field(default_factory=list)  # {"after", "at", "before", "value"}
     unmeasured: dict[str, str] = field(default_factory=dict)
     documented_at: str | None = None
     documented_note: str = ""
@@ -460,14 +540,27 @@ class History:
 
     def as_dict(self) -> dict:
         c = self.contract
-        return {"id": c.id, "title": c.title, "documented": c.documented, "section": c.section, "quote": c.quote,
-                "probe": c.probe, "consequence": c.consequence, "documented_at": self.documented_at,
-                "documented_note": self.documented_note, "changes": self.changes, "runs": self.runs,
-                "unmeasured": self.unmeasured, "verdict": self.verdict, "disagrees": self.disagrees}
+        return {
+            "id": c.id,
+            "title": c.title,
+            "documented": c.documented,
+            "section": c.section,
+            "quote": c.quote,
+            "probe": c.probe,
+            "consequence": c.consequence,
+            "documented_at": self.documented_at,
+            "documented_note": self.documented_note,
+            "changes": self.changes,
+            "runs": self.runs,
+            "unmeasured": self.unmeasured,
+            "verdict": self.verdict,
+            "disagrees": self.disagrees,
+        }
 
 
-def histories(versions: list[str], observations: dict[str, Observation],
-              contracts: Iterable[Contract] | None = None) -> list[History]:
+def histories(
+    versions: list[str], observations: dict[str, Observation], contracts: Iterable[Contract] | None = None
+) -> list[History]:
     """For each contract: its value per measured release, where it changes, and whether the log agrees."""
     table = list(contracts or load_table())
     out = []
@@ -482,7 +575,7 @@ def histories(versions: list[str], observations: dict[str, Observation],
         for v in versions:
             obs = observations.get(v)
             if obs is None or c.probe not in obs.values:
-                h.unmeasured[v] = (obs.failures.get(c.probe, "no observation") if obs else "not observed")
+                h.unmeasured[v] = obs.failures.get(c.probe, "no observation") if obs else "not observed"
                 continue
             value = obs.values[c.probe]
             if h.runs and h.runs[-1]["value"] == value:
@@ -491,9 +584,16 @@ def histories(versions: list[str], observations: dict[str, Observation],
             else:
                 if h.runs:
                     before = h.runs[-1]["value"]
-                    h.changes.append({"after": previous, "at": v, "before": before, "value": value,
-                                      "silently_empty": silently_empty(before, value),
-                                      "silently_everything": silently_everything(before, value)})
+                    h.changes.append(
+                        {
+                            "after": previous,
+                            "at": v,
+                            "before": before,
+                            "value": value,
+                            "silently_empty": silently_empty(before, value),
+                            "silently_everything": silently_everything(before, value),
+                        }
+                    )
                 h.runs.append({"first": v, "last": v, "value": value, "releases": 1})
             previous = v
         h.verdict, h.disagrees = _verdict(h, versions, table)
@@ -512,20 +612,28 @@ def _verdict(h: History, versions: list[str], table: list[Contract]) -> tuple[st
     def covers(ch: dict) -> bool:  # the change happened somewhere in (after, at]
         return doc is not None and Version(ch["after"]) < Version(doc) <= Version(ch["at"])
 
-    siblings = {documented_release(c.documented)[0]: c.id for c in table
-                if c.probe == h.contract.probe and c.id != h.contract.id and c.documented}
+    siblings = {
+        documented_release(c.documented)[0]: c.id
+        for c in table
+        if c.probe == h.contract.probe and c.id != h.contract.id and c.documented
+    }
 
     def where(ch: dict) -> str:
         gap = [v for v in releases.versions() if Version(ch["after"]) < Version(v) < Version(ch["at"])]
         text = ch["at"] if not gap else f"{ch['at']} (after {ch['after']}; {len(gap)} release(s) between not measured)"
-        owner = next((cid for rel, cid in siblings.items() if rel and Version(ch["after"]) < Version(rel) <= Version(ch["at"])), None)
+        owner = next(
+            (cid for rel, cid in siblings.items() if rel and Version(ch["after"]) < Version(rel) <= Version(ch["at"])),
+            None,
+        )
         return f"{text} [documented by {owner}]" if owner else text
 
     matched = [ch for ch in h.changes if covers(ch)]
     others = [where(ch) for ch in h.changes if ch not in matched]
     also = f"; also changes at {', '.join(others)}" if others else ""
     if doc is None:
-        found = f"changes at {', '.join(where(ch) for ch in h.changes)}" if h.changes else "no change in the measured range"
+        found = (
+            f"changes at {', '.join(where(ch) for ch in h.changes)}" if h.changes else "no change in the measured range"
+        )
         return f"not in the log; {found}", False
     first, last = h.runs[0]["first"], h.runs[-1]["last"]
     if not Version(first) < Version(doc) <= Version(last):

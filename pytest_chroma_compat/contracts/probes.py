@@ -25,7 +25,8 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from typing import Any, Callable, Iterator
+from collections.abc import Iterator
+from typing import Any, Callable
 
 E2 = [[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]]
 # A filter's answer when it matched every record of the collection. Said in words, not as the ids:
@@ -35,6 +36,7 @@ EVERY_RECORD = "every record"
 
 
 # -- helpers ------------------------------------------------------------------------------
+
 
 def _err(exc: BaseException) -> dict:
     return {"error": type(exc).__name__}
@@ -132,6 +134,7 @@ def _matched(col: Any, **kwargs: Any) -> Any:
 
 def _guarded(probe: Callable[[], Any]) -> Callable[[], Any]:
     """Whatever a probe's set-up raises becomes its observed value, never a worker error."""
+
     def run() -> Any:
         return _attempt(probe)
 
@@ -141,6 +144,7 @@ def _guarded(probe: Callable[[], Any]) -> Callable[[], Any]:
 
 
 # -- 0.4.0 ----------------------------------------------------------------------------------
+
 
 @_guarded
 def persist_method() -> Any:
@@ -153,8 +157,12 @@ def persist_method() -> Any:
 def reset_default() -> Any:
     """``client.reset()`` under default settings, allow_reset=False and allow_reset=True."""
     out = {}
-    for label, settings in (("default", {}), ("allow_reset=False", {"allow_reset": False}),
-                            ("allow_reset=True", {"allow_reset": True})):
+    for label, settings in (
+        ("default", {}),
+        ("allow_reset=False", {"allow_reset": False}),
+        ("allow_reset=True", {"allow_reset": True}),
+    ):
+
         def attempt() -> Any:
             with _store(settings) as (client, _):
                 col = _collection(client)
@@ -162,6 +170,7 @@ def reset_default() -> Any:
                 client.reset()
                 names = [getattr(c, "name", c) for c in client.list_collections()]
                 return "reset" if not names else "kept"
+
         out[label] = _attempt(attempt)
     return out
 
@@ -174,6 +183,7 @@ def client_constructors() -> Any:
 
 
 # -- 0.4.16 ---------------------------------------------------------------------------------
+
 
 @_guarded
 def embedding_function_signature() -> Any:
@@ -195,10 +205,12 @@ def embedding_function_signature() -> Any:
         variants["input_subclass"] = type("InputEF", (base,), {"__call__": Input.__call__})
     out = {}
     for label, klass in variants.items():
+
         def attempt() -> Any:
             with _store() as (client, _):
                 _collection(client, embedding_function=klass())
                 return "accepted"
+
         out[label] = _attempt(attempt)
     return out
 
@@ -206,15 +218,29 @@ def embedding_function_signature() -> Any:
 # -- auth overhaul (April 2024), 0.5.1, 0.5.6 -------------------------------------------------
 
 AUTH_SETTINGS = (
-    "chroma_client_auth_provider", "chroma_client_auth_credentials", "chroma_client_auth_credentials_provider",
-    "chroma_client_auth_protocol_adapter", "chroma_client_auth_credentials_file",
-    "chroma_client_auth_token_transport_header", "chroma_server_auth_token_transport_header",
-    "chroma_auth_token_transport_header", "chroma_server_auth_provider", "chroma_server_authn_provider",
-    "chroma_server_auth_configuration_provider", "chroma_server_auth_credentials_provider",
-    "chroma_server_auth_credentials", "chroma_server_authn_credentials", "chroma_server_auth_credentials_file",
-    "chroma_server_authn_credentials_file", "chroma_server_auth_configuration_file",
-    "chroma_server_authn_configuration_file", "chroma_server_authz_provider", "chroma_server_authz_config",
-    "chroma_server_authz_config_file", "chroma_server_authz_ignore_paths", "chroma_server_auth_ignore_paths",
+    "chroma_client_auth_provider",
+    "chroma_client_auth_credentials",
+    "chroma_client_auth_credentials_provider",
+    "chroma_client_auth_protocol_adapter",
+    "chroma_client_auth_credentials_file",
+    "chroma_client_auth_token_transport_header",
+    "chroma_server_auth_token_transport_header",
+    "chroma_auth_token_transport_header",
+    "chroma_server_auth_provider",
+    "chroma_server_authn_provider",
+    "chroma_server_auth_configuration_provider",
+    "chroma_server_auth_credentials_provider",
+    "chroma_server_auth_credentials",
+    "chroma_server_authn_credentials",
+    "chroma_server_auth_credentials_file",
+    "chroma_server_authn_credentials_file",
+    "chroma_server_auth_configuration_file",
+    "chroma_server_authn_configuration_file",
+    "chroma_server_authz_provider",
+    "chroma_server_authz_config",
+    "chroma_server_authz_config_file",
+    "chroma_server_authz_ignore_paths",
+    "chroma_server_auth_ignore_paths",
 )
 
 
@@ -231,8 +257,10 @@ def auth_settings() -> Any:
 def max_batch_size() -> Any:
     """``client.max_batch_size`` (property) and ``client.get_max_batch_size()`` (method)."""
     with _store() as (client, _):
-        return {"max_batch_size": _attempt(lambda: type(client.max_batch_size).__name__),
-                "get_max_batch_size()": _attempt(lambda: type(client.get_max_batch_size()).__name__)}
+        return {
+            "max_batch_size": _attempt(lambda: type(client.max_batch_size).__name__),
+            "get_max_batch_size()": _attempt(lambda: type(client.get_max_batch_size()).__name__),
+        }
 
 
 @_guarded
@@ -260,14 +288,17 @@ def wal_pruning() -> Any:
 
 # -- 0.5.11 ---------------------------------------------------------------------------------
 
+
 @_guarded
 def get_order() -> Any:
     """Ids "3","2","1","0" added in that order: what get() and get(limit=2, offset=2) return."""
     with _store() as (client, _):
         col = _collection(client)
         col.add(ids=["3", "2", "1", "0"], embeddings=E2)
-        return {"get()": _attempt(lambda: col.get()["ids"]),
-                "get(limit=2,offset=2)": _attempt(lambda: col.get(limit=2, offset=2)["ids"])}
+        return {
+            "get()": _attempt(lambda: col.get()["ids"]),
+            "get(limit=2,offset=2)": _attempt(lambda: col.get(limit=2, offset=2)["ids"]),
+        }
 
 
 @_guarded
@@ -288,13 +319,15 @@ def embeddings_type() -> Any:
         col.add(ids=["a", "b"], embeddings=E2[:2])
         return {
             "get": _attempt(lambda: _kind(col.get(include=["embeddings"])["embeddings"])),
-            "query": _attempt(lambda: _kind(col.query(query_embeddings=[E2[0]], n_results=1,
-                                                      include=["embeddings"])["embeddings"])),
+            "query": _attempt(
+                lambda: _kind(col.query(query_embeddings=[E2[0]], n_results=1, include=["embeddings"])["embeddings"])
+            ),
             "peek": _attempt(lambda: _kind(col.peek(limit=2)["embeddings"])),
         }
 
 
 # -- 0.5.12 ---------------------------------------------------------------------------------
+
 
 def _filter_collection(client: Any) -> Any:
     """a: k=1 + document; b: other key, no document; c: k=2 + document; d: no metadata, no document."""
@@ -310,8 +343,10 @@ def ne_nin_missing_key() -> Any:
     """Which records ``$ne`` / ``$nin`` match when some lack the key (b) or any metadata (d)."""
     with _store() as (client, _):
         col = _filter_collection(client)
-        return {"$ne": _attempt(lambda: sorted(col.get(where={"k": {"$ne": 1}})["ids"])),
-                "$nin": _attempt(lambda: sorted(col.get(where={"k": {"$nin": [1]}})["ids"]))}
+        return {
+            "$ne": _attempt(lambda: sorted(col.get(where={"k": {"$ne": 1}})["ids"])),
+            "$nin": _attempt(lambda: sorted(col.get(where={"k": {"$nin": [1]}})["ids"])),
+        }
 
 
 @_guarded
@@ -328,8 +363,11 @@ def rate_limiting_classes() -> Any:
     import importlib
 
     found = []
-    for module, name in (("chromadb.rate_limiting", "RateLimitingProvider"), ("chromadb.rate_limit", "RateLimitEnforcer"),
-                         ("chromadb.rate_limit", "SimpleRateLimitEnforcer")):
+    for module, name in (
+        ("chromadb.rate_limiting", "RateLimitingProvider"),
+        ("chromadb.rate_limit", "RateLimitEnforcer"),
+        ("chromadb.rate_limit", "SimpleRateLimitEnforcer"),
+    ):
         try:
             if hasattr(importlib.import_module(module), name):
                 found.append(f"{module}.{name}")
@@ -340,18 +378,24 @@ def rate_limiting_classes() -> Any:
 
 # -- 0.5.17 ---------------------------------------------------------------------------------
 
+
 @_guarded
 def empty_filters() -> Any:
     """get(where={}), get(where_document={}), get(ids=[]), get(ids=[...], where={}): how many records, or the error."""
     with _store() as (client, _):
         col = _collection(client)
         col.add(ids=["a", "b"], embeddings=E2[:2], documents=["x", "y"])
-        calls = {"where={}": {"where": {}}, "where_document={}": {"where_document": {}}, "ids=[]": {"ids": []},
-                 "ids=[a],where={}": {"ids": ["a"], "where": {}}}
+        calls = {
+            "where={}": {"where": {}},
+            "where_document={}": {"where_document": {}},
+            "ids=[]": {"ids": []},
+            "ids=[a],where={}": {"ids": ["a"], "where": {}},
+        }
         return {label: _attempt(lambda kw=kw: len(col.get(**kw)["ids"])) for label, kw in calls.items()}
 
 
 # -- 0.6.0 / 1.0.0 ----------------------------------------------------------------------------
+
 
 @_guarded
 def list_collections_type() -> Any:
@@ -372,8 +416,17 @@ def requires_python() -> Any:
 # -- not in the log, but user code meets them -------------------------------------------------
 
 METADATA_VALUES = {
-    "str": "s", "empty_str": "", "int": 7, "float": 1.5, "bool": True, "none": None,
-    "list_str": ["a", "b"], "list_int": [1, 2], "list_float": [1.5], "list_bool": [True], "empty_list": [],
+    "str": "s",
+    "empty_str": "",
+    "int": 7,
+    "float": 1.5,
+    "bool": True,
+    "none": None,
+    "list_str": ["a", "b"],
+    "list_int": [1, 2],
+    "list_float": [1.5],
+    "list_bool": [True],
+    "empty_list": [],
 }
 
 # Releases check metadata in each write call separately (1.5.9 refuses None through add but takes it
@@ -412,6 +465,7 @@ def metadata_types() -> Any:
                         return "dropped"
                     same = type(got["k"]) is type(value) and got["k"] == value
                     return "kept" if same else f"changed:{type(got['k']).__name__}"
+
                 answers[label] = _attempt(attempt)
             col = _collection(client, name=f"probe-{call}-empty")
             answers["empty_dict"] = _attempt(lambda: (_write_through(col, call, {}), "accepted")[1])
@@ -427,12 +481,17 @@ def operators() -> Any:
     EVERY_RECORD) must look different from one that starts working.
     """
     calls = {
-        "$eq": {"where": {"k": {"$eq": 1}}}, "$ne": {"where": {"k": {"$ne": 1}}}, "$gt": {"where": {"k": {"$gt": 0}}},
-        "$in": {"where": {"k": {"$in": [1]}}}, "$nin": {"where": {"k": {"$nin": [1]}}},
-        "$and": {"where": {"$and": [{"k": 1}, {"j": 1}]}}, "$or": {"where": {"$or": [{"k": 1}, {"j": 1}]}},
+        "$eq": {"where": {"k": {"$eq": 1}}},
+        "$ne": {"where": {"k": {"$ne": 1}}},
+        "$gt": {"where": {"k": {"$gt": 0}}},
+        "$in": {"where": {"k": {"$in": [1]}}},
+        "$nin": {"where": {"k": {"$nin": [1]}}},
+        "$and": {"where": {"$and": [{"k": 1}, {"j": 1}]}},
+        "$or": {"where": {"$or": [{"k": 1}, {"j": 1}]}},
         "$contains": {"where_document": {"$contains": "ell"}},
         "$not_contains": {"where_document": {"$not_contains": "ell"}},
-        "$regex": {"where_document": {"$regex": "^h"}}, "$not_regex": {"where_document": {"$not_regex": "^h"}},
+        "$regex": {"where_document": {"$regex": "^h"}},
+        "$not_regex": {"where_document": {"$not_regex": "^h"}},
         "where $contains": {"where": {"k": {"$contains": 1}}},
     }
     with _store() as (client, _):
@@ -472,7 +531,7 @@ def float_metadata_exact() -> Any:
     with _store() as (client, _):
         col = _collection(client)
         ids = [f"f{i}" for i in range(len(FLOAT_VALUES))]
-        col.add(ids=ids, embeddings=E2[:len(ids)], metadatas=[{"f": v} for v in FLOAT_VALUES.values()])
+        col.add(ids=ids, embeddings=E2[: len(ids)], metadatas=[{"f": v} for v in FLOAT_VALUES.values()])
         got = col.get(ids=ids, include=["metadatas"])
         back = {rid: (meta or {}).get("f") for rid, meta in zip(got["ids"], got["metadatas"])}
         out: dict[str, Any] = {}
@@ -481,16 +540,27 @@ def float_metadata_exact() -> Any:
             found = _attempt(lambda v=value: _matched(col, where={"f": {"$eq": v}}))
             out[label] = {
                 "read back": "exact" if type(read) is float and read == value else f"changed: {read!r}",
-                "$eq with the value written": found if isinstance(found, dict) else
-                ("finds it" if rid in found else "misses it"),
+                "$eq with the value written": found
+                if isinstance(found, dict)
+                else ("finds it" if rid in found else "misses it"),
             }
         return out
 
 
 COLLECTION_NAMES = {
-    "2 chars": "ab", "3 chars": "abc", "63 chars": "a" * 63, "64 chars": "a" * 64, "a..b": "a..b",
-    "1.1.1.1": "1.1.1.1", "under_score": "under_score", "dash-ok": "dash-ok", "-leading-dash": "-abc",
-    "trailing-dash-": "abc-", "UPPER": "ABC", "space": "a b c", "dotted.name": "a.b.c",
+    "2 chars": "ab",
+    "3 chars": "abc",
+    "63 chars": "a" * 63,
+    "64 chars": "a" * 64,
+    "a..b": "a..b",
+    "1.1.1.1": "1.1.1.1",
+    "under_score": "under_score",
+    "dash-ok": "dash-ok",
+    "-leading-dash": "-abc",
+    "trailing-dash-": "abc-",
+    "UPPER": "ABC",
+    "space": "a b c",
+    "dotted.name": "a.b.c",
 }
 
 
@@ -510,6 +580,7 @@ def collection_names() -> Any:
 # the functions handed over refuse to embed. A release that replaces ``embedding_function=None`` with
 # its default function (ONNX MiniLM, downloaded on first call) only *builds* it, which reads no model;
 # each probe reports whether a model directory appeared under HOME, so a download would be seen.
+
 
 def _persisted_ef(path: str, name: str) -> Any:
     """What the store keeps as the collection's embedding function ({name, type}), read with SQLite."""
@@ -531,7 +602,7 @@ def _persisted_ef(path: str, name: str) -> Any:
     ef = config.get("embedding_function") if isinstance(config, dict) else None
     where = "configuration"
     if not isinstance(ef, dict) and row and row[1]:  # 1.3 on: the collection's schema holds it
-        index = (((json.loads(row[1]).get("keys") or {}).get("#embedding") or {}).get("float_list") or {})
+        index = ((json.loads(row[1]).get("keys") or {}).get("#embedding") or {}).get("float_list") or {}
         ef = ((index.get("vector_index") or {}).get("config") or {}).get("embedding_function")
         where = "schema"
     if not isinstance(ef, dict):
@@ -542,8 +613,11 @@ def _persisted_ef(path: str, name: str) -> Any:
 def _model_files() -> str:
     """Whether a default-model directory exists under HOME (the worker's HOME starts empty)."""
     home = os.path.expanduser("~")
-    found = [p for p in (".cache/chroma/onnx_models", ".cache/torch/sentence_transformers")
-             if os.path.exists(os.path.join(home, p))]
+    found = [
+        p
+        for p in (".cache/chroma/onnx_models", ".cache/torch/sentence_transformers")
+        if os.path.exists(os.path.join(home, p))
+    ]
     return ", ".join(found) if found else "none"
 
 
@@ -633,12 +707,14 @@ def embedding_function_none() -> Any:
         return "not measured on 0.3 (None there means a sentence-transformers model)"
     out: dict[str, Any] = {}
     with _default_disarmed() as disarmed, _store() as (client, path):
-        for call, make in (("create_collection", lambda: client.create_collection(name="made-none",
-                                                                                  embedding_function=None)),
-                           ("get_or_create_collection", lambda: client.get_or_create_collection(
-                               name="got-none", embedding_function=None)),
-                           ("get_collection", lambda: client.get_collection(name="made-none",
-                                                                            embedding_function=None))):
+        for call, make in (
+            ("create_collection", lambda: client.create_collection(name="made-none", embedding_function=None)),
+            (
+                "get_or_create_collection",
+                lambda: client.get_or_create_collection(name="got-none", embedding_function=None),
+            ),
+            ("get_collection", lambda: client.get_collection(name="made-none", embedding_function=None)),
+        ):
             col = _attempt(make)
             out[call] = col if isinstance(col, dict) else _embeds_with(col)
         out["persisted"] = _attempt(lambda: _persisted_ef(path, "made-none"))
@@ -657,12 +733,18 @@ def _probe_ef(label: str) -> Any:
     def __call__(self: Any, input: Any) -> Any:  # noqa: A002 - the protocol's parameter name
         raise ProbeFunctionCalled(label)
 
-    body = {"__call__": __call__, "__init__": lambda self, *a, **k: None,
-            "name": staticmethod(lambda: label), "get_config": lambda self: {},
-            "build_from_config": staticmethod(lambda config: klass()),
-            "is_legacy": lambda self: False, "default_space": lambda self: "l2",
-            "supported_spaces": lambda self: ["l2", "cosine", "ip"], "validate_config": staticmethod(lambda c: None),
-            "validate_config_update": lambda self, old, new: None}
+    body = {
+        "__call__": __call__,
+        "__init__": lambda self, *a, **k: None,
+        "name": staticmethod(lambda: label),
+        "get_config": lambda self: {},
+        "build_from_config": staticmethod(lambda config: klass()),
+        "is_legacy": lambda self: False,
+        "default_space": lambda self: "l2",
+        "supported_spaces": lambda self: ["l2", "cosine", "ip"],
+        "validate_config": staticmethod(lambda c: None),
+        "validate_config_update": lambda self, old, new: None,
+    }
     klass = type(f"Probe_{label.replace('-', '_')}", (base,), body)
     with contextlib.suppress(BaseException):
         from chromadb.utils.embedding_functions import register_embedding_function  # type: ignore
@@ -687,12 +769,15 @@ def persisted_embedding_function() -> Any:
         out["persisted"] = _attempt(lambda: _persisted_ef(path, "with-ef"))
         got = _attempt(lambda: client.get_collection(name="with-ef"))
         out["get without one, then add(documents=...)"] = got if isinstance(got, dict) else _embeds_with(got)
-        out["get with A"] = _attempt(lambda: (client.get_collection(name="with-ef", embedding_function=first()),
-                                              "ok")[1])
-        out["get with B"] = _attempt(lambda: (client.get_collection(name="with-ef", embedding_function=other()),
-                                              "ok")[1])
-        out["get_or_create with B"] = _attempt(lambda: (client.get_or_create_collection(
-            name="with-ef", embedding_function=other()), "ok")[1])
+        out["get with A"] = _attempt(
+            lambda: (client.get_collection(name="with-ef", embedding_function=first()), "ok")[1]
+        )
+        out["get with B"] = _attempt(
+            lambda: (client.get_collection(name="with-ef", embedding_function=other()), "ok")[1]
+        )
+        out["get_or_create with B"] = _attempt(
+            lambda: (client.get_or_create_collection(name="with-ef", embedding_function=other()), "ok")[1]
+        )
     out["model files under HOME"] = _model_files()
     return out
 

@@ -20,7 +20,7 @@ Why it is built this way:
   itself and exits with ValueError where the open-files hard limit is lower (as
   in many containers), whatever the auth settings. The launcher sees that line
   in the installed CLI and, under such a limit, serves the same app with
-  uvicorn (as servers.py does): the auth contract is the app's, not the CLI's.
+  uvicorn (as servers/launcher.py does): the auth contract is the app's, not the CLI's.
 - A server that exits during start-up under some configuration is an answer
   ("server did not start: ...", stable words only: exit status and exception
   type). A server that cannot start under ANY configuration, or that stays up
@@ -42,15 +42,17 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
-from .. import envs, interrupts, paths
-from ..errors import WorkerError
+from pytest_chroma_compat.common import interrupts
+from pytest_chroma_compat.common.errors import WorkerError
+from pytest_chroma_compat.engine import cache_dirs, envs
 
 if TYPE_CHECKING:
-    from ..client import Release
+    from pytest_chroma_compat.engine.client import Release
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 60.0
@@ -183,7 +185,7 @@ def _error_detail(log: str) -> str:
     lines = log.splitlines()
     for i in range(len(lines) - 1, -1, -1):
         if _ERROR_LINE.match(lines[i]):  # rich tracebacks wrap the message: take the next line too
-            return " ".join(part.strip() for part in lines[i:i + 2])[:300]
+            return " ".join(part.strip() for part in lines[i : i + 2])[:300]
     return lines[-1].strip()[:300] if lines else ""
 
 
@@ -204,7 +206,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def serve(release: "Release", env: dict | None = None, *, timeout: float = START_TIMEOUT) -> Iterator[Server]:
+def serve(release: Release, env: dict | None = None, *, timeout: float = START_TIMEOUT) -> Iterator[Server]:
     """A server of ``release`` on 127.0.0.1 with ``env`` added to a hermetic environment.
 
     Raises ServerDidNotStart if the process exits before answering, ServerError
@@ -213,7 +215,7 @@ def serve(release: "Release", env: dict | None = None, *, timeout: float = START
     """
     version = release.version
     interpreter = release.env.interpreter  # installs the release if needed (CompatError on failure)
-    scratch = paths.scratch_dir() / f"server-{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    scratch = cache_dirs.scratch_dir() / f"server-{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     (scratch / "cwd").mkdir(parents=True)
     environ = {**envs.hermetic_environ(scratch), **(env or {})}
     proc: subprocess.Popen | None = None
@@ -226,9 +228,15 @@ def serve(release: "Release", env: dict | None = None, *, timeout: float = START
                 # (parent-death signal: this thread waits inside serve() for the server's whole life)
                 proc = subprocess.Popen(
                     interrupts.with_parent_death_signal(
-                        [str(interpreter), "-c", LAUNCHER, str(scratch / "store"), HOST, str(server.port)]),
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=scratch / "cwd",
-                    env=environ, start_new_session=True)
+                        [str(interpreter), "-c", LAUNCHER, str(scratch / "store"), HOST, str(server.port)]
+                    ),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=scratch / "cwd",
+                    env=environ,
+                    start_new_session=True,
+                )
                 interrupts.track(proc)
             try:
                 _wait(proc, server, timeout)
@@ -258,8 +266,11 @@ def _wait(proc: subprocess.Popen, server: Server, timeout: float) -> None:
         if _answers(server):
             return
         if time.monotonic() > deadline:
-            raise ServerError(f"chromadb {server.version} server did not answer on {server.host}:{server.port} "
-                              f"within {timeout:.0f} s; killed it", stderr_tail=server.log_tail())
+            raise ServerError(
+                f"chromadb {server.version} server did not answer on {server.host}:{server.port} "
+                f"within {timeout:.0f} s; killed it",
+                stderr_tail=server.log_tail(),
+            )
         time.sleep(0.25)
 
 
@@ -275,7 +286,8 @@ def data_status(server: Server, headers: dict | None = None) -> str:
 
 # -- probes -------------------------------------------------------------------------------------
 
-def server_token_auth(release: "Release") -> Any:
+
+def server_token_auth(release: Release) -> Any:
     """The status of an unauthenticated data request to a server configured for token auth,
     once with the pre-0.5 env vars and once with the 0.5+ ones."""
     out: dict[str, str] = {}
@@ -288,9 +300,11 @@ def server_token_auth(release: "Release") -> Any:
             out[style] = f"server did not start: {exc}"
             details.append(exc.detail)
     if len(details) == len(AUTH_ENV):
-        raise ServerError(f"chromadb {release.version} server did not start under any configuration: "
-                          + "; ".join(sorted(set(details))))
+        raise ServerError(
+            f"chromadb {release.version} server did not start under any configuration: "
+            + "; ".join(sorted(set(details)))
+        )
     return out
 
 
-PROBES: dict[str, Callable[["Release"], Any]] = {"server_token_auth": server_token_auth}
+PROBES: dict[str, Callable[[Release], Any]] = {"server_token_auth": server_token_auth}

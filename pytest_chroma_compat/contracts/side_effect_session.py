@@ -29,8 +29,14 @@ STEPS = ("import", "client", "create", "add", "query", "get", "close", "exit")
 E2 = [[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _FS_EVENTS = {"open", "os.mkdir", "os.rename", "os.link", "os.symlink", "os.truncate", "sqlite3.connect"}
-_NET_EVENTS = {"socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr", "socket.connect",
-               "socket.sendto", "socket.sendmsg"}
+_NET_EVENTS = {
+    "socket.getaddrinfo",
+    "socket.gethostbyname",
+    "socket.gethostbyaddr",
+    "socket.connect",
+    "socket.sendto",
+    "socket.sendmsg",
+}
 
 
 class Recorder:
@@ -144,8 +150,12 @@ def session(recorder: Recorder, store: str, telemetry: bool | None) -> None:
     ef = None if hasattr(chromadb, "PersistentClient") else _never_embed
     col = client.create_collection(name="side-effects", embedding_function=ef)
     recorder.enter("add")
-    col.add(ids=["a", "b", "c"], embeddings=E2, documents=["hello", "world", "again"],
-            metadatas=[{"k": 1}, {"k": 2}, {"k": 3}])
+    col.add(
+        ids=["a", "b", "c"],
+        embeddings=E2,
+        documents=["hello", "world", "again"],
+        metadatas=[{"k": 1}, {"k": 2}, {"k": 3}],
+    )
     recorder.enter("query")
     col.query(query_embeddings=[E2[0]], n_results=2)
     recorder.enter("get")

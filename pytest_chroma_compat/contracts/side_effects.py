@@ -45,13 +45,27 @@ SETTINGS = {"anonymized_telemetry=False": False, "anonymized_telemetry at its de
 UNWRITABLE_HOME = "HOME unwritable, anonymized_telemetry=False"
 #: variables that make a release's dependencies quieter than on a developer's machine: onnxruntime's
 #: off switch and the CI services it detects (the names its native library reads at import)
-QUIETING_VARIABLES = ("ORT_DISABLE_TELEMETRY", "CI", "TF_BUILD", "GITHUB_ACTIONS", "GITLAB_CI", "CIRCLECI",
-                      "TRAVIS", "JENKINS_URL", "CODEBUILD_BUILD_ID", "BUILDKITE", "TEAMCITY_VERSION",
-                      "APPVEYOR", "BITBUCKET_BUILD_NUMBER")
+QUIETING_VARIABLES = (
+    "ORT_DISABLE_TELEMETRY",
+    "CI",
+    "TF_BUILD",
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
+    "CIRCLECI",
+    "TRAVIS",
+    "JENKINS_URL",
+    "CODEBUILD_BUILD_ID",
+    "BUILDKITE",
+    "TEAMCITY_VERSION",
+    "APPVEYOR",
+    "BITBUCKET_BUILD_NUMBER",
+)
 _TELEMETRY = {**SETTINGS, UNWRITABLE_HOME: False}
 SESSION_TIMEOUT = 50.0
-STRACE_CALLS = ("open,openat,creat,mkdir,mkdirat,rename,renameat,renameat2,link,linkat,symlink,symlinkat,"
-                "truncate,connect,sendto,sendmsg")
+STRACE_CALLS = (
+    "open,openat,creat,mkdir,mkdirat,rename,renameat,renameat2,link,linkat,symlink,symlinkat,"
+    "truncate,connect,sendto,sendmsg"
+)
 STRACE_BLOCK = "connect,sendto,sendmsg:error=ENETUNREACH"
 NOT_MEASURED = "not measured: strace unavailable"
 MAX_PATHS = 25
@@ -72,8 +86,9 @@ def strace() -> tuple[str | None, str]:
             _STRACE.append((None, NOT_MEASURED))
         else:
             try:
-                proc = subprocess.run(strace_command(path, os.devnull, [sys.executable, "-c", "pass"]),
-                                      capture_output=True, timeout=30)
+                proc = subprocess.run(
+                    strace_command(path, os.devnull, [sys.executable, "-c", "pass"]), capture_output=True, timeout=30
+                )
                 why = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["?"])[-1]
                 _STRACE.append((path, "") if proc.returncode == 0 else (None, f"{NOT_MEASURED} ({why[:120]})"))
             except (OSError, subprocess.SubprocessError) as exc:
@@ -84,8 +99,25 @@ def strace() -> tuple[str | None, str]:
 def strace_command(binary: str, log: str, cmd: list[str]) -> list[str]:
     """``cmd`` under strace: file writes and network calls logged to ``log`` (fds shown as paths),
     every connect/sendto/sendmsg failed with ENETUNREACH; only those calls stop the process."""
-    return [binary, "-f", "-qq", "-e", "signal=none", "--seccomp-bpf", "-y", "-s", "4096",
-            "-e", f"trace={STRACE_CALLS}", "-e", f"inject={STRACE_BLOCK}", "-o", log, "--", *cmd]
+    return [
+        binary,
+        "-f",
+        "-qq",
+        "-e",
+        "signal=none",
+        "--seccomp-bpf",
+        "-y",
+        "-s",
+        "4096",
+        "-e",
+        f"trace={STRACE_CALLS}",
+        "-e",
+        f"inject={STRACE_BLOCK}",
+        "-o",
+        log,
+        "--",
+        *cmd,
+    ]
 
 
 _LINE = re.compile(r"^(\d+)\s+(.*)$")
@@ -189,10 +221,14 @@ def place(path: str, roots: dict[str, str]) -> tuple[str, str] | None:
     path = os.path.normpath(path)
     if path.startswith(_IGNORED) or path in _IGNORED:
         return None
-    for area, label, root in (("store", "", roots["store"]), ("in HOME/cwd", "~", roots["home"]),
-                              ("in HOME/cwd", ".", roots["cwd"]), ("outside HOME/cwd", "$TMPDIR", roots["tmp"]),
-                              ("outside HOME/cwd", "<env>", sys.prefix),
-                              ("outside HOME/cwd", "<python>", sys.base_prefix)):
+    for area, label, root in (
+        ("store", "", roots["store"]),
+        ("in HOME/cwd", "~", roots["home"]),
+        ("in HOME/cwd", ".", roots["cwd"]),
+        ("outside HOME/cwd", "$TMPDIR", roots["tmp"]),
+        ("outside HOME/cwd", "<env>", sys.prefix),
+        ("outside HOME/cwd", "<python>", sys.base_prefix),
+    ):
         if path == root or path.startswith(root + os.sep):
             if area == "store":
                 return area, ""
@@ -213,8 +249,12 @@ def _summary(written: dict[str, str]) -> Any:
     a SQLite journal beside its database); capped."""
     if not written:
         return "nothing"
-    leaves = {p: w for p, w in written.items() if not any(q.startswith(p + "/") for q in written)
-              and (_COMPANION.sub("", p) == p or _COMPANION.sub("", p) not in written)}
+    leaves = {
+        p: w
+        for p, w in written.items()
+        if not any(q.startswith(p + "/") for q in written)
+        and (_COMPANION.sub("", p) == p or _COMPANION.sub("", p) not in written)
+    }
     names = sorted(leaves)
     out = {p: leaves[p] for p in names[:MAX_PATHS]}
     if len(names) > MAX_PATHS:
@@ -228,11 +268,19 @@ _SESSIONS: dict[str, dict] = {}
 
 
 def _environ(sandbox: str, home: str, telemetry: bool | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()  # the worker's own, already hermetic: no credentials
-           if k not in QUIETING_VARIABLES}
-    env.update(HOME=home, XDG_CACHE_HOME=os.path.join(home, ".cache"), XDG_CONFIG_HOME=os.path.join(home, ".config"),
-               XDG_DATA_HOME=os.path.join(home, ".local", "share"), TMPDIR=os.path.join(sandbox, "tmp"),
-               PYTHONDONTWRITEBYTECODE="1")
+    env = {
+        k: v
+        for k, v in os.environ.items()  # the worker's own, already hermetic: no credentials
+        if k not in QUIETING_VARIABLES
+    }
+    env.update(
+        HOME=home,
+        XDG_CACHE_HOME=os.path.join(home, ".cache"),
+        XDG_CONFIG_HOME=os.path.join(home, ".config"),
+        XDG_DATA_HOME=os.path.join(home, ".local", "share"),
+        TMPDIR=os.path.join(sandbox, "tmp"),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
     if telemetry is None:
         env.pop("ANONYMIZED_TELEMETRY", None)  # the worker turns it off by env var too
     else:
@@ -279,8 +327,9 @@ def run_session(label: str) -> dict:
 def _run(cmd: list[str], cwd: str, env: dict[str, str], output: Any) -> None:
     """Run the session in a process group of its own, killed whole on timeout: killing strace alone
     would detach the traced session and leave it running."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         proc.wait(timeout=SESSION_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -323,12 +372,18 @@ def _read(roots: dict[str, str], native: bool, why: str) -> dict:
         areas[area][name] = _first(areas[area].get(name, e["when"]), e["when"])
     if native and outcome == "ok" and not store_written:
         raise RuntimeError("strace saw no write to the store: the side-effect measurement is broken")
-    return {"session": outcome, "writes": {a: _summary(w) for a, w in areas.items()},
-            "network": dict(sorted(network.items())) or "none", "seen by": "strace and audit hooks" if native
-            else f"audit hooks only (Python-level attempts); native writes and connects {why}"}
+    return {
+        "session": outcome,
+        "writes": {a: _summary(w) for a, w in areas.items()},
+        "network": dict(sorted(network.items())) or "none",
+        "seen by": "strace and audit hooks"
+        if native
+        else f"audit hooks only (Python-level attempts); native writes and connects {why}",
+    }
 
 
 # -- the probes --------------------------------------------------------------------------------
+
 
 def _per_setting(part: str) -> dict:
     out: dict[str, Any] = {}

@@ -8,6 +8,13 @@ with a hash taken before and after, that the source was left as it was.
 
 from __future__ import annotations
 
-from .sources import Materialized, S3Object, SourceError, fingerprint, materialize, tree_hash
+from pytest_chroma_compat.snapshot.sources import (
+    Materialized,
+    S3Object,
+    SourceError,
+    fingerprint,
+    materialize,
+    tree_hash,
+)
 
 __all__ = ["Materialized", "S3Object", "SourceError", "fingerprint", "materialize", "tree_hash"]

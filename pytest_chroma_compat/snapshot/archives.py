@@ -35,8 +35,17 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from .safecopy import (Budget, Layout, SafeTree, SourceError, fd_chunks, file_kind, one_line, read_chunks,
-                       safe_relpath)
+from pytest_chroma_compat.snapshot.safecopy import (
+    Budget,
+    Layout,
+    SafeTree,
+    SourceError,
+    fd_chunks,
+    file_kind,
+    one_line,
+    read_chunks,
+    safe_relpath,
+)
 
 __all__ = ["ArchiveKind", "TAR_SUFFIXES", "ZIP_SUFFIXES", "archive_kind", "extract", "store_root"]
 
@@ -46,8 +55,18 @@ TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz
 ZIP_SUFFIXES = (".zip",)
 
 #: errors that mean "this archive cannot be read", as opposed to a refusal
-_READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
-                zlib.error, lzma.LZMAError, NotImplementedError, RuntimeError)
+_READ_ERRORS = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    OSError,
+    ValueError,
+    zlib.error,
+    lzma.LZMAError,
+    NotImplementedError,
+    RuntimeError,
+)
 
 
 def archive_kind(name: str, fh: BinaryIO) -> ArchiveKind | None:
@@ -78,8 +97,9 @@ def _symlink_refused(name: str, label: str) -> SourceError:
 
 
 def _special_refused(name: str, label: str, what: str) -> SourceError:
-    return SourceError(f"unsafe member {name!r} in {label}: {what}; a Chroma store holds only files and "
-                       "directories; refusing it")
+    return SourceError(
+        f"unsafe member {name!r} in {label}: {what}; a Chroma store holds only files and directories; refusing it"
+    )
 
 
 def extract(fh: BinaryIO, kind: ArchiveKind, target: Path, *, label: str, budget: Budget) -> Path:
@@ -129,11 +149,14 @@ def _extract_tar(fh: BinaryIO, tree: SafeTree, *, label: str, budget: Budget) ->
                 try:
                     link = safe_relpath(m.linkname, label=label)
                 except SourceError:
-                    raise SourceError(f"unsafe member {m.name!r} in {label}: hard link to {m.linkname!r} points "
-                                      "outside the archive") from None
+                    raise SourceError(
+                        f"unsafe member {m.name!r} in {label}: hard link to {m.linkname!r} points outside the archive"
+                    ) from None
                 if link not in regular:
-                    raise SourceError(f"unsafe member {m.name!r} in {label}: hard link to {m.linkname!r}, which is "
-                                      "not an earlier regular file of the archive; refusing it")
+                    raise SourceError(
+                        f"unsafe member {m.name!r} in {label}: hard link to {m.linkname!r}, which is "
+                        "not an earlier regular file of the archive; refusing it"
+                    )
                 layout.add_file(rel, m.name)
                 plan.append((m, rel, link))
                 continue
@@ -142,8 +165,13 @@ def _extract_tar(fh: BinaryIO, tree: SafeTree, *, label: str, budget: Budget) ->
                 plan.append((m, rel, None))
                 continue
             if not m.isfile():
-                what = ("device" if m.isdev() and not m.isfifo() else "FIFO" if m.isfifo()
-                        else f"tar member type {m.type!r}")
+                what = (
+                    "device"
+                    if m.isdev() and not m.isfifo()
+                    else "FIFO"
+                    if m.isfifo()
+                    else f"tar member type {m.type!r}"
+                )
                 raise _special_refused(m.name, label, what)
             budget.declare(m.size)
             layout.add_file(rel, m.name)

@@ -21,10 +21,12 @@ the stored documents); ``order`` (ids in ``get()`` order, paged, on both release
 
 Cost: two reads of the collection's metadata on the source (documents too where it has
 them: the judging pass for the full-text check, the sampling pass on its first
-``DOCUMENT_PAGES`` pages only), and at most
+``DOCUMENT_PAGES`` pages only; each reads the next page while the host works on
+this one), and at most
 ``budget x operators`` filters per key on the target (the old release is asked
 only where the target's answer is not the data's), in batches (``id_digests``:
-one round trip per batch). ``$eq`` is judged by lookup (``filter_oracle._EqIndex``);
+one round trip per batch), answered while the judging pass reads. ``$eq`` is judged
+by lookup (``filter_oracle._EqIndex``);
 operators that match most of a store or are judged record by record get fewer
 values on a large store (``WIDE_MATCHES``); the report says how many values were
 tried per key.
@@ -33,14 +35,18 @@ tried per key.
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
-from ..client import Collection
-from ..errors import ChromaError, WorkerError
-from ..worker import filter_oracle
-from .result import Check
+from pytest_chroma_compat.common.errors import ChromaError, WorkerError
+from pytest_chroma_compat.engine.client import Collection
+from pytest_chroma_compat.engine.worker import filter_oracle
+from pytest_chroma_compat.snapshot.result import Check
 
 #: distinct stored values asked per key and operator (all of them when a key holds fewer)
 DEFAULT_BUDGET = 64
@@ -91,32 +97,36 @@ class DataCheck:
 
 def table_checks() -> list[DataCheck]:
     """The data checks of the contract table (``data_check`` rows), in table order."""
-    from ..contracts.measure import load_table
+    from pytest_chroma_compat.contracts.measure import load_table
 
     out = []
     for c in load_table():
         spec = c.data_check
         kind = spec.get("kind", "values") if isinstance(spec, dict) else None
-        if isinstance(spec, dict) and (kind == "order" or spec.get("operators") and (spec.get("types")
-                                                                                     or kind == "documents")):
+        if isinstance(spec, dict) and (
+            kind == "order" or spec.get("operators") and (spec.get("types") or kind == "documents")
+        ):
             unknown = [t for t in spec.get("types", ()) if t not in TYPES]
             if unknown:
                 raise ValueError(f"contract {c.id}: data_check types {unknown} unknown; known: {', '.join(TYPES)}")
             if kind not in KINDS:
                 raise ValueError(f"contract {c.id}: data_check kind {kind!r} unknown; known: {', '.join(KINDS)}")
-            out.append(DataCheck(c.id, c.title, tuple(spec.get("types", ())), tuple(spec.get("operators", ())),
-                                 kind))
+            out.append(DataCheck(c.id, c.title, tuple(spec.get("types", ())), tuple(spec.get("operators", ())), kind))
     return out
 
 
-def crossed_ids(old: str, new: str) -> set[str] | None:
-    """The data-check contracts this upgrade crosses, as measured (None: not measured here)."""
+def crossed_ids(old: str, new: str, lookup: Any = None) -> set[str] | None:
+    """The data-check contracts this upgrade crosses, as measured (None: not measured here); ``lookup``:
+    a ``measure.Lookup`` of this pair already under way (validate's one lookup for the data checks and
+    the report)."""
     if old == new:
         return set()
     try:
-        from ..contracts import measure
+        from pytest_chroma_compat.contracts import measure
 
         rows = [c for c in measure.load_table() if c.data_check]
+        if lookup is not None and (lookup.old, lookup.new) == (old, new):
+            return {x.contract.id for x in lookup.crossed(rows)}
         return {x.contract.id for x in measure.crossed(old, new, contracts=rows)}
     except Exception:  # noqa: BLE001 - the checks still run, only "mandatory" is unknown
         return None
@@ -124,19 +134,64 @@ def crossed_ids(old: str, new: str) -> set[str] | None:
 
 # -- reading the source's records ---------------------------------------------------------------------
 
-def records(col: Collection, count: int, *, documents: bool = False, batch_size: int = PAGE,
-            document_pages: int | None = None) -> Iterator[tuple[list, list | None, list | None]]:
-    """The source's records page by page (ids, documents, metadatas), read by id like ``compare`` does;
-    ``document_pages``: documents on the first so many pages only (then None)."""
-    from .compare import CHUNK_PAGES, _source_ids
+
+def _pages(
+    col: Collection, count: int, documents: bool, batch_size: int, document_pages: int | None
+) -> Iterator[tuple[list, list | None, list | None]]:
+    from pytest_chroma_compat.snapshot.compare import CHUNK_PAGES, _source_ids
 
     pages = 0
     for chunk in _source_ids(col, batch_size * CHUNK_PAGES, count):
         for lo in range(0, len(chunk), batch_size):
             docs = documents and (document_pages is None or pages < document_pages)
-            got = col.get(ids=chunk[lo:lo + batch_size], include=["metadatas"] + (["documents"] if docs else []))
+            got = col.get(ids=chunk[lo : lo + batch_size], include=["metadatas"] + (["documents"] if docs else []))
             pages += 1
             yield list(got["ids"]), got.get("documents") if docs else None, got.get("metadatas")
+
+
+def records(
+    col: Collection, count: int, *, documents: bool = False, batch_size: int = PAGE, document_pages: int | None = None
+) -> Iterator[tuple[list, list | None, list | None]]:
+    """The source's records page by page (ids, documents, metadatas), read by id like ``compare`` does;
+    ``document_pages``: documents on the first so many pages only (then None).
+
+    The next page is read (in a thread) while the caller works on this one: the source's worker and
+    the host's oracle then run at once instead of taking turns. One page ahead: bounded memory."""
+    ahead: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for page in _pages(col, count, documents, batch_size, document_pages):
+                while not stop.is_set():
+                    try:
+                        ahead.put(("page", page), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ahead.put(("end", None))
+        except BaseException as exc:  # raised in the caller, where it would have been
+            ahead.put(("error", exc))
+
+    reader = threading.Thread(target=read, name="data-pages", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, value = ahead.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while reader.is_alive():  # it may wait to hand over a page nobody takes
+            try:
+                ahead.get(timeout=0.1)
+            except queue.Empty:
+                pass
 
 
 @dataclass
@@ -175,20 +230,25 @@ def plan(checks: list[DataCheck], sampled: dict[str, dict], *, budget: dict[str,
         out.tried[dc.contract_id] = {}
         for key, got in sorted(keys.items()):
             values = got["values"][:n]
-            wide = values if wide_n >= len(values) else values[::max(1, len(values) // wide_n)][:wide_n]
-            few = wide[::max(1, len(wide) // COMPLEMENT_VALUES)][:COMPLEMENT_VALUES]
-            out.tried[dc.contract_id][key] = {"values": len(values), "sampled": got["sampled"], "budget": n,
-                                              "wide values": len(wide)}
+            wide = values if wide_n >= len(values) else values[:: max(1, len(values) // wide_n)][:wide_n]
+            few = wide[:: max(1, len(wide) // COMPLEMENT_VALUES)][:COMPLEMENT_VALUES]
+            out.tried[dc.contract_id][key] = {
+                "values": len(values),
+                "sampled": got["sampled"],
+                "budget": n,
+                "wide values": len(wide),
+            }
             if dc.kind != "values" and COMPLEMENT_OPS & set(dc.operators):
                 out.tried[dc.contract_id][key]["complement values"] = len(few)
             if dc.kind == "documents" and count > DOCUMENT_PAGES * PAGE:  # a sample of the first pages' texts
-                out.tried[dc.contract_id][key].update({"sampled": True,
-                                                       "from the first records": DOCUMENT_PAGES * PAGE})
+                out.tried[dc.contract_id][key].update(
+                    {"sampled": True, "from the first records": DOCUMENT_PAGES * PAGE}
+                )
             elements = key.endswith(filter_oracle.ELEMENTS)  # a list key's elements: $contains tests membership
-            name = key[:-len(filter_oracle.ELEMENTS)] if elements else key
+            name = key[: -len(filter_oracle.ELEMENTS)] if elements else key
             for op in dc.operators:
                 complement = dc.kind != "values" and op in COMPLEMENT_OPS
-                for v in (few if complement else wide if op in WIDE_OPS else values):
+                for v in few if complement else wide if op in WIDE_OPS else values:
                     if op in ("$contains", "$not_contains") and not isinstance(v, str) and not elements:
                         continue
                     if op == "$nin":
@@ -196,8 +256,7 @@ def plan(checks: list[DataCheck], sampled: dict[str, dict], *, budget: dict[str,
                     if dc.kind == "documents":
                         out.asked.append(Asked(None, {op: v}, dc.contract_id, name, op, complement=complement))
                     else:
-                        out.asked.append(Asked({name: {op: v}}, None, dc.contract_id, name, op,
-                                               complement=complement))
+                        out.asked.append(Asked({name: {op: v}}, None, dc.contract_id, name, op, complement=complement))
     return out
 
 
@@ -213,18 +272,23 @@ def _document_texts(documents: Any, rng: Any) -> list[dict]:
     return out
 
 
-def sample_values(src: Collection, checks: list[DataCheck], budget: dict[str, int], count: int, seed: int,
-                  batch_size: int) -> dict[str, dict]:
+def sample_values(
+    src: Collection, checks: list[DataCheck], budget: dict[str, int], count: int, seed: int, batch_size: int
+) -> dict[str, dict]:
     """Pass one: per data check, per key, its distinct stored values (``filter_oracle.ValueSampler``)."""
     import random
 
-    samplers = {dc.contract_id: filter_oracle.ValueSampler((str,) if dc.kind == "documents" else
-                                                           tuple(TYPES[t] for t in dc.types), budget[dc.contract_id],
-                                                           seed) for dc in checks}
+    samplers = {
+        dc.contract_id: filter_oracle.ValueSampler(
+            (str,) if dc.kind == "documents" else tuple(TYPES[t] for t in dc.types), budget[dc.contract_id], seed
+        )
+        for dc in checks
+    }
     texts = [dc.contract_id for dc in checks if dc.kind == "documents"]
     rng = random.Random(seed)
-    for _, documents, metas in records(src, count, documents=bool(texts), batch_size=batch_size,
-                                       document_pages=DOCUMENT_PAGES):
+    for _, documents, metas in records(
+        src, count, documents=bool(texts), batch_size=batch_size, document_pages=DOCUMENT_PAGES
+    ):
         from_docs = _document_texts(documents, rng) if texts else []
         for dc in checks:
             samplers[dc.contract_id].update(from_docs if dc.kind == "documents" else metas)
@@ -265,7 +329,7 @@ class _Lacking:
             got = self.found[key]
             got[0] += len(gone)
             got[1] = (got[1] + filter_oracle.id_sum(gone)) % (1 << 64)
-            got[2] = sorted(got[2] + gone)[:filter_oracle.SAMPLE]
+            got[2] = sorted(got[2] + gone)[: filter_oracle.SAMPLE]
 
     def result(self, key: str) -> dict:
         count, digest, sample = self.found[key]
@@ -276,11 +340,11 @@ def answers(col: Collection, asked: list[Asked]) -> list[dict | str]:
     """Each filter's ``id_digest`` answer on one release, or ``"error: ..."``; batched."""
     out: list[dict | str] = []
     for lo in range(0, len(asked), CALL_BATCH):
-        batch = asked[lo:lo + CALL_BATCH]
+        batch = asked[lo : lo + CALL_BATCH]
         try:
             got = col._call("id_digests", filters=[a.clause() for a in batch])
         except (ChromaError, WorkerError) as exc:  # the worker died: every filter of the batch is unanswered
-            from .compare import _err
+            from pytest_chroma_compat.snapshot.compare import _err
 
             got = [{"error": _err(exc)} for _ in batch]
         out.extend(f"error: {g['error']}" if "error" in g else g for g in got)
@@ -291,12 +355,18 @@ def answers(col: Collection, asked: list[Asked]) -> list[dict | str]:
 
 #: outcome -> (status for a data check, status for a user's filter)
 STATUS = {
-    "right": ("pass", "pass"), "fixed": ("pass", "pass"), "refused by both": ("pass", "info"),
-    "same, not judged": ("pass", "pass"), "now answers": ("info", "info"),
+    "right": ("pass", "pass"),
+    "fixed": ("pass", "pass"),
+    "refused by both": ("pass", "info"),
+    "same, not judged": ("pass", "pass"),
+    "now answers": ("info", "info"),
     # the old release refused it: only code that uses the filter meets the change (the user's filters: not safe)
     "now answers wrongly": ("info", "fail"),
-    "now silently matches nothing": ("info", "fail"), "now raises": ("fail", "fail"),
-    "wrong": ("fail", "fail"), "changed": ("fail", "fail"), "pre-existing": ("pre-existing", "pre-existing"),
+    "now silently matches nothing": ("info", "fail"),
+    "now raises": ("fail", "fail"),
+    "wrong": ("fail", "fail"),
+    "changed": ("fail", "fail"),
+    "pre-existing": ("pre-existing", "pre-existing"),
     # a complement check: both answers right by the data, on opposite sides for the records lacking the key
     "meaning changed": ("fail", "fail"),
 }
@@ -342,8 +412,12 @@ def complement_outcome(a: Asked, s: dict | str | None, t: dict | str) -> str:
     the key (or the document) on this data; the new one's is right if it follows the same definition,
     "meaning changed" if it follows the other. Anything else is judged as any filter (``outcome``)."""
     e, m = a.expected, a.missing
-    if e is None or not m or not m["count"] or (e.get("uncertain"), e.get("uncertain_digest")) != (
-            m["count"], m["digest"]):
+    if (
+        e is None
+        or not m
+        or not m["count"]
+        or (e.get("uncertain"), e.get("uncertain_digest")) != (m["count"], m["digest"])
+    ):
         return outcome(s, t, e)
     old, new = _side(s, e, m), _side(t, e, m)
     if old and new:
@@ -362,21 +436,29 @@ def explain(a: Asked, what: str, s: dict | str, t: dict | str, versions: tuple[s
     """One filter's outcome in a sentence, with the data's answer."""
     asked = json.dumps(a.clause(), ensure_ascii=False)
     e = a.expected
-    data = "" if e is None else f"; the data has {e['count']} matching record(s)" + (
-        f" ({', '.join(e['sample'][:3])})" if e["count"] else "") + (
-        f" and {e['uncertain']} whose matching the releases differ on" if e.get("uncertain") else "")
+    data = (
+        ""
+        if e is None
+        else f"; the data has {e['count']} matching record(s)"
+        + (f" ({', '.join(e['sample'][:3])})" if e["count"] else "")
+        + (f" and {e['uncertain']} whose matching the releases differ on" if e.get("uncertain") else "")
+    )
     old, new = versions
     if what == "meaning changed":
         m = a.missing or {}
         lacking = "have no document" if a.where_document else f"lack key {a.key!r}"
         gone = "leaves them out" if _side(s, e or {}, m) == "without" else "includes them"
         comes = "includes them" if gone == "leaves them out" else "leaves them out"
-        return (f"{asked}: {m.get('count')} record(s) {lacking} ({', '.join(m.get('sample', [])[:3])}); "
-                f"chromadb {old} {gone} ({said(s)}), {new} {comes} ({said(t)}): the same filter matches "
-                f"different records on this store because it holds records that {lacking}")
+        return (
+            f"{asked}: {m.get('count')} record(s) {lacking} ({', '.join(m.get('sample', [])[:3])}); "
+            f"chromadb {old} {gone} ({said(s)}), {new} {comes} ({said(t)}): the same filter matches "
+            f"different records on this store because it holds records that {lacking}"
+        )
     if what == "now silently matches nothing":
-        return f"{asked}: now silently matches nothing: chromadb {old} raised ({s[len('error: '):]}), {new} " \
-               f"answers []{data}"
+        return (
+            f"{asked}: now silently matches nothing: chromadb {old} raised ({s[len('error: ') :]}), {new} "
+            f"answers []{data}"
+        )
     if what == "now raises":
         return f"{asked}: chromadb {new} raises ({t}); {old} answered {said(s)}{data}"
     if what == "pre-existing":
@@ -385,18 +467,27 @@ def explain(a: Asked, what: str, s: dict | str, t: dict | str, versions: tuple[s
 
 
 def judge(asked: list[Asked], s_answers: list, t_answers: list) -> list[tuple[Asked, str, dict | str, dict | str]]:
-    return [(a, complement_outcome(a, s, t) if a.complement else outcome(s, t, a.expected), s, t)
-            for a, s, t in zip(asked, s_answers, t_answers)]
+    return [
+        (a, complement_outcome(a, s, t) if a.complement else outcome(s, t, a.expected), s, t)
+        for a, s, t in zip(asked, s_answers, t_answers)
+    ]
 
 
-def ask_both(src: Collection, tgt: Collection, asked: list[Asked]) -> tuple[list, list]:
-    """The target answers every filter; the old release only those the target did not answer as the
-    data says, and the user's own (shown side by side). Why: most answers are right, and then the old
-    release's answer changes nothing; on two cores asking it everything doubled the checks' cost."""
-    t_ans = answers(tgt, asked)
-    need = [i for i, (a, t) in enumerate(zip(asked, t_ans))
-            if a.check == "user-filters" or a.expected is None or a.expected.get("uncertain") or isinstance(t, str)
-            or filter_oracle.answer_right(t, a.expected) is not True]
+def ask_both(src: Collection, tgt: Collection, asked: list[Asked], t_ans: list | None = None) -> tuple[list, list]:
+    """The target answers every filter (``t_ans``: already answered); the old release only those the
+    target did not answer as the data says, and the user's own (shown side by side). Why: most answers
+    are right, and then the old release's answer changes nothing; on two cores asking it everything
+    doubled the checks' cost."""
+    t_ans = answers(tgt, asked) if t_ans is None else t_ans
+    need = [
+        i
+        for i, (a, t) in enumerate(zip(asked, t_ans))
+        if a.check == "user-filters"
+        or a.expected is None
+        or a.expected.get("uncertain")
+        or isinstance(t, str)
+        or filter_oracle.answer_right(t, a.expected) is not True
+    ]
     s_ans: list = [None] * len(asked)
     for i, s in zip(need, answers(src, [asked[i] for i in need])):
         s_ans[i] = s
@@ -410,28 +501,51 @@ def _worst(statuses: list[str]) -> str:
     return "pass"
 
 
-def data_check_result(dc: DataCheck, label: str, judged: list, tried: dict, versions: tuple[str, str],
-                      mandatory: bool | None, seconds: float) -> Check:
+def data_check_result(
+    dc: DataCheck,
+    label: str,
+    judged: list,
+    tried: dict,
+    versions: tuple[str, str],
+    mandatory: bool | None,
+    seconds: float,
+) -> Check:
     """One Check per collection and data check: the values tried per key, and the first bad answer."""
     name = f"data:{dc.contract_id}"
-    per_key = ", ".join(f"{k} {v['values']}" + (f" (a random sample: more than {v['values']} distinct)" if v["sampled"]
-                                               else " (every distinct value)") for k, v in tried.items())
+    per_key = ", ".join(
+        f"{k} {v['values']}"
+        + (f" (a random sample: more than {v['values']} distinct)" if v["sampled"] else " (every distinct value)")
+        for k, v in tried.items()
+    )
     budget = next(iter(tried.values()))["budget"] if tried else None
-    evidence: dict[str, Any] = {"contract": dc.contract_id, "operators": list(dc.operators), "types": list(dc.types),
-                                "budget per key": budget, "values tried per key": tried,
-                                "mandatory": mandatory, "filters asked": len(judged)}
+    evidence: dict[str, Any] = {
+        "contract": dc.contract_id,
+        "operators": list(dc.operators),
+        "types": list(dc.types),
+        "budget per key": budget,
+        "values tried per key": tried,
+        "mandatory": mandatory,
+        "filters asked": len(judged),
+    }
     if mandatory:
         evidence["why mandatory"] = f"the upgrade crosses contract {dc.contract_id} (measured)"
     if not tried:
-        what = "no record has a document" if dc.kind == "documents" else \
-            f"no metadata key holds {'/'.join(dc.types)} values"
+        what = (
+            "no record has a document"
+            if dc.kind == "documents"
+            else f"no metadata key holds {'/'.join(dc.types)} values"
+        )
         return Check(name, "pass", f"{what}: nothing to ask ({dc.title})", label, evidence, seconds)
     statuses = [STATUS[what][0] for _, what, _, _ in judged]
     status = _worst(statuses)
-    own = "substrings of the stored documents (full-text search)" if dc.kind == "documents" else \
-        "each key's own stored values"
-    tried_words = f"{' '.join(dc.operators)} asked with {own}; values tried per key: {per_key}" \
-                  f" (budget {budget})" + ("; mandatory: the upgrade crosses this contract" if mandatory else "")
+    own = (
+        "substrings of the stored documents (full-text search)"
+        if dc.kind == "documents"
+        else "each key's own stored values"
+    )
+    tried_words = f"{' '.join(dc.operators)} asked with {own}; values tried per key: {per_key} (budget {budget})" + (
+        "; mandatory: the upgrade crosses this contract" if mandatory else ""
+    )
     lacking = {}
     for a, _, _, _ in judged:
         if a.complement and a.missing is not None:
@@ -439,55 +553,104 @@ def data_check_result(dc: DataCheck, label: str, judged: list, tried: dict, vers
     if lacking:  # a complement check: whether the store holds records its change of meaning touches
         evidence["records lacking the key"] = lacking
         what = "without a document" if dc.kind == "documents" else "lacking the key"
-        tried_words += "; records " + what + ": " + ", ".join(f"{k} {n}" for k, n in lacking.items()) + (
-            "" if any(lacking.values()) else f" (the change of meaning of {dc.contract_id} cannot touch this data)")
+        tried_words += (
+            "; records "
+            + what
+            + ": "
+            + ", ".join(f"{k} {n}" for k, n in lacking.items())
+            + ("" if any(lacking.values()) else f" (the change of meaning of {dc.contract_id} cannot touch this data)")
+        )
     if status == "pass":
-        return Check(name, "pass", f"{tried_words}; chromadb {versions[1]} answers as the data says", label,
-                     evidence, seconds)
+        return Check(
+            name, "pass", f"{tried_words}; chromadb {versions[1]} answers as the data says", label, evidence, seconds
+        )
     bad = [(a, what, s, t) for a, what, s, t in judged if STATUS[what][0] == status]
     by_key: dict[str, dict[str, int]] = {}
-    for a, what, _, _ in bad:
+    for a, _what, _, _ in bad:
         by_key.setdefault(a.key or "?", {}).setdefault(a.op or "?", 0)
         by_key[a.key or "?"][a.op or "?"] += 1
     asked_per = {}
     for a, _, _, _ in judged:
         asked_per[(a.key, a.op)] = asked_per.get((a.key, a.op), 0) + 1
-    counts = "; ".join(f"key {k!r}: " + ", ".join(f"{op} {n} of {asked_per[(k, op)]}" for op, n in ops.items())
-                       for k, ops in by_key.items())
+    counts = "; ".join(
+        f"key {k!r}: " + ", ".join(f"{op} {n} of {asked_per[(k, op)]}" for op, n in ops.items())
+        for k, ops in by_key.items()
+    )
     first = bad[0]
     evidence["wrong answers per key and operator"] = by_key
-    evidence["examples"] = [{**a.clause(), "outcome": what, "source": s, "target": t,
-                             "expected from the data": {k: (a.expected or {}).get(k) for k in
-                                                        ("count", "sample", "uncertain")}}
-                            for a, what, s, t in bad[:EXAMPLES]]
-    value = next(iter(next(iter(first[0].where.values())).values())) if first[0].where else \
-        next(iter(first[0].where_document.values())) if first[0].where_document else None
-    head = (f"documents, operator {first[0].op}, text {value!r}: " if first[0].where_document else
-            f"key {first[0].key!r}, operator {first[0].op}, value {value!r}: " if first[0].key else "")
+    evidence["examples"] = [
+        {
+            **a.clause(),
+            "outcome": what,
+            "source": s,
+            "target": t,
+            "expected from the data": {k: (a.expected or {}).get(k) for k in ("count", "sample", "uncertain")},
+        }
+        for a, what, s, t in bad[:EXAMPLES]
+    ]
+    value = (
+        next(iter(next(iter(first[0].where.values())).values()))
+        if first[0].where
+        else next(iter(first[0].where_document.values()))
+        if first[0].where_document
+        else None
+    )
+    head = (
+        f"documents, operator {first[0].op}, text {value!r}: "
+        if first[0].where_document
+        else f"key {first[0].key!r}, operator {first[0].op}, value {value!r}: "
+        if first[0].key
+        else ""
+    )
     changed = [a for a, what, _, _ in bad if what == "meaning changed"]
-    words = {"fail": f"chromadb {versions[1]} answers filters on the store's own values wrongly" if not changed else
-             f"the upgrade changes which records {', '.join(sorted({a.op or '?' for a in changed}))} match on this "
-             f"store: it holds records " + ("without a document" if dc.kind == "documents" else "lacking the key")
-             + f" (contract {dc.contract_id}), NOT SAFE for code that filters this way",
-             "pre-existing": "both releases answer filters on the store's own values wrongly",
-             "info": "filters the old release refused now answer (code that caught the error sees a different "
-                     "answer)"}[status]
+    words = {
+        "fail": f"chromadb {versions[1]} answers filters on the store's own values wrongly"
+        if not changed
+        else f"the upgrade changes which records {', '.join(sorted({a.op or '?' for a in changed}))} match on this "
+        f"store: it holds records "
+        + ("without a document" if dc.kind == "documents" else "lacking the key")
+        + f" (contract {dc.contract_id}), NOT SAFE for code that filters this way",
+        "pre-existing": "both releases answer filters on the store's own values wrongly",
+        "info": "filters the old release refused now answer (code that caught the error sees a different answer)",
+    }[status]
     said_first = explain(first[0], first[1], first[2], first[3], versions)
-    return Check(name, status, f"{words} ({counts}); first: {head}{said_first}; {tried_words}", label, evidence,
-                 seconds)
+    return Check(
+        name, status, f"{words} ({counts}); first: {head}{said_first}; {tried_words}", label, evidence, seconds
+    )
 
 
-def run_collection(label: str, src: Collection, tgt: Collection, *, count: int, checks: list[DataCheck],
-                   budget: dict[str, int], mandatory: set[str] | None, seed: int = 0, batch_size: int = PAGE,
-                   user: list[Asked] | None = None) -> tuple[list[Check], list]:
+def run_collection(
+    label: str,
+    src: Collection,
+    tgt: Collection,
+    *,
+    count: int,
+    checks: list[DataCheck],
+    budget: dict[str, int],
+    mandatory: set[str] | None,
+    seed: int = 0,
+    batch_size: int = PAGE,
+    user: list[Asked] | None = None,
+) -> tuple[list[Check], list]:
     """Every data check (and the user's filters, ``user``) on one collection: the checks, and the user's
     filters judged (``user_filters.result`` makes their check)."""
-    from .order_check import order_result
+    from pytest_chroma_compat.snapshot.order_check import order_result
 
-    ordered = {dc.contract_id: order_result(dc.contract_id, dc.title, label, src, tgt, count=count,
-                                            budget=budget[dc.contract_id], seed=seed,
-                                            mandatory=None if mandatory is None else dc.contract_id in mandatory)
-               for dc in checks if dc.kind == "order"}
+    ordered = {
+        dc.contract_id: order_result(
+            dc.contract_id,
+            dc.title,
+            label,
+            src,
+            tgt,
+            count=count,
+            budget=budget[dc.contract_id],
+            seed=seed,
+            mandatory=None if mandatory is None else dc.contract_id in mandatory,
+        )
+        for dc in checks
+        if dc.kind == "order"
+    }
     every, checks = checks, [dc for dc in checks if dc.kind != "order"]
     started = time.monotonic()
     versions = (src.client.release.version, tgt.client.release.version)
@@ -495,8 +658,18 @@ def run_collection(label: str, src: Collection, tgt: Collection, *, count: int, 
     p = plan(checks, sampled, budget=budget, count=count)
     user = list(user or [])
     asked = p.asked + user
-    expect(src, asked, count, batch_size)
-    s_ans, t_ans = ask_both(src, tgt, asked) if asked else ([], [])
+    if asked:
+        # the target answers (its worker) while the data says what each filter matches (the source's worker
+        # reads, the host evaluates): nothing of one depends on the other until the old release is asked
+        with ThreadPoolExecutor(1, thread_name_prefix="target-answers") as pool:
+            target_answers = pool.submit(answers, tgt, asked)
+            try:
+                expect(src, asked, count, batch_size)
+            finally:
+                target_answers.exception()  # waits for it; an error of ``expect`` stays the one raised
+        s_ans, t_ans = ask_both(src, tgt, asked, target_answers.result())
+    else:
+        s_ans, t_ans = [], []
     judged = judge(asked, s_ans, t_ans)
     seconds = time.monotonic() - started
     out = []
@@ -506,8 +679,7 @@ def run_collection(label: str, src: Collection, tgt: Collection, *, count: int, 
             continue
         mine = [j for j in judged if j[0].check == dc.contract_id]
         crossed = None if mandatory is None else dc.contract_id in mandatory
-        out.append(data_check_result(dc, label, mine, p.tried.get(dc.contract_id, {}), versions, crossed,
-                                     seconds))
+        out.append(data_check_result(dc, label, mine, p.tried.get(dc.contract_id, {}), versions, crossed, seconds))
     return out, [j for j in judged if j[0].check == "user-filters"]
 
 
@@ -518,4 +690,3 @@ def budgets(checks: list[DataCheck], budget: int, mandatory: set[str] | None) ->
         return checks, {dc.contract_id: budget for dc in checks}
     chosen = [dc for dc in checks if mandatory is None or dc.contract_id in mandatory]
     return chosen, {dc.contract_id: MANDATORY_BUDGET for dc in chosen}
-

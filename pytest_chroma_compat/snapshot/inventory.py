@@ -20,9 +20,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from ..migrate import LEGACY_MARKERS, detect_format
-from . import pickles, signals, store_settings, store_state, writers
-from .sqlite_reads import READ_SECONDS, SQLITE_FILE, StoreUnreadable, check_stopped, guard  # noqa: F401  (re-exported)
+from pytest_chroma_compat.roundtrip.paths import LEGACY_MARKERS, detect_format
+from pytest_chroma_compat.snapshot import pickles, signals, store_settings, store_state, writers
+from pytest_chroma_compat.snapshot.sqlite_reads import READ_SECONDS, SQLITE_FILE, StoreUnreadable, check_stopped, guard  # noqa: F401  (re-exported)
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 #: files a local HNSW segment directory holds; a directory with none of them is empty
@@ -47,8 +47,9 @@ def take(path: Path) -> dict[str, Any]:
         return inv
     if fmt != "sqlite":
         found = ", ".join(sorted(files)[:5]) or "nothing"
-        raise StoreUnreadable(f"not a Chroma persistent directory (no {SQLITE_FILE} and no 0.3 parquet files; "
-                              f"found {found})")
+        raise StoreUnreadable(
+            f"not a Chroma persistent directory (no {SQLITE_FILE} and no 0.3 parquet files; found {found})"
+        )
     inv["format_evidence"] = [SQLITE_FILE]
     try:
         recovered = store_state.recover(path)  # a hot journal or pending WAL, as the release would on open
@@ -73,10 +74,24 @@ def _files(root: Path) -> dict[str, int]:
 
 
 #: every table the inventory queries by name
-READ_TABLES = frozenset({"migrations", "collections", "collection_metadata", "segments", "segment_metadata",
-                         "embeddings", "embedding_metadata", "embeddings_queue", "embeddings_queue_config",
-                         "tenants", "databases", "max_seq_id", "embedding_fulltext_search",
-                         "embedding_fulltext_search_content"})
+READ_TABLES = frozenset(
+    {
+        "migrations",
+        "collections",
+        "collection_metadata",
+        "segments",
+        "segment_metadata",
+        "embeddings",
+        "embedding_metadata",
+        "embeddings_queue",
+        "embeddings_queue_config",
+        "tenants",
+        "databases",
+        "max_seq_id",
+        "embedding_fulltext_search",
+        "embedding_fulltext_search_content",
+    }
+)
 
 
 def _connect(db: Path) -> sqlite3.Connection:
@@ -104,33 +119,46 @@ def _read_sqlite(root: Path, inv: dict[str, Any], files: dict[str, int]) -> None
     conn = _connect(root / SQLITE_FILE)
     try:
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
-        views = sorted(r[0] for r in conn.execute("select name from sqlite_master where type='view'")
-                       if r[0] in READ_TABLES)
+        views = sorted(
+            r[0] for r in conn.execute("select name from sqlite_master where type='view'") if r[0] in READ_TABLES
+        )
         if views:  # chromadb creates these as tables; a view in their place is code the host would run
-            raise StoreUnreadable(f"{SQLITE_FILE} has views where Chroma keeps tables ({', '.join(views)}): "
-                                  "a crafted database; refusing it")
+            raise StoreUnreadable(
+                f"{SQLITE_FILE} has views where Chroma keeps tables ({', '.join(views)}): "
+                "a crafted database; refusing it"
+            )
         if "migrations" not in tables or "collections" not in tables:
             raise StoreUnreadable(f"{SQLITE_FILE} has no Chroma schema (tables: {', '.join(sorted(tables)) or 'none'})")
         migrations = [f"{d}/{f}" for d, f in conn.execute("select dir, filename from migrations order by dir, version")]
         inv["migrations"] = migrations
         # settings the creating client chose that every open must repeat (store_settings.toml)
         inv["store_settings"] = store_settings.detect(conn)
-        inv["writer_range"] = store_settings.restrict(writers.writer_range(signals.read(root, conn)),
-                                                      inv["store_settings"])
+        inv["writer_range"] = store_settings.restrict(
+            writers.writer_range(signals.read(root, conn)), inv["store_settings"]
+        )
         inv["rust_era_migrations"] = writers.rust_era(migrations)
         inv["tenants"] = [r[0] for r in conn.execute("select id from tenants")] if "tenants" in tables else []
-        inv["databases"] = ([{"id": i, "name": n, "tenant": t} for i, n, t in
-                             conn.execute("select id, name, tenant_id from databases")] if "databases" in tables else [])
+        inv["databases"] = (
+            [{"id": i, "name": n, "tenant": t} for i, n, t in conn.execute("select id, name, tenant_id from databases")]
+            if "databases" in tables
+            else []
+        )
         dbnames = {d["id"]: f"{d['tenant']}/{d['name']}" for d in inv["databases"]}
         ccols = _columns(conn, "collections")
         picked = [c for c in ("id", "name", "dimension", "database_id", "config_json_str") if c in ccols]
         collections = {}
         for row in conn.execute(f"select {', '.join(picked)} from collections order by name"):
             c = dict(zip(picked, row))
-            collections[c["id"]] = {"name": c["name"], "id": c["id"], "dimension": c.get("dimension"),
-                                    "database": dbnames.get(c.get("database_id"), c.get("database_id")),
-                                    "metadata": {}, "count": 0, "space": None,
-                                    "config": _json(c.get("config_json_str"))}
+            collections[c["id"]] = {
+                "name": c["name"],
+                "id": c["id"],
+                "dimension": c.get("dimension"),
+                "database": dbnames.get(c.get("database_id"), c.get("database_id")),
+                "metadata": {},
+                "count": 0,
+                "space": None,
+                "config": _json(c.get("config_json_str")),
+            }
         mcols = _columns(conn, "collection_metadata")
         vcols = [c for c in ("str_value", "int_value", "float_value", "bool_value") if c in mcols]
         for row in conn.execute(f"select collection_id, key, {', '.join(vcols)} from collection_metadata"):
@@ -142,8 +170,9 @@ def _read_sqlite(root: Path, inv: dict[str, Any], files: dict[str, int]) -> None
             if col is not None:
                 col.setdefault("segments", {})[seg["scope"].lower()] = seg_id
         for cid, n in conn.execute(
-                "select s.collection, count(*) from embeddings e join segments s on e.segment_id = s.id "
-                "group by s.collection"):
+            "select s.collection, count(*) from embeddings e join segments s on e.segment_id = s.id "
+            "group by s.collection"
+        ):
             if cid in collections:
                 collections[cid]["count"] = n
         for col in collections.values():
@@ -194,8 +223,10 @@ def _wal(conn: sqlite3.Connection, tables: set[str], root: Path) -> dict[str, in
     """The write-ahead log: rows still in ``embeddings_queue`` (Chroma's log) and SQLite's own -wal file."""
     out = {"rows": 0, "bytes": 0, "sqlite_wal_bytes": 0}
     if "embeddings_queue" in tables:
-        rows, size = conn.execute("select count(*), coalesce(sum(length(vector)), 0) + "
-                                  "coalesce(sum(length(metadata)), 0) from embeddings_queue").fetchone()
+        rows, size = conn.execute(
+            "select count(*), coalesce(sum(length(vector)), 0) + "
+            "coalesce(sum(length(metadata)), 0) from embeddings_queue"
+        ).fetchone()
         out["rows"], out["bytes"] = rows, size
     wal = root / f"{SQLITE_FILE}-wal"
     if wal.exists():
@@ -208,8 +239,10 @@ def _orphaned_fulltext(conn: sqlite3.Connection, tables: set[str]) -> int | None
     and a 1.x release that reuses the row id then refuses every write with a document."""
     if not {"embedding_fulltext_search_content", "embeddings"} <= tables:
         return None
-    return conn.execute("select count(*) from embedding_fulltext_search_content c "
-                        "where not exists (select 1 from embeddings e where e.id = c.id)").fetchone()[0]
+    return conn.execute(
+        "select count(*) from embedding_fulltext_search_content c "
+        "where not exists (select 1 from embeddings e where e.id = c.id)"
+    ).fetchone()[0]
 
 
 def _purge(conn: sqlite3.Connection, tables: set[str]) -> bool | None:
@@ -218,36 +251,52 @@ def _purge(conn: sqlite3.Connection, tables: set[str]) -> bool | None:
         return None
     row = conn.execute("select config_json_str from embeddings_queue_config").fetchone()
     config = _json(row[0]) if row else None
-    return bool(config.get("automatically_purge")) if isinstance(config, dict) and "automatically_purge" in config else None
+    return (
+        bool(config.get("automatically_purge"))
+        if isinstance(config, dict) and "automatically_purge" in config
+        else None
+    )
 
 
-def _segment_dirs(root: Path, inv: dict[str, Any], segments: dict[str, dict],
-                  collections: dict[str, dict], files: dict[str, int]) -> None:
+def _segment_dirs(
+    root: Path, inv: dict[str, Any], segments: dict[str, dict], collections: dict[str, dict], files: dict[str, int]
+) -> None:
     """Orphaned directories (no segment row: left by a deleted collection) and missing
     ones (a vector segment of a non-empty collection whose index is gone)."""
     dirs = {p.name for p in root.iterdir() if p.is_dir() and _UUID.match(p.name)}
     vector = {sid for sid, s in segments.items() if str(s.get("scope", "")).upper() == "VECTOR"}
     orphaned = sorted(dirs - set(segments))
     inv["orphaned_segment_dirs"] = [
-        {"dir": d, "bytes": sum(v for k, v in files.items() if k.startswith(d + "/"))} for d in orphaned]
+        {"dir": d, "bytes": sum(v for k, v in files.items() if k.startswith(d + "/"))} for d in orphaned
+    ]
     _pickles(root, inv, files)
     missing = []
     for sid in sorted(vector - dirs):
         col = collections.get(segments[sid].get("collection"))
         if col is not None and col["count"] > 0:
             log = col.get("log_rows", 0)
-            missing.append({"segment": sid, "collection": col["name"], "records": col["count"], "log_rows": log,
-                            "recoverable": log >= col["count"]})
+            missing.append(
+                {
+                    "segment": sid,
+                    "collection": col["name"],
+                    "records": col["count"],
+                    "log_rows": log,
+                    "recoverable": log >= col["count"],
+                }
+            )
     inv["missing_segment_dirs"] = missing
     for m in missing:
         if m["recoverable"]:
             inv.setdefault("notes", []).append(
                 f"vector index directory {m['segment']}/ of {m['collection']!r} is missing; the log still holds "
-                f"{m['log_rows']} entries for its {m['records']} record(s), so a release can rebuild it")
+                f"{m['log_rows']} entries for its {m['records']} record(s), so a release can rebuild it"
+            )
         else:
-            inv["problems"].append(f"collection {m['collection']!r} has {m['records']} record(s) but its vector "
-                                   f"index directory {m['segment']}/ is missing and the log holds only "
-                                   f"{m['log_rows']} entries: vectors are lost")
+            inv["problems"].append(
+                f"collection {m['collection']!r} has {m['records']} record(s) but its vector "
+                f"index directory {m['segment']}/ is missing and the log holds only "
+                f"{m['log_rows']} entries: vectors are lost"
+            )
     for d in dirs & vector:
         present = [f for f in SEGMENT_FILES if f"{d}/{f}" in files]
         if present and len(present) < len(SEGMENT_FILES):

@@ -9,7 +9,8 @@ and for ``get(ids=[...])`` with a shuffled sample of those ids (the records retu
 the ids asked; their order is reported). Same sequences: the contract's change cannot touch this
 data, pass. Different: ``info``, worded as a change of this store's paging where the upgrade crosses
 the contract as measured (mandatory): the records survive, and whether code depends on the order is
-the scan's to say, not the store's. A wrong record set from ``get(ids=...)`` is ``fail``. A row with ``data_check = { kind = "order" }`` links a contract to this check.
+the scan's to say, not the store's. A wrong record set from ``get(ids=...)`` is ``fail``. A row with
+``data_check = { kind = "order" }`` links a contract to this check.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import random
 import time
 from typing import Any
 
-from ..client import Collection
-from ..errors import ChromaError, WorkerError
-from .result import Check
+from pytest_chroma_compat.common.errors import ChromaError, WorkerError
+from pytest_chroma_compat.engine.client import Collection
+from pytest_chroma_compat.snapshot.result import Check
 
 #: ids per page, as user code pages (``get(limit=100, offset=...)``)
 ORDER_PAGE = 100
@@ -35,7 +36,7 @@ def _ask(col: Collection, **args: Any) -> list | str:
     try:
         return list(col.get(include=[], **args)["ids"])
     except (ChromaError, WorkerError) as exc:
-        from .compare import _err
+        from pytest_chroma_compat.snapshot.compare import _err
 
         return f"error: {_err(exc)}"
 
@@ -75,29 +76,65 @@ def _first_difference(old: list[list], new: list[list]) -> tuple[int, list, list
     return None
 
 
-def order_result(contract_id: str, title: str, label: str, src: Collection, tgt: Collection, *, count: int,
-                 budget: int, mandatory: bool | None, seed: int = 0) -> Check:
+def order_result(
+    contract_id: str,
+    title: str,
+    label: str,
+    src: Collection,
+    tgt: Collection,
+    *,
+    count: int,
+    budget: int,
+    mandatory: bool | None,
+    seed: int = 0,
+) -> Check:
     """Both releases' ``get()`` pages and ``get(ids=...)`` on one collection, judged (module docstring)."""
     started = time.monotonic()
     name = f"data:{contract_id}"
     old, new = src.client.release.version, tgt.client.release.version
     pages = min(max(1, math.ceil(count / ORDER_PAGE)), max(1, budget // BUDGET_PER_PAGE))
-    evidence: dict[str, Any] = {"contract": contract_id, "kind": "order", "page size": ORDER_PAGE,
-                                "pages asked": pages, "budget per key": budget, "mandatory": mandatory}
+    evidence: dict[str, Any] = {
+        "contract": contract_id,
+        "kind": "order",
+        "page size": ORDER_PAGE,
+        "pages asked": pages,
+        "budget per key": budget,
+        "mandatory": mandatory,
+    }
     if mandatory:
         evidence["why mandatory"] = f"the upgrade crosses contract {contract_id} (measured)"
     if count == 0:
-        return Check(name, "pass", f"the collection is empty: nothing to ask ({title})", label, evidence,
-                     time.monotonic() - started)
+        return Check(
+            name,
+            "pass",
+            f"the collection is empty: nothing to ask ({title})",
+            label,
+            evidence,
+            time.monotonic() - started,
+        )
     s_pages, t_pages = _pages(src, pages), _pages(tgt, pages)
     if isinstance(s_pages, str) or isinstance(t_pages, str):
-        evidence.update({"source": s_pages if isinstance(s_pages, str) else "answered",
-                         "target": t_pages if isinstance(t_pages, str) else "answered"})
-        status = "fail" if isinstance(t_pages, str) and not isinstance(s_pages, str) else \
-            "pre-existing" if isinstance(t_pages, str) else "info"
-        return Check(name, status, f"get(limit={ORDER_PAGE}, offset=...): chromadb {old} "
-                                   f"{evidence['source']}, {new} {evidence['target']}", label, evidence,
-                     time.monotonic() - started)
+        evidence.update(
+            {
+                "source": s_pages if isinstance(s_pages, str) else "answered",
+                "target": t_pages if isinstance(t_pages, str) else "answered",
+            }
+        )
+        status = (
+            "fail"
+            if isinstance(t_pages, str) and not isinstance(s_pages, str)
+            else "pre-existing"
+            if isinstance(t_pages, str)
+            else "info"
+        )
+        return Check(
+            name,
+            status,
+            f"get(limit={ORDER_PAGE}, offset=...): chromadb {old} {evidence['source']}, {new} {evidence['target']}",
+            label,
+            evidence,
+            time.monotonic() - started,
+        )
     s_ids = [i for p in s_pages for i in p]
     t_ids = [i for p in t_pages for i in p]
     rng = random.Random(seed)
@@ -106,32 +143,64 @@ def order_result(contract_id: str, title: str, label: str, src: Collection, tgt:
         evidence["ids paged twice by the old release"] = len(s_ids) - len(distinct)
     sample = rng.sample(distinct, min(budget, len(distinct)))
     s_got, t_got = _ask(src, ids=sample), _ask(tgt, ids=sample)
-    evidence.update({"ids paged": len(s_ids), "ids asked by id": len(sample),
-                     "source order": order_name(s_ids), "target order": order_name(t_ids),
-                     "source get(ids) order": s_got if isinstance(s_got, str) else order_name(s_got, sample, s_ids),
-                     "target get(ids) order": t_got if isinstance(t_got, str) else order_name(t_got, sample, t_ids)})
-    tried = (f"ids in get() order asked of both releases: {len(s_ids)} id(s) in {len(s_pages)} page(s) of "
-             f"get(limit={ORDER_PAGE}, offset=...), and get(ids=[...]) with {len(sample)} of them shuffled"
-             + ("; mandatory: the upgrade crosses this contract" if mandatory else ""))
+    evidence.update(
+        {
+            "ids paged": len(s_ids),
+            "ids asked by id": len(sample),
+            "source order": order_name(s_ids),
+            "target order": order_name(t_ids),
+            "source get(ids) order": s_got if isinstance(s_got, str) else order_name(s_got, sample, s_ids),
+            "target get(ids) order": t_got if isinstance(t_got, str) else order_name(t_got, sample, t_ids),
+        }
+    )
+    tried = (
+        f"ids in get() order asked of both releases: {len(s_ids)} id(s) in {len(s_pages)} page(s) of "
+        f"get(limit={ORDER_PAGE}, offset=...), and get(ids=[...]) with {len(sample)} of them shuffled"
+        + ("; mandatory: the upgrade crosses this contract" if mandatory else "")
+    )
 
     def exact(got: list | str) -> bool:
         return not isinstance(got, str) and sorted(got) == sorted(sample)
 
     if not exact(t_got):  # a wrong record set is a defect whatever the contract says about order
-        what = t_got if isinstance(t_got, str) else \
-            f"{len(set(sample) - set(t_got))} asked id(s) missing, {len(set(t_got) - set(sample))} other(s)"
-        status = "pre-existing" if not exact(s_got) and (isinstance(s_got, str) or sorted(s_got) == sorted(t_got)) \
+        what = (
+            t_got
+            if isinstance(t_got, str)
+            else f"{len(set(sample) - set(t_got))} asked id(s) missing, {len(set(t_got) - set(sample))} other(s)"
+        )
+        status = (
+            "pre-existing"
+            if not exact(s_got) and (isinstance(s_got, str) or sorted(s_got) == sorted(t_got))
             else "fail"
-        evidence["examples"] = [{"asked": sample[:EXAMPLES], "source": s_got if isinstance(s_got, str) else
-                                 s_got[:EXAMPLES], "target": t_got if isinstance(t_got, str) else t_got[:EXAMPLES]}]
-        return Check(name, status, f"get(ids=[{len(sample)} stored ids]) on chromadb {new}: {what}; {tried}", label,
-                     evidence, time.monotonic() - started)
+        )
+        evidence["examples"] = [
+            {
+                "asked": sample[:EXAMPLES],
+                "source": s_got if isinstance(s_got, str) else s_got[:EXAMPLES],
+                "target": t_got if isinstance(t_got, str) else t_got[:EXAMPLES],
+            }
+        ]
+        return Check(
+            name,
+            status,
+            f"get(ids=[{len(sample)} stored ids]) on chromadb {new}: {what}; {tried}",
+            label,
+            evidence,
+            time.monotonic() - started,
+        )
     diff = _first_difference(s_pages, t_pages)
     by_id_differs = not isinstance(s_got, str) and s_got != t_got
     if diff is None and not by_id_differs:
-        return Check(name, "pass", f"{tried}; both releases return the same ids in the same order "
-                                   f"({evidence['source order']}): the change of order of {contract_id} cannot "
-                                   f"touch this data", label, evidence, time.monotonic() - started)
+        return Check(
+            name,
+            "pass",
+            f"{tried}; both releases return the same ids in the same order "
+            f"({evidence['source order']}): the change of order of {contract_id} cannot "
+            f"touch this data",
+            label,
+            evidence,
+            time.monotonic() - started,
+        )
     # the records and every answer but their order survive: an order change is reported on the store's own
     # ids, and `chroma-compat scan` (rule get-order-internal-ids) names the lines of code that page
     status = "info"
@@ -140,17 +209,24 @@ def order_result(contract_id: str, title: str, label: str, src: Collection, tgt:
         i, a, b = diff
         other = len(set(b) - set(a))
         moved = f"returns {other} other id(s)" if other else "returns the same ids in another order"
-        parts.append(f"page {i + 1} of get(limit={ORDER_PAGE}) {moved}: chromadb {old} pages "
-                     f"{evidence['source order']} ({', '.join(a[:3])}, ...), {new} {evidence['target order']} "
-                     f"({', '.join(b[:3])}, ...)")
+        parts.append(
+            f"page {i + 1} of get(limit={ORDER_PAGE}) {moved}: chromadb {old} pages "
+            f"{evidence['source order']} ({', '.join(a[:3])}, ...), {new} {evidence['target order']} "
+            f"({', '.join(b[:3])}, ...)"
+        )
         evidence["examples"] = [{"page": i + 1, "source": a[:EXAMPLES], "target": b[:EXAMPLES]}]
         evidence["first page that differs"] = i + 1
     if by_id_differs:
-        parts.append(f"get(ids=[...]) returns the same records {evidence['source get(ids) order']} on chromadb "
-                     f"{old}, {evidence['target get(ids) order']} on {new}")
-    words = ("the upgrade changes the order get() returns this store's ids in (contract "
-             f"{contract_id}): the records are unchanged, but code that pages with get(limit, offset) or relies "
-             "on get() order sees other records per page (`chroma-compat scan` names those lines; sort explicitly)"
-             if mandatory else f"get() order differs between the releases (contract {contract_id} is "
-             + ("not crossed by this upgrade)" if mandatory is False else "not measured here: --no-contracts)"))
+        parts.append(
+            f"get(ids=[...]) returns the same records {evidence['source get(ids) order']} on chromadb "
+            f"{old}, {evidence['target get(ids) order']} on {new}"
+        )
+    words = (
+        "the upgrade changes the order get() returns this store's ids in (contract "
+        f"{contract_id}): the records are unchanged, but code that pages with get(limit, offset) or relies "
+        "on get() order sees other records per page (`chroma-compat scan` names those lines; sort explicitly)"
+        if mandatory
+        else f"get() order differs between the releases (contract {contract_id} is "
+        + ("not crossed by this upgrade)" if mandatory is False else "not measured here: --no-contracts)")
+    )
     return Check(name, status, f"{words}: {'; '.join(parts)}; {tried}", label, evidence, time.monotonic() - started)

@@ -6,7 +6,7 @@ executing any. STACK_GLOBAL takes its two names from the stack, where a crafted
 file can put them by memo lookups rather than literals, so the scan follows a
 model of the stack and the memo; a name it cannot resolve counts as code (the
 file is refused, never given the benefit of the doubt). What counts as data is
-the allowlist the workers enforce (``worker/safe_pickle.py``), so the inventory
+the allowlist the workers enforce (``engine/worker/safe_pickle.py``), so the inventory
 and the releases refuse exactly the same files.
 """
 
@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import pickletools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from ..worker.safe_pickle import ALLOWED, describe
+from pytest_chroma_compat.engine.worker.safe_pickle import ALLOWED, describe
 
 #: file names chromadb pickles under: 0.4-1.x ``<segment>/index_metadata.pickle``, 0.3 ``index/*.pkl``
 SUFFIXES = (".pickle", ".pkl")
@@ -145,7 +146,9 @@ def problem(entry: dict) -> str:
     """The one-line finding for an entry of ``scan_store``, worded as the workers word their refusal."""
     where = describe(entry["file"])
     if "references" in entry:
-        return (f"{where} holds code, not data (references {', '.join(entry['references'][:5])}): chromadb "
-                "0.3-0.6 run it when they open the segment (this harness's workers refuse to); the store was "
-                "tampered with")
+        return (
+            f"{where} holds code, not data (references {', '.join(entry['references'][:5])}): chromadb "
+            "0.3-0.6 run it when they open the segment (this harness's workers refuse to); the store was "
+            "tampered with"
+        )
     return f"{where} is {entry['reason']}: a release that opens the segment fails"

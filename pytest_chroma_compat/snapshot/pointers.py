@@ -33,9 +33,9 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import CompatError
-from .archives import TAR_SUFFIXES, ZIP_SUFFIXES
-from .safecopy import SourceError
+from pytest_chroma_compat.common.errors import CompatError
+from pytest_chroma_compat.snapshot.archives import TAR_SUFFIXES, ZIP_SUFFIXES
+from pytest_chroma_compat.snapshot.safecopy import SourceError
 
 MAX_BYTES = 4096
 TEMPLATE_FIELDS = ("dir", "value")
@@ -56,8 +56,12 @@ def check_template(template: str, flag: str = "--pointer-template") -> str:
         why = "may hold only {dir} and {value} (no other field, no format spec)"
     elif "value" not in fields:
         why = "must hold {value}: the value the pointer holds"
-    elif any(".." in text.replace("\\", "/").split("/") for text, *_ in parts) or template.startswith(("/", "~")) \
-            or "://" in template or any(ord(c) < 32 for c in template):
+    elif (
+        any(".." in text.replace("\\", "/").split("/") for text, *_ in parts)
+        or template.startswith(("/", "~"))
+        or "://" in template
+        or any(ord(c) < 32 for c in template)
+    ):
         why = "must name a place under the pointer's bucket or folder (no '..', not absolute, no URL)"
     if why:
         raise CompatError(f"{flag} {template!r} {why}")
@@ -66,10 +70,16 @@ def check_template(template: str, flag: str = "--pointer-template") -> str:
 
 def _value(text: str, where: str) -> str:
     """The pointer's value for a template: one plain name, so the template decides the place."""
-    if text in (".", "..") or "/" in text or "\\" in text or any(ord(c) < 32 or ord(c) == 127 for c in text) \
-            or len(text.encode("utf-8", "surrogatepass")) > 255:
-        raise SourceError(f"pointer {where} holds {text[:80]!r}, not a plain name for --pointer-template "
-                          "(no '/', no '..')")
+    if (
+        text in (".", "..")
+        or "/" in text
+        or "\\" in text
+        or any(ord(c) < 32 or ord(c) == 127 for c in text)
+        or len(text.encode("utf-8", "surrogatepass")) > 255
+    ):
+        raise SourceError(
+            f"pointer {where} holds {text[:80]!r}, not a plain name for --pointer-template (no '/', no '..')"
+        )
     return text
 
 
@@ -100,8 +110,10 @@ def _line(text: bytes, where: str) -> str | None:
     if not lines:
         return None
     if len(lines) > 1 or any(c in lines[0] for c in "\0\t") or " " in lines[0].strip():
-        raise SourceError(f"{where} looks like a pointer but holds {len(lines)} line(s); a pointer names one "
-                          "location (s3://bucket/prefix/, a key, or a folder)")
+        raise SourceError(
+            f"{where} looks like a pointer but holds {len(lines)} line(s); a pointer names one "
+            "location (s3://bucket/prefix/, a key, or a folder)"
+        )
     return lines[0]
 
 
@@ -124,7 +136,7 @@ def follow_local(source: str, template: str | None = None) -> Followed:
         return Followed(source)
     named = target
     if template is not None:  # the file holds a value; the template says where that is, under its folder
-        folder = path.parent.resolve()   # the folder the pointer is in, as named (not where a link leads)
+        folder = path.parent.resolve()  # the folder the pointer is in, as named (not where a link leads)
         filled = _filled(template, str(folder), _value(target, str(path)), str(path))
         target = filled if Path(filled).is_absolute() else str(folder / filled)
     resolved = target if target.startswith("s3://") else str((path.parent / target).resolve())
@@ -137,8 +149,15 @@ def follow_local(source: str, template: str | None = None) -> Followed:
     return Followed(resolved, str(path), named)
 
 
-def follow(source: str, *, endpoint_url: str | None = None, profile: str | None = None,
-           region: str | None = None, s3_timeout: float | None = None, template: str | None = None) -> Followed:
+def follow(
+    source: str,
+    *,
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+    region: str | None = None,
+    s3_timeout: float | None = None,
+    template: str | None = None,
+) -> Followed:
     """``source`` itself, or the location the pointer at ``source`` names (followed once); with
     ``template``, the pointer holds a value and the template (check_template) makes the location,
     and a source that is not a pointer is refused (the template would silently do nothing)."""
@@ -147,19 +166,27 @@ def follow(source: str, *, endpoint_url: str | None = None, profile: str | None 
     check_template(template)
     followed = _follow(source, endpoint_url, profile, region, s3_timeout, template)
     if followed.pointer is None:
-        raise SourceError(f"--pointer-template needs SOURCE to be a pointer (a small object or file holding one "
-                          f"value, such as latest-pointer.txt); {source} is not one")
+        raise SourceError(
+            f"--pointer-template needs SOURCE to be a pointer (a small object or file holding one "
+            f"value, such as latest-pointer.txt); {source} is not one"
+        )
     return followed
 
 
-def _follow(source: str, endpoint_url: str | None, profile: str | None, region: str | None,
-            s3_timeout: float | None, template: str | None) -> Followed:
+def _follow(
+    source: str,
+    endpoint_url: str | None,
+    profile: str | None,
+    region: str | None,
+    s3_timeout: float | None,
+    template: str | None,
+) -> Followed:
     if not source.startswith("s3://"):
         return follow_local(source, template)
-    bucket, _, key = source[len("s3://"):].partition("/")
+    bucket, _, key = source[len("s3://") :].partition("/")
     if not bucket or not key or key.endswith("/") or _archive(key):
         return Followed(source)
-    from .sources import S3_ATTEMPTS, _s3_client, _s3_error
+    from pytest_chroma_compat.snapshot.sources import S3_ATTEMPTS, _s3_client, _s3_error
 
     s3 = _s3_client(endpoint_url, profile, region, S3_ATTEMPTS, s3_timeout)
     try:
@@ -177,7 +204,7 @@ def _exists(client: object, bucket: str, prefix: str) -> bool:
 
 def follow_s3(source: str, s3: object, bucket: str, key: str, template: str | None = None) -> Followed:
     """An S3 pointer object: ``key`` is one object (not a prefix) of at most ``MAX_BYTES``."""
-    client = getattr(s3, "client")
+    client = s3.client
     try:
         head = client.head_object(Bucket=bucket, Key=key)
     except Exception:  # noqa: BLE001 - no such object: the source is a prefix, as before
@@ -200,7 +227,7 @@ def follow_s3(source: str, s3: object, bucket: str, key: str, template: str | No
         candidates = [f"s3://{bucket}/{rooted}"] if "/" in target.rstrip("/") else []
         candidates.append(f"s3://{bucket}/{relative}")
     for candidate in candidates:
-        rest = candidate[len("s3://"):]
+        rest = candidate[len("s3://") :]
         cbucket, _, ckey = rest.partition("/")
         if not ckey or ckey.startswith("../") or ".." in ckey.split("/"):
             raise SourceError(f"pointer {source} names {target!r}, which leaves its bucket's keys")
@@ -211,8 +238,9 @@ def follow_s3(source: str, s3: object, bucket: str, key: str, template: str | No
         prefix = ckey if ckey.endswith("/") else ckey + "/"
         if _exists(client, cbucket, prefix):
             return Followed(f"s3://{cbucket}/{prefix}", source, target)
-    raise SourceError(f"pointer {source} names {target!r}, but no objects are there "
-                      f"(looked at {' and '.join(candidates)})")
+    raise SourceError(
+        f"pointer {source} names {target!r}, but no objects are there (looked at {' and '.join(candidates)})"
+    )
 
 
 def _single_small_object(client: object, bucket: str, key: str) -> bool:

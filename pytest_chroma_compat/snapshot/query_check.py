@@ -33,12 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from ..client import Collection
-from ..errors import ChromaError, WorkerError
-from ..invariants import DISTANCE_ATOL, DISTANCE_RTOL, RECALL
-from ..model import distances
-from ..worker.fingerprint import float32_rows
-from .result import Check
+from pytest_chroma_compat.common.errors import ChromaError, WorkerError
+from pytest_chroma_compat.engine.client import Collection
+from pytest_chroma_compat.engine.worker.fingerprint import float32_rows
+from pytest_chroma_compat.roundtrip.invariants import DISTANCE_ATOL, DISTANCE_RTOL, RECALL
+from pytest_chroma_compat.roundtrip.model import distances
+from pytest_chroma_compat.snapshot.result import Check
 
 #: stored vectors queried per collection: enough that a damaged index (a fifth of its records unreachable)
 #: is found with probability 0.98, few enough that computing their exact neighbours costs ~10 ms a page
@@ -67,8 +67,10 @@ LID_MAX = 40.0
 HEALTHY_LOST_RATE = 0.01
 ALPHA = 1e-3
 #: the parameters every release defaults to, as (metadata key, configuration keys); a weaker index is not judged
-INDEX_DEFAULTS = {"M": ("hnsw:M", ("max_neighbors", "M"), 16),
-                  "construction_ef": ("hnsw:construction_ef", ("ef_construction", "construction_ef"), 100)}
+INDEX_DEFAULTS = {
+    "M": ("hnsw:M", ("max_neighbors", "M"), 16),
+    "construction_ef": ("hnsw:construction_ef", ("ef_construction", "construction_ef"), 100),
+}
 
 
 @dataclass
@@ -80,18 +82,27 @@ class Queries:
     space: str
     best_d: list[np.ndarray] = field(default_factory=list)
     best_ids: list[list[str]] = field(default_factory=list)
+    best_at: list[np.ndarray] = field(default_factory=list)  # (page, row) of each, for ties
 
     def __post_init__(self) -> None:
         self.best_d = [np.zeros(0) for _ in self.ids]
         self.best_ids = [[] for _ in self.ids]
+        self.best_at = [np.zeros((0, 2), dtype=np.int64) for _ in self.ids]
 
-    def merge(self, nearest: list) -> None:
-        """Fold in one page's nearest records per query (``fingerprint.nearest``, computed by the source)."""
-        for j, (ids, dists) in enumerate(nearest[:len(self.ids)]):
+    def merge(self, nearest: list, page: int = 0, ids: list[str] | None = None) -> None:
+        """Fold in one page's nearest records per query (``fingerprint.nearest``: the page's ``ids`` in the
+        order read, ``page`` its place in the stream). Ties go to the earlier page, then the earlier row,
+        whatever order pages are folded in (``compare`` folds a page that differed after the stream)."""
+        rows = {rid: r for r, rid in enumerate(ids)} if ids is not None else None
+        for j, (got, dists) in enumerate(nearest[: len(self.ids)]):
             d = np.concatenate([self.best_d[j], np.asarray(dists, dtype=np.float64)])
-            names = self.best_ids[j] + list(ids)
-            keep = np.argsort(d, kind="stable")[:NEIGHBOURS]
-            self.best_d[j], self.best_ids[j] = d[keep], [names[i] for i in keep]
+            names = self.best_ids[j] + list(got)
+            at = np.array(
+                [(page, rows[i] if rows is not None else r) for r, i in enumerate(got)], dtype=np.int64
+            ).reshape(-1, 2)
+            at = np.concatenate([self.best_at[j], at])
+            keep = np.lexsort((at[:, 1], at[:, 0], d))[:NEIGHBOURS]
+            self.best_d[j], self.best_ids[j], self.best_at[j] = d[keep], [names[i] for i in keep], at[keep]
 
     def same_vector(self, j: int) -> set[str]:
         """The query's own record and its exact duplicates: any of them returned means it found itself."""
@@ -103,8 +114,11 @@ def sample(col: Collection, first_ids: list[str], space: str, seed: int) -> Quer
     its true neighbours among every record. One call by id: a ``get`` at a random offset
     scans every record before it (seconds each on a million-record 1.5.9 store)."""
     rng = np.random.default_rng(seed)
-    picked = sorted(rng.choice(len(first_ids), size=min(QUERIES, len(first_ids)), replace=False).tolist()) \
-        if first_ids else []
+    picked = (
+        sorted(rng.choice(len(first_ids), size=min(QUERIES, len(first_ids)), replace=False).tolist())
+        if first_ids
+        else []
+    )
     ids, vecs = [], []
     if picked:
         got = col.get(ids=[first_ids[i] for i in picked], include=["embeddings"])
@@ -143,7 +157,7 @@ def allowed_lost(queries: int, rate: float = HEALTHY_LOST_RATE, alpha: float = A
     """The most lost records a healthy index shows among ``queries`` (binomial tail below ``alpha``)."""
     tail = 1.0
     for lost in range(queries + 1):
-        tail -= math.comb(queries, lost) * rate ** lost * (1 - rate) ** (queries - lost)
+        tail -= math.comb(queries, lost) * rate**lost * (1 - rate) ** (queries - lost)
         if tail < alpha:
             return lost
     return queries
@@ -155,11 +169,11 @@ def index_parameters(metadata: dict | None, config: Any = None) -> dict[str, int
     The weakest value either names: 0.5-0.6 write the defaults into the configuration JSON
     while building the index with the ``hnsw:`` metadata's values.
     """
+
     def number(value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
 
-    sections = [v for k, v in config.items() if "hnsw" in k and isinstance(v, dict)] if isinstance(config, dict) \
-        else []
+    sections = [v for k, v in config.items() if "hnsw" in k and isinstance(v, dict)] if isinstance(config, dict) else []
     out = {}
     for name, (meta_key, config_keys, default) in INDEX_DEFAULTS.items():
         named = [(metadata or {}).get(meta_key)] + [section.get(k) for section in sections for k in config_keys]
@@ -171,21 +185,30 @@ def judgeable(queries: Queries, params: dict[str, int]) -> tuple[float | None, s
     """The intrinsic dimension, and why lost records cannot be called a defect here (None: they can)."""
     if queries.space not in ("l2", "cosine"):
         return None, f"in the {queries.space} space a stored vector is not its own nearest neighbour"
-    weak = [f"{name} {params[name]} < {default}" for name, (_, _, default) in INDEX_DEFAULTS.items()
-            if params[name] < default]
+    weak = [
+        f"{name} {params[name]} < {default}"
+        for name, (_, _, default) in INDEX_DEFAULTS.items()
+        if params[name] < default
+    ]
     if weak:
-        return intrinsic_dimension(queries), f"the index is built weaker than the defaults ({', '.join(weak)}), " \
-                                             "and a healthy weak index loses records (M=4: 15% of random 64-d ones)"
+        return (
+            intrinsic_dimension(queries),
+            f"the index is built weaker than the defaults ({', '.join(weak)}), "
+            "and a healthy weak index loses records (M=4: 15% of random 64-d ones)",
+        )
     lid = intrinsic_dimension(queries)
     if lid is None:
         return None, "too few distinct neighbours to measure the data's intrinsic dimension"
     if lid > LID_MAX:
-        return lid, (f"the vectors' intrinsic dimension is ~{lid:.0f} (above {LID_MAX:.0f}), where a healthy HNSW "
-                     "index cannot return some of its records (measured: 13-16% of random 384-d ones at 100k)")
+        return lid, (
+            f"the vectors' intrinsic dimension is ~{lid:.0f} (above {LID_MAX:.0f}), where a healthy HNSW "
+            "index cannot return some of its records (measured: 13-16% of random 384-d ones at 100k)"
+        )
     return lid, None
 
 
 # -- each release's answers ----------------------------------------------------------------------------
+
 
 @dataclass
 class Side:
@@ -214,6 +237,7 @@ def _answer(col: Collection, vectors: np.ndarray, k: int) -> list | str:
     cannot reach ``k`` records), where 1.x answers each with fewer records. Asked
     one at a time, both releases are graded on the same queries.
     """
+
     def ask(rows: np.ndarray) -> list:
         got = col.query(query_embeddings=rows.astype(np.float32), n_results=k, include=["distances"])
         return [(list(ids), [float(d) for d in dists]) for ids, dists in zip(got["ids"], got["distances"])]
@@ -292,8 +316,9 @@ def search_deeper(col: Collection, queries: Queries, side: Side, n_results: int)
 
 def _exact(src: Collection, queries: Queries, answers: tuple) -> dict:
     """Exact distances from every query to every record either release returned, from the source's vectors."""
-    returned = {i for ans in answers if not isinstance(ans, str) for got in ans if not isinstance(got, str)
-                for i in got[0]}
+    returned = {
+        i for ans in answers if not isinstance(ans, str) for got in ans if not isinstance(got, str) for i in got[0]
+    }
     exact: dict = {}
     if returned:
         got = src.get(ids=sorted(returned), include=["embeddings"])
@@ -306,6 +331,7 @@ def _exact(src: Collection, queries: Queries, answers: tuple) -> dict:
 
 # -- the verdict ---------------------------------------------------------------------------------------
 
+
 def defects(side: Side, judged: bool, allowed: int, n: int, deep: int) -> list[str]:
     """What is wrong with one release's answers, against the data."""
     out = []
@@ -316,8 +342,10 @@ def defects(side: Side, judged: bool, allowed: int, n: int, deep: int) -> list[s
     if side.wrong:
         out.append(f"{len(side.wrong)} distance(s) differ from the exact ones")
     if judged and side.error is None and len(side.lost) > allowed:
-        out.append(f"{len(side.lost)} of {n} stored vectors are never returned, not even for their own vector at "
-                   f"n_results={deep}")
+        out.append(
+            f"{len(side.lost)} of {n} stored vectors are never returned, not even for their own vector at "
+            f"n_results={deep}"
+        )
     return out
 
 
@@ -332,16 +360,21 @@ def verdict(s: Side, t: Side, judged: bool, allowed: int, n: int, deep: int) -> 
         return "pass", None
     if not t_bad:
         return "fail", f"recall dropped from {s.recall:.2f} to {t.recall:.2f}"
-    worse = ((t.error is not None and answered) or (answered and len(t.raised) > len(s.raised)) or dropped
-             or (answered and bool(t.wrong) and not s.wrong)
-             or (judged and len(t.lost) > len(s.lost) + allowed))
+    worse = (
+        (t.error is not None and answered)
+        or (answered and len(t.raised) > len(s.raised))
+        or dropped
+        or (answered and bool(t.wrong) and not s.wrong)
+        or (judged and len(t.lost) > len(s.lost) + allowed)
+    )
     if s_bad and not worse:
         return "pre-existing", "; ".join(t_bad)
     return "fail", "; ".join(t_bad)
 
 
-def query_check(name: str, src: Collection, tgt: Collection, queries: Queries, *, params: dict[str, int],
-                count: int) -> Check:
+def query_check(
+    name: str, src: Collection, tgt: Collection, queries: Queries, *, params: dict[str, int], count: int
+) -> Check:
     """Both releases answer the sample queries; each answer is graded against the data, then they are compared.
 
     ``params``: the index's M and construction_ef (``index_parameters``); ``count``: records in the collection.
@@ -361,38 +394,69 @@ def query_check(name: str, src: Collection, tgt: Collection, queries: Queries, *
     n, allowed = len(queries.ids), allowed_lost(len(queries.ids))
     status, why = verdict(s, t, why_not is None, allowed, n, deep)
     versions = src.client.release.version, tgt.client.release.version
-    evidence = {"k": k, "space": queries.space, "queries": n,
-                "source recall": round(s.recall, 3), "target recall": round(t.recall, 3),
-                "source self-hit": round(1 - len(s.missed) / n, 3), "target self-hit": round(1 - len(t.missed) / n, 3),
-                "deep n_results": deep, "source lost": len(s.lost), "target lost": len(t.lost),
-                "lost allowed": allowed,
-                "intrinsic dimension": round(lid, 1) if lid is not None and math.isfinite(lid) else None,
-                "index parameters": params, "judged against the data": why_not is None,
-                "query ids": queries.ids}
+    evidence = {
+        "k": k,
+        "space": queries.space,
+        "queries": n,
+        "source recall": round(s.recall, 3),
+        "target recall": round(t.recall, 3),
+        "source self-hit": round(1 - len(s.missed) / n, 3),
+        "target self-hit": round(1 - len(t.missed) / n, 3),
+        "deep n_results": deep,
+        "source lost": len(s.lost),
+        "target lost": len(t.lost),
+        "lost allowed": allowed,
+        "intrinsic dimension": round(lid, 1) if lid is not None and math.isfinite(lid) else None,
+        "index parameters": params,
+        "judged against the data": why_not is None,
+        "query ids": queries.ids,
+    }
     if why_not:
         evidence["not judged against the data"] = why_not
     for label, side in (("source", s), ("target", t)):
         if side.lost:
             evidence[f"{label} lost ids"] = [queries.ids[j] for j in side.lost[:5]]
         if status != "pass":
-            evidence.update({f"{label} error": side.error, f"{label} queries raised": len(side.raised),
-                             f"{label} raised": side.raised_error, f"{label} wrong distances": side.wrong[:5],
-                             f"{label} deep error": side.deep_error})
-    detail = (f"{n} stored vector(s) queried at k={k}: recall {t.recall:.2f} (source {s.recall:.2f}), "
-              f"{n - len(t.missed)}/{n} find themselves (source {n - len(s.missed)}/{n}), "
-              f"{len(t.lost)} never returned at n_results={deep} (source {len(s.lost)})")
+            evidence.update(
+                {
+                    f"{label} error": side.error,
+                    f"{label} queries raised": len(side.raised),
+                    f"{label} raised": side.raised_error,
+                    f"{label} wrong distances": side.wrong[:5],
+                    f"{label} deep error": side.deep_error,
+                }
+            )
+    detail = (
+        f"{n} stored vector(s) queried at k={k}: recall {t.recall:.2f} (source {s.recall:.2f}), "
+        f"{n - len(t.missed)}/{n} find themselves (source {n - len(s.missed)}/{n}), "
+        f"{len(t.lost)} never returned at n_results={deep} (source {len(s.lost)})"
+    )
     seconds = time.monotonic() - started
     if status == "pass":
-        judged = (f"judged against the data (intrinsic dimension ~{lid:.0f}, at most {allowed} lost allowed)"
-                  if why_not is None else f"compared between releases only: {why_not}")
+        judged = (
+            f"judged against the data (intrinsic dimension ~{lid:.0f}, at most {allowed} lost allowed)"
+            if why_not is None
+            else f"compared between releases only: {why_not}"
+        )
         s_bad = defects(s, why_not is None, allowed, n, deep)
         if s_bad:  # e.g. export-import rebuilt a damaged index: the upgrade leaves the defect behind
             judged += f"; chromadb {versions[0]} (source) answers worse: {'; '.join(s_bad)}"
         return Check("query", "pass", f"{detail}; {judged}", name, evidence, seconds)
     if status == "pre-existing":
-        return Check("query", "pre-existing", (
-            f"{detail}; the store's vector index answers wrongly on both releases ({versions[0]}, {versions[1]}): "
-            f"{why}" + (f"; a healthy index loses at most {allowed} of {n} at this intrinsic dimension (~{lid:.0f})"
-                        if why_not is None and lid is not None and len(t.lost) > allowed else "")),
-                     name, evidence, seconds)
+        return Check(
+            "query",
+            "pre-existing",
+            (
+                f"{detail}; the store's vector index answers wrongly on both releases ({versions[0]}, {versions[1]}): "
+                f"{why}"
+                + (
+                    f"; a healthy index loses at most {allowed} of {n} at this intrinsic dimension (~{lid:.0f})"
+                    if why_not is None and lid is not None and len(t.lost) > allowed
+                    else ""
+                )
+            ),
+            name,
+            evidence,
+            seconds,
+        )
     return Check("query", "fail", f"{detail}; {why}", name, evidence, seconds)

@@ -21,15 +21,21 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from .. import atomic_files
-from ..errors import CompatError
-from . import writers as _writers
-from .redact import redact
-from .result import Check, Validation
+from pytest_chroma_compat.common import atomic_files
+from pytest_chroma_compat.common.errors import CompatError
+from pytest_chroma_compat.common.redact import redact
+from pytest_chroma_compat.snapshot import writers as _writers
+from pytest_chroma_compat.snapshot.result import Check, Validation
 
 HEADLINE = {0: "SAFE", 1: "NOT SAFE", 2: "COULD NOT VALIDATE"}
-SYMBOL = {"pass": "ok", "fail": "FAIL", "error": "ERROR", "pre-existing": "PRE-EXISTING", "skip": "skip",
-          "info": "info"}
+SYMBOL = {
+    "pass": "ok",
+    "fail": "FAIL",
+    "error": "ERROR",
+    "pre-existing": "PRE-EXISTING",
+    "skip": "skip",
+    "info": "info",
+}
 #: characters that are invalid in XML 1.0 or that move a terminal's cursor (CR, ESC, C1, lone surrogates)
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
@@ -107,10 +113,14 @@ def _rollback(v: Validation) -> str | None:
         who = ", ".join(rb.get("releases") or [str(rb.get("release"))])
         return f"rollback after upgrading: possible (chromadb {who} reopened the upgraded copy){why}"
     required = any(c.name == "rollback-after-upgrade" and c.status == "fail" for c in v.checks)
-    return (f"rollback after upgrading: NOT POSSIBLE (chromadb {rb.get('release')} cannot open the store once "
-            f"{v.target_release} has written to it: {rb.get('error')}"
-            + (f"; chromadb {', '.join(rb['reopened_by'])} did reopen it" if rb.get("reopened_by") else "") + ")"
-            + why + ("" if required else "; not part of the verdict: pass --require-rollback to make it so"))
+    return (
+        f"rollback after upgrading: NOT POSSIBLE (chromadb {rb.get('release')} cannot open the store once "
+        f"{v.target_release} has written to it: {rb.get('error')}"
+        + (f"; chromadb {', '.join(rb['reopened_by'])} did reopen it" if rb.get("reopened_by") else "")
+        + ")"
+        + why
+        + ("" if required else "; not part of the verdict: pass --require-rollback to make it so")
+    )
 
 
 def _inventory(inv: dict[str, Any]) -> list[tuple[str, str]]:
@@ -123,11 +133,19 @@ def _inventory(inv: dict[str, Any]) -> list[tuple[str, str]]:
         facts.append(("written by", _writers.describe(wr)))
     elif wr:
         facts.append(("written by", str(wr)))
-    created = {k: s for k, s in (inv.get("store_settings") or {}).items()
-               if isinstance(s, dict) and s.get("value") not in (None, s.get("default"))}
+    created = {
+        k: s
+        for k, s in (inv.get("store_settings") or {}).items()
+        if isinstance(s, dict) and s.get("value") not in (None, s.get("default"))
+    }
     for name, s in sorted(created.items()):  # a setting every open must repeat (snapshot/store_settings.py)
-        facts.append(("created with", f'{name}="{s["value"]}" (not the default "{s.get("default")}"; '
-                                      f'{s.get("evidence", "")}); opened with it by every release'))
+        facts.append(
+            (
+                "created with",
+                f'{name}="{s["value"]}" (not the default "{s.get("default")}"; '
+                f"{s.get('evidence', '')}); opened with it by every release",
+            )
+        )
     sizes = [(_count(inv.get(k)), k) for k in ("tenants", "databases", "collections") if k in inv]
     if sizes:
         text = ", ".join(f"{n if n is not None else '?'} {k[:-1]}(s)" for n, k in sizes)
@@ -142,8 +160,10 @@ def _inventory(inv: dict[str, Any]) -> list[tuple[str, str]]:
     if "automatically_purge" in inv:
         purge = inv["automatically_purge"]
         facts.append(("automatically_purge", "not set (the writer predates it)" if purge is None else _yes(purge)))
-    for key, label in (("orphaned_segment_dirs", "orphaned segment dirs"), ("missing_segment_dirs",
-                                                                            "missing segment dirs")):
+    for key, label in (
+        ("orphaned_segment_dirs", "orphaned segment dirs"),
+        ("missing_segment_dirs", "missing segment dirs"),
+    ):
         if key in inv:
             items = inv[key] if isinstance(inv[key], list) else []
             total = sum(d.get("bytes", 0) for d in items if isinstance(d, dict))
@@ -164,16 +184,28 @@ def _collection_rows(v: Validation) -> list[list[str]]:
     rows = [["collection", "source", "target", "compared", "bit-identical", "max ULPs (emb/meta)"]]
     for c in v.collections:
         match = "-" if c.source_digest is None or c.target_digest is None else _yes(c.source_digest == c.target_digest)
-        rows.append([c.name, str(c.source_count if c.source_count is not None else "?"),
-                     str(c.target_count if c.target_count is not None else "?"), str(c.records_compared), match,
-                     f"{c.max_embedding_ulps}/{c.max_metadata_ulps}"])
+        rows.append(
+            [
+                c.name,
+                str(c.source_count if c.source_count is not None else "?"),
+                str(c.target_count if c.target_count is not None else "?"),
+                str(c.records_compared),
+                match,
+                f"{c.max_embedding_ulps}/{c.max_metadata_ulps}",
+            ]
+        )
     return rows
 
 
 def _contract(c: dict[str, Any]) -> tuple[str, str]:
     """(headline, what changed): the measured ``change`` when there is one, else before -> after."""
-    when = f" (changed in {c['changed_in']})" if c.get("changed_in") else \
-        f" (documented in {c['documented']})" if c.get("documented") else ""
+    when = (
+        f" (changed in {c['changed_in']})"
+        if c.get("changed_in")
+        else f" (documented in {c['documented']})"
+        if c.get("documented")
+        else ""
+    )
     head = f"{c.get('id', '?')}: {c.get('title', '')}{when}"
     show = lambda x: x if isinstance(x, str) else _dumps(x)  # noqa: E731 - compact() already gives JSON text
     change = c.get("change") or (f"{show(c.get('before'))} -> {show(c.get('after'))}" if "before" in c else "")
@@ -184,8 +216,14 @@ def _wrap(text: str, indent: str, first: str = "") -> list[str]:
     """Lines under 120 characters that never split a word, so paths, hashes and ids stay whole."""
     out: list[str] = []
     for para in text.replace("\r\n", "\n").split("\n"):
-        out += textwrap.wrap(para, 118, initial_indent=indent if out else first, subsequent_indent=indent,
-                             break_long_words=False, break_on_hyphens=False) or [indent]
+        out += textwrap.wrap(
+            para,
+            118,
+            initial_indent=indent if out else first,
+            subsequent_indent=indent,
+            break_long_words=False,
+            break_on_hyphens=False,
+        ) or [indent]
     return out
 
 
@@ -203,10 +241,15 @@ def terminal(v: Validation, *, verbose: bool = False) -> str:
     if "hash_before" in src and src.get("hash_after") == src["hash_before"]:
         lines.append(f"  hash:  {src['hash_before']} (the same before and after)")
     elif "hash_before" in src:
-        lines += [f"  hash before: {src['hash_before']}", f"  hash after:  {src.get('hash_after', '?')} "
-                                                           f"(unchanged: {_yes(src.get('unchanged'))})"]
-    lines += _wrap(f"{v.source_release or '?'} ({v.source_release_evidence or 'no evidence'})", "  ",
-                   "read with: " if v.source_release_evidence.startswith("written by") else "from:    ")
+        lines += [
+            f"  hash before: {src['hash_before']}",
+            f"  hash after:  {src.get('hash_after', '?')} (unchanged: {_yes(src.get('unchanged'))})",
+        ]
+    lines += _wrap(
+        f"{v.source_release or '?'} ({v.source_release_evidence or 'no evidence'})",
+        "  ",
+        "read with: " if v.source_release_evidence.startswith("written by") else "from:    ",
+    )
     lines.append(f"to:      {v.target_release or '?'} ({v.direction or 'direction unknown'}, path {v.path})")
     facts = _inventory(v.inventory)
     if facts:
@@ -217,8 +260,11 @@ def terminal(v: Validation, *, verbose: bool = False) -> str:
     if shown:
         lines += ["", "checks:" if verbose else "failing checks:"]
         for c in shown:
-            lines += _wrap(f"{c.name}{_where(c)}{': ' if c.detail else ''}{c.detail}", " " * 16,
-                           f"  {SYMBOL.get(c.status, c.status):>12}  ")
+            lines += _wrap(
+                f"{c.name}{_where(c)}{': ' if c.detail else ''}{c.detail}",
+                " " * 16,
+                f"  {SYMBOL.get(c.status, c.status):>12}  ",
+            )
             if c.evidence and (verbose or c in v.findings):
                 lines.append(f"{'':16}evidence: {_compact(c.evidence)}")
     if v.checks:
@@ -249,8 +295,12 @@ def junit_xml(v: Validation) -> str:
         ET.SubElement(case, "error", message=_clean(v.error), type="could-not-validate").text = _clean(v.summary)
         cases.append(case)
     for c in v.checks:
-        case = ET.Element("testcase", classname=_clean("chroma-compat.validate." + (c.collection or "store")),
-                          name=_clean(c.name), time=f"{c.seconds:.3f}")
+        case = ET.Element(
+            "testcase",
+            classname=_clean("chroma-compat.validate." + (c.collection or "store")),
+            name=_clean(c.name),
+            time=f"{c.seconds:.3f}",
+        )
         kind = {"fail": "failure", "pre-existing": "failure", "error": "error", "skip": "skipped"}.get(c.status)
         if c in v.allowed:  # --allow-pre-existing: shown, not a failure CI stops on
             kind = None
@@ -263,16 +313,29 @@ def junit_xml(v: Validation) -> str:
             ET.SubElement(case, "system-out").text = _clean(c.detail)
         cases.append(case)
     counts = {k: str(sum(case.find(k) is not None for case in cases)) for k in ("failure", "error", "skipped")}
-    attrs = {"tests": str(len(cases)), "failures": counts["failure"], "errors": counts["error"],
-             "skipped": counts["skipped"], "time": f"{v.timings.get('total', sum(c.seconds for c in v.checks)):.3f}"}
+    attrs = {
+        "tests": str(len(cases)),
+        "failures": counts["failure"],
+        "errors": counts["error"],
+        "skipped": counts["skipped"],
+        "time": f"{v.timings.get('total', sum(c.seconds for c in v.checks)):.3f}",
+    }
     root = ET.Element("testsuites", attrs)
     suite = ET.SubElement(root, "testsuite", name="chroma-compat validate", timestamp=v.created, **attrs)
     props = ET.SubElement(suite, "properties")
-    for name, value in (("source", v.source.get("location")), ("source_kind", v.source.get("kind")),
-                        ("source_release", v.source_release), ("target_release", v.target_release),
-                        ("direction", v.direction), ("path", v.path), ("verdict", v.verdict),
-                        ("exit_code", v.exit_code), ("hash_before", v.source.get("hash_before")),
-                        ("hash_after", v.source.get("hash_after")), ("summary", v.summary)):
+    for name, value in (
+        ("source", v.source.get("location")),
+        ("source_kind", v.source.get("kind")),
+        ("source_release", v.source_release),
+        ("target_release", v.target_release),
+        ("direction", v.direction),
+        ("path", v.path),
+        ("verdict", v.verdict),
+        ("exit_code", v.exit_code),
+        ("hash_before", v.source.get("hash_before")),
+        ("hash_after", v.source.get("hash_after")),
+        ("summary", v.summary),
+    ):
         ET.SubElement(props, "property", name=name, value=_clean("" if value is None else value))
     suite.extend(cases)
     ET.indent(root)
@@ -300,16 +363,23 @@ def markdown(v: Validation) -> str:
     door = _rollback(v)
     out = [f"## chroma-compat validate: {verdict} {_cell(_pair(v))}", "", _cell(v.summary, 1000), ""]
     out += [f"**{_cell(door, 1000)}**", ""] if door else []
-    out += ["| source | |", "|---|---|",
-            f"| location | {_cell(src.get('location', '?'))} ({_cell(src.get('kind', '?'))}) |",
-            *([f"| followed pointer | {_cell(src['pointer'])} (names {_cell(src.get('pointer_names'))}) |"]
-              if src.get("pointer") else []),
-            f"| hash before / after | {_cell(src.get('hash_before', '?'))} / {_cell(src.get('hash_after', '?'))} |",
-            f"| unchanged during validation | {_yes(src.get('unchanged'))} |",
-            f"| {'read with' if v.source_release_evidence.startswith('written by') else 'written by'} | "
-            f"{_cell(v.source_release or '?')} ({_cell(v.source_release_evidence or 'no evidence', 1000)}) |",
-            f"| target | {_cell(v.target_release or '?')} ({_cell(v.direction or 'direction unknown')}, "
-            f"path {_cell(v.path)}) |", ""]
+    out += [
+        "| source | |",
+        "|---|---|",
+        f"| location | {_cell(src.get('location', '?'))} ({_cell(src.get('kind', '?'))}) |",
+        *(
+            [f"| followed pointer | {_cell(src['pointer'])} (names {_cell(src.get('pointer_names'))}) |"]
+            if src.get("pointer")
+            else []
+        ),
+        f"| hash before / after | {_cell(src.get('hash_before', '?'))} / {_cell(src.get('hash_after', '?'))} |",
+        f"| unchanged during validation | {_yes(src.get('unchanged'))} |",
+        f"| {'read with' if v.source_release_evidence.startswith('written by') else 'written by'} | "
+        f"{_cell(v.source_release or '?')} ({_cell(v.source_release_evidence or 'no evidence', 1000)}) |",
+        f"| target | {_cell(v.target_release or '?')} ({_cell(v.direction or 'direction unknown')}, "
+        f"path {_cell(v.path)}) |",
+        "",
+    ]
     facts = _inventory(v.inventory)
     if facts:
         out += ["### Inventory", ""] + [f"- **{label}**: {_cell(value, 400)}" for label, value in facts] + [""]
@@ -319,12 +389,20 @@ def markdown(v: Validation) -> str:
         out += ["| " + " | ".join(_cell(x) for x in r) + " |" for r in rows[1:]] + [""]
     if v.findings:
         out += ["### Failing checks", "", "| check | collection | status | detail |", "|---|---|---|---|"]
-        out += [f"| {_cell(c.name)} | {_cell(c.collection or '(store)')} | {c.status} | {_cell(c.detail)} |"
-                for c in v.findings] + [""]
+        out += [
+            f"| {_cell(c.name)} | {_cell(c.collection or '(store)')} | {c.status} | {_cell(c.detail)} |"
+            for c in v.findings
+        ] + [""]
         for c in v.findings:
             if c.evidence:
-                out += [f"<details><summary>{_cell(c.name + _where(c))}: evidence</summary>", "",
-                        _fence(_dumps(c.evidence, indent=2), "json"), "", "</details>", ""]
+                out += [
+                    f"<details><summary>{_cell(c.name + _where(c))}: evidence</summary>",
+                    "",
+                    _fence(_dumps(c.evidence, indent=2), "json"),
+                    "",
+                    "</details>",
+                    "",
+                ]
     if v.checks:
         out += [f"Checks: {v.tally}.", ""]
     if v.contracts_crossed:
@@ -332,8 +410,9 @@ def markdown(v: Validation) -> str:
         for c in v.contracts_crossed:
             head, change = _contract(c)
             consequence = f" {c['consequence']}" if c.get("consequence") else ""
-            out.append(f"- **{_cell(head)}**" + (f": {_cell(change, 300)}." if change else "")
-                       + _cell(consequence, 400))
+            out.append(
+                f"- **{_cell(head)}**" + (f": {_cell(change, 300)}." if change else "") + _cell(consequence, 400)
+            )
         out.append("")
     command = ["chroma-compat", "validate", str(src.get("location", "SOURCE")), "--to", v.target_release or "TARGET"]
     if v.source_release_evidence == "given with --from" and v.source_release:
@@ -385,21 +464,30 @@ def check_report_paths(source: Any, paths: list[str | Path]) -> None:
                 pass
             probe.unlink()
         except OSError as exc:
-            raise CompatError(f"cannot write report {path}: {exc.strerror or exc} in {folder}; "
-                              "choose a writable place") from None
+            raise CompatError(
+                f"cannot write report {path}: {exc.strerror or exc} in {folder}; choose a writable place"
+            ) from None
         if full.exists() and not os.access(full, os.W_OK):
             raise CompatError(f"cannot write report {path}: the file is not writable")
 
 
-def write_reports(v: Validation, *, json_path: str | Path | None = None, junit_path: str | Path | None = None,
-                  markdown_path: str | Path | None = None) -> list[Path]:
+def write_reports(
+    v: Validation,
+    *,
+    json_path: str | Path | None = None,
+    junit_path: str | Path | None = None,
+    markdown_path: str | Path | None = None,
+) -> list[Path]:
     """Write each requested report atomically: a CI step that reads it never sees half a file.
 
     Every path is checked before anything is written, so a refused request
     leaves no partial set of reports behind.
     """
-    wanted = [(Path(p).expanduser(), render) for p, render in
-              ((json_path, to_json_text), (junit_path, junit_xml), (markdown_path, markdown)) if p]
+    wanted = [
+        (Path(p).expanduser(), render)
+        for p, render in ((json_path, to_json_text), (junit_path, junit_xml), (markdown_path, markdown))
+        if p
+    ]
     check_report_paths(v.source.get("location"), [path for path, _ in wanted])
     written = []
     for path, text in [(path, render(v)) for path, render in wanted]:  # render all before writing any

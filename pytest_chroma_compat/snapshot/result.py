@@ -104,7 +104,7 @@ class Validation:
 
     @property
     def tally(self) -> str:
-        """"21 pass, 1 info": how many checks ended in each status."""
+        """ "21 pass, 1 info": how many checks ended in each status."""
         counts: dict[str, int] = {}
         for c in self.checks:
             counts[c.status] = counts.get(c.status, 0) + 1
@@ -152,29 +152,41 @@ class Validation:
         if not self.failed and self.unchecked:
             first = self.unchecked[0]
             where = f" in {first.collection!r}" if first.collection else ""
-            return (f"{pair}: could not validate {len(self.unchecked)} part(s) of the store; first: "
-                    f"{first.name}{where}: {first.detail}")
+            return (
+                f"{pair}: could not validate {len(self.unchecked)} part(s) of the store; first: "
+                f"{first.name}{where}: {first.detail}"
+            )
         if not self.failed:
             n = sum(c.records_compared for c in self.collections)
             passed = sum(c.status == "pass" for c in self.checks)
             allowed = self.allowed
-            extra = (f"; {len(allowed)} pre-existing defect(s) in the store allowed (--allow-pre-existing), first: "
-                     f"{allowed[0].name}{_where(allowed[0])}: {allowed[0].detail}") if allowed else ""
+            extra = (
+                (
+                    f"; {len(allowed)} pre-existing defect(s) in the store allowed (--allow-pre-existing), first: "
+                    f"{allowed[0].name}{_where(allowed[0])}: {allowed[0].detail}"
+                )
+                if allowed
+                else ""
+            )
             rule = [c for c in self.checks if c.name == "rollback" and c.status == "info"]
             if rule:  # a downgrade the measured checks pass: the rule is said beside the verdict, as a caveat
                 extra += f"; caveat: {rule[0].detail}"
             skipped = [c for c in self.checks if c.status == "skip"]
             if skipped:  # a check that did not run is said beside the verdict, never only in a tally
-                extra += (f"; {len(skipped)} check(s) skipped, first: {skipped[0].name}{_where(skipped[0])}: "
-                          f"{skipped[0].detail}")
-            return f"{pair}: safe to upgrade ({len(self.collections)} collection(s), {n} record(s) identical " \
-                   f"within tolerance, {passed} check(s) passed){extra}"
+                extra += (
+                    f"; {len(skipped)} check(s) skipped, first: {skipped[0].name}{_where(skipped[0])}: "
+                    f"{skipped[0].detail}"
+                )
+            return (
+                f"{pair}: safe to upgrade ({len(self.collections)} collection(s), {n} record(s) identical "
+                f"within tolerance, {passed} check(s) passed){extra}"
+            )
         first = self.failed[0]
         where = f" in {first.collection!r}" if first.collection else ""
         return f"{pair}: NOT safe, {len(self.failed)} check(s) failed; first: {first.name}{where}: {first.detail}"
 
     def to_json(self) -> dict[str, Any]:
-        from .. import __version__
+        from pytest_chroma_compat import __version__
 
         return {
             "schema": SCHEMA,
@@ -186,8 +198,12 @@ class Validation:
             "summary": self.summary,
             "error": self.error,
             "source": self.source,
-            "releases": {"source": self.source_release, "source_evidence": self.source_release_evidence,
-                         "target": self.target_release, "direction": self.direction},
+            "releases": {
+                "source": self.source_release,
+                "source_evidence": self.source_release_evidence,
+                "target": self.target_release,
+                "direction": self.direction,
+            },
             "path": self.path,
             "allow_pre_existing": self.allow_pre_existing,
             "rollback": self.rollback,

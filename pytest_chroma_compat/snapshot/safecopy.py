@@ -37,11 +37,11 @@ import re
 import shutil
 import stat
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-from ..errors import CompatError
-from .redact import redact
+from pytest_chroma_compat.common.errors import CompatError
+from pytest_chroma_compat.common.redact import redact
 
 KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
 #: default byte limit for an archive: this many times its size on disk ...
@@ -118,9 +118,11 @@ def byte_limit(workdir: Path, *, explicit: int | None, archive_size: int | None 
         return explicit, "--max-extract-bytes"
     free = free_space(workdir)
     room = max(0, (free - MARGIN) // COPIES)
-    why_room = (f"only {human(free)} free in {workdir}, under the {human(MARGIN)} kept free" if room == 0 else
-                f"{human(free)} free in {workdir}, less a {human(MARGIN)} margin, shared by up to {COPIES} "
-                "private copies")
+    why_room = (
+        f"only {human(free)} free in {workdir}, under the {human(MARGIN)} kept free"
+        if room == 0
+        else f"{human(free)} free in {workdir}, less a {human(MARGIN)} margin, shared by up to {COPIES} private copies"
+    )
     if archive_size is None:
         return room, why_room
     ratio = max(archive_size * RATIO, FLOOR)
@@ -143,8 +145,16 @@ class Budget:
     and each refusal is one line ending with the flag that raises the limit.
     """
 
-    def __init__(self, subject: str, *, max_bytes: int, why_bytes: str, max_members: int | None,
-                 verb: str = "expands to", noun: str = "members") -> None:
+    def __init__(
+        self,
+        subject: str,
+        *,
+        max_bytes: int,
+        why_bytes: str,
+        max_members: int | None,
+        verb: str = "expands to",
+        noun: str = "members",
+    ) -> None:
         self.subject, self.max_bytes, self.why_bytes = subject, max_bytes, why_bytes
         self.max_members = MAX_MEMBERS if max_members is None else max_members
         self.verb, self.noun = verb, noun
@@ -154,16 +164,19 @@ class Budget:
         self._lock = threading.Lock()
 
     def too_big(self) -> SourceError:
-        return SourceError(f"{self.subject} {self.verb} more than {human(self.max_bytes)} "
-                           f"{limit_reason(self.why_bytes)}")
+        return SourceError(
+            f"{self.subject} {self.verb} more than {human(self.max_bytes)} {limit_reason(self.why_bytes)}"
+        )
 
     def member(self) -> None:
         """One more entry; refuse past the limit (checked before the entry is read any further)."""
         with self._lock:
             self.members += 1
             if self.members > self.max_members:
-                raise SourceError(f"{self.subject} holds more than {self.max_members} {self.noun}; refusing it "
-                                  "(--max-members sets the limit)")
+                raise SourceError(
+                    f"{self.subject} holds more than {self.max_members} {self.noun}; refusing it "
+                    "(--max-members sets the limit)"
+                )
 
     def declare(self, size: int) -> None:
         """A declared size: never trusted to *accept*, only to refuse before any byte is written."""
@@ -226,8 +239,9 @@ class Layout:
         for i in range(1, len(parts)):
             parent = "/".join(parts[:i])
             if self.kinds.get(parent) == "file":
-                raise SourceError(f"unsafe {self.what} {name!r} in {self.label}: its parent {parent!r} is a file "
-                                  "in the same source")
+                raise SourceError(
+                    f"unsafe {self.what} {name!r} in {self.label}: its parent {parent!r} is a file in the same source"
+                )
             self.kinds[parent] = "dir"
 
     def add_dir(self, rel: str, name: str) -> None:
@@ -243,8 +257,9 @@ class Layout:
             raise SourceError(f"unsafe {self.what} {name!r} in {self.label}: a file with no name")
         self._parents(rel, name)
         if rel in self.kinds:
-            clash = ("the same file appears twice" if self.kinds[rel] == "file"
-                     else "a directory of the same name exists")
+            clash = (
+                "the same file appears twice" if self.kinds[rel] == "file" else "a directory of the same name exists"
+            )
             raise SourceError(f"unsafe {self.what} {name!r} in {self.label}: {clash}")
         self.kinds[rel] = "file"
 
@@ -279,7 +294,7 @@ class SafeTree:
         self.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "SafeTree":
+    def __enter__(self) -> SafeTree:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -313,8 +328,10 @@ class SafeTree:
                 try:
                     nfd = os.open(part, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=fd)
                 except OSError as exc:
-                    raise SourceError(f"unsafe member {name!r} in {self.label}: {part!r} on its path is not a "
-                                      f"directory of the copy ({exc.strerror})") from None
+                    raise SourceError(
+                        f"unsafe member {name!r} in {self.label}: {part!r} on its path is not a "
+                        f"directory of the copy ({exc.strerror})"
+                    ) from None
                 os.close(fd)
                 fd = nfd
         except BaseException:
@@ -336,8 +353,9 @@ class SafeTree:
         try:
             self._check_inside("/".join(parts[:-1]), name)
             try:
-                return os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o600,
-                               dir_fd=parent)
+                return os.open(
+                    parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o600, dir_fd=parent
+                )
             except FileExistsError:
                 raise SourceError(f"unsafe member {name!r} in {self.label}: the same file appears twice") from None
             except OSError as exc:
@@ -358,8 +376,17 @@ class SafeTree:
             raise SourceError(f"unsafe member {name!r} in {self.label}: its link target is not a regular file")
         return fd
 
-    def write(self, rel: str, name: str, chunks: Iterable[bytes], budget: Budget, *, mode: int = 0o644,
-              mtime: float | None = None, mtime_ns: tuple[int, int] | None = None) -> None:
+    def write(
+        self,
+        rel: str,
+        name: str,
+        chunks: Iterable[bytes],
+        budget: Budget,
+        *,
+        mode: int = 0o644,
+        mtime: float | None = None,
+        mtime_ns: tuple[int, int] | None = None,
+    ) -> None:
         """Create ``rel`` from ``chunks``, counting every byte before it is written."""
         fd = self.create(rel, name)
         try:
@@ -408,9 +435,15 @@ def fd_chunks(fd: int, size: int = CHUNK) -> Iterable[bytes]:
 
 def file_kind(mode: int) -> str:
     """What a non-regular, non-directory entry is, in words."""
-    for test, word in ((stat.S_ISLNK, "symbolic link"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"),
-                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
-                       (stat.S_ISDIR, "directory"), (stat.S_ISREG, "regular file")):
+    for test, word in (
+        (stat.S_ISLNK, "symbolic link"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISREG, "regular file"),
+    ):
         if test(mode):
             return word
     return "special file"

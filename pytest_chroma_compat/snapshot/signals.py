@@ -26,8 +26,9 @@ def read(root: Path, conn: sqlite3.Connection) -> dict[str, list[str]]:
     """Every writer signal of the store at ``root`` (``conn``: its database, opened read-only)."""
     tables = sorted(r[0] for r in conn.execute("select name from sqlite_master where type='table'"))
     out: dict[str, list[str]] = {
-        "migrations": [f"{d}/{f}" for d, f in
-                       conn.execute("select dir, filename from migrations order by dir, version")],
+        "migrations": [
+            f"{d}/{f}" for d, f in conn.execute("select dir, filename from migrations order by dir, version")
+        ],
         "migration_hashes": _migration_hashes(conn),
         "user_version": [str(conn.execute("pragma user_version").fetchone()[0])],
         "schema": sorted(f"{t}.{c}" for t in tables if not _INTERNAL.match(t) for c in _columns(conn, t)),
@@ -40,7 +41,7 @@ def read(root: Path, conn: sqlite3.Connection) -> dict[str, list[str]]:
 
 
 def _migration_hashes(conn: sqlite3.Connection) -> list[str]:
-    """"dir/file=md5" per applied migration; a SHA-256 store (``migrations_hash_algorithm``) as MD5 too.
+    """ "dir/file=md5" per applied migration; a SHA-256 store (``migrations_hash_algorithm``) as MD5 too.
 
     Why: writers.json holds the MD5 each release records by default; a store
     created with sha256 records SHA-256 of the same SQL, and keeps that SQL, so
@@ -51,8 +52,12 @@ def _migration_hashes(conn: sqlite3.Connection) -> list[str]:
     sql = "sql" if "sql" in cols else "null"
     out = []
     for d, f, h, text in conn.execute(f"select dir, filename, hash, {sql} from migrations order by dir, version"):
-        if isinstance(h, str) and len(h) == 64 and isinstance(text, str) and \
-                hashlib.sha256(text.encode("utf-8")).hexdigest() == h.lower():
+        if (
+            isinstance(h, str)
+            and len(h) == 64
+            and isinstance(text, str)
+            and hashlib.sha256(text.encode("utf-8")).hexdigest() == h.lower()
+        ):
             h = hashlib.md5(text.encode("utf-8")).hexdigest()
         out.append(f"{d}/{f}={h}")
     return out

@@ -47,10 +47,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Literal
 
-from . import archives
-from .redact import redact, split_credentials
-from .safecopy import (CHUNK, MARGIN, MAX_MEMBERS, Budget, Layout, MiB, SafeTree, SourceError, byte_limit,
-                       file_kind, free_space, human, limit_reason, one_line, safe_relpath, write_all)
+from pytest_chroma_compat.common.redact import redact, split_credentials
+from pytest_chroma_compat.snapshot import archives
+from pytest_chroma_compat.snapshot.safecopy import (
+    CHUNK,
+    MARGIN,
+    MAX_MEMBERS,
+    Budget,
+    Layout,
+    MiB,
+    SafeTree,
+    SourceError,
+    byte_limit,
+    file_kind,
+    free_space,
+    human,
+    limit_reason,
+    one_line,
+    safe_relpath,
+    write_all,
+)
 
 Kind = Literal["dir", "tar", "zip", "s3"]
 Progress = Callable[[int, int], None]
@@ -197,8 +213,10 @@ def tree_hash(path: str | Path, *, mtimes: bool = True) -> str:
             else:
                 record = f"O\0{rel}\0{stat.S_IFMT(st.st_mode)}"
         except FileNotFoundError:  # a writer's journal, there when listed and gone when read
-            raise SourceError(f"{root} changed while it was being read ({rel} vanished): something is writing "
-                              "to it; validate a quiescent snapshot") from None
+            raise SourceError(
+                f"{root} changed while it was being read ({rel} vanished): something is writing "
+                "to it; validate a quiescent snapshot"
+            ) from None
         except OSError as exc:
             raise SourceError(f"cannot read {rel} in {root}: {exc.strerror or exc}") from None
         digest.update(record.encode("utf-8", "surrogateescape") + b"\n")
@@ -208,11 +226,20 @@ def tree_hash(path: str | Path, *, mtimes: bool = True) -> str:
 # ---------------------------------------------------------------- entry point
 
 
-def materialize(source: str, workdir: Path, *, endpoint_url: str | None = None,
-                profile: str | None = None, region: str | None = None,
-                progress: Progress | None = None, attempts: int = S3_ATTEMPTS,
-                s3_timeout: float | None = None, max_extract_bytes: int | None = None,
-                max_members: int | None = None, notify: Notify | None = None) -> Materialized:
+def materialize(
+    source: str,
+    workdir: Path,
+    *,
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+    region: str | None = None,
+    progress: Progress | None = None,
+    attempts: int = S3_ATTEMPTS,
+    s3_timeout: float | None = None,
+    max_extract_bytes: int | None = None,
+    max_members: int | None = None,
+    notify: Notify | None = None,
+) -> Materialized:
     """Make a private copy of ``source`` in a fresh directory under ``workdir``.
 
     Each call gets its own ``mkdtemp`` directory, so two validations (or a
@@ -228,17 +255,30 @@ def materialize(source: str, workdir: Path, *, endpoint_url: str | None = None,
     workdir = Path(workdir)
     if source.startswith("s3://"):
         work = _fresh(workdir, "s3-")
-        return _cleanup_on_error(work, lambda: _materialize_s3(
-            source, work, endpoint_url=endpoint_url, profile=profile, region=region, progress=progress,
-            attempts=attempts, timeout=s3_timeout, max_bytes=max_extract_bytes, max_members=max_members,
-            notify=notify))
+        return _cleanup_on_error(
+            work,
+            lambda: _materialize_s3(
+                source,
+                work,
+                endpoint_url=endpoint_url,
+                profile=profile,
+                region=region,
+                progress=progress,
+                attempts=attempts,
+                timeout=s3_timeout,
+                max_bytes=max_extract_bytes,
+                max_members=max_members,
+                notify=notify,
+            ),
+        )
     src = Path(source).expanduser()
     st = _stat_source(src)
     if stat.S_ISDIR(st.st_mode):
         _refuse_workdir_inside(src, workdir)
         work = _fresh(workdir, "dir-")
-        return _cleanup_on_error(work, lambda: _materialize_dir(src, work, max_bytes=max_extract_bytes,
-                                                                max_members=max_members))
+        return _cleanup_on_error(
+            work, lambda: _materialize_dir(src, work, max_bytes=max_extract_bytes, max_members=max_members)
+        )
     if not stat.S_ISREG(st.st_mode):
         raise _not_regular(src, st.st_mode)
     with _open_regular(src) as fh:
@@ -250,18 +290,27 @@ def materialize(source: str, workdir: Path, *, endpoint_url: str | None = None,
     def run() -> Materialized:
         _refuse_oversized_archive(src, st.st_size, work, max_extract_bytes)  # before hashing it: a sparse 10 TB file
         before = _file_sha256(src)
-        path = _extract_file(src, kind, work / "extracted", label=str(src), max_bytes=max_extract_bytes,
-                             max_members=max_members)
+        path = _extract_file(
+            src, kind, work / "extracted", label=str(src), max_bytes=max_extract_bytes, max_members=max_members
+        )
         after = _file_sha256(src)
         return Materialized(path=path, kind=kind, source_hash_before=before, source_hash_after=after)
 
     return _cleanup_on_error(work, run)
 
 
-def fingerprint(source: str, *, endpoint_url: str | None = None, profile: str | None = None,
-                region: str | None = None, s3_timeout: float | None = None, max_members: int | None = None,
-                notify: Notify | None = None, max_extract_bytes: int | None = None,
-                attempts: int = S3_ATTEMPTS) -> str:
+def fingerprint(
+    source: str,
+    *,
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+    region: str | None = None,
+    s3_timeout: float | None = None,
+    max_members: int | None = None,
+    notify: Notify | None = None,
+    max_extract_bytes: int | None = None,
+    attempts: int = S3_ATTEMPTS,
+) -> str:
     """The source's hash, computed exactly as :func:`materialize` computes ``source_hash_before``.
 
     Why separately: a validation re-hashes the source when it *ends* (after both
@@ -274,8 +323,9 @@ def fingerprint(source: str, *, endpoint_url: str | None = None, profile: str | 
         bucket, key, is_prefix = _parse_s3(source)
         where = f"s3://{bucket}/{key}"
         s3 = _s3_client(endpoint_url, profile, region, attempts, s3_timeout, notify)
-        return _listing_hash(_list(s3, bucket, key, where, max_objects=max_members) if is_prefix
-                             else [_head(s3, bucket, key, where)])
+        return _listing_hash(
+            _list(s3, bucket, key, where, max_objects=max_members) if is_prefix else [_head(s3, bucket, key, where)]
+        )
     src = Path(source).expanduser()
     st = _stat_source(src)
     if stat.S_ISDIR(st.st_mode):
@@ -313,12 +363,20 @@ def _refuse_oversized_archive(archive: Path | str, size: int, work: Path, max_by
     than their compressed bytes, give or take headers): refuse it before spending hours hashing it."""
     limit, why = byte_limit(work, explicit=max_bytes, archive_size=size)
     if size > limit + limit // 100 + MiB:
-        raise SourceError(f"archive {archive} is {human(size)}, more than its copy may take, {human(limit)} "
-                          f"{limit_reason(why)}")
+        raise SourceError(
+            f"archive {archive} is {human(size)}, more than its copy may take, {human(limit)} {limit_reason(why)}"
+        )
 
 
-def _extract_file(archive: Path, kind: archives.ArchiveKind, target: Path, *, label: str,
-                  max_bytes: int | None, max_members: int | None) -> Path:
+def _extract_file(
+    archive: Path,
+    kind: archives.ArchiveKind,
+    target: Path,
+    *,
+    label: str,
+    max_bytes: int | None,
+    max_members: int | None,
+) -> Path:
     with _open_regular(archive) as fh:
         size = os.fstat(fh.fileno()).st_size
         limit, why = byte_limit(target.parent, explicit=max_bytes, archive_size=size)
@@ -361,13 +419,16 @@ def _scan_dir(src: Path, budget: Budget) -> list[tuple[str, str | None, os.stat_
             elif stat.S_ISLNK(st.st_mode):
                 entries.append(_scan_link(src, root, prefix, rel, entry.path, budget))
             else:
-                raise SourceError(f"{file_kind(st.st_mode)} {rel!r} in {src}: a Chroma store holds only files and "
-                                  "directories; refusing it")
+                raise SourceError(
+                    f"{file_kind(st.st_mode)} {rel!r} in {src}: a Chroma store holds only files and "
+                    "directories; refusing it"
+                )
     return entries
 
 
-def _scan_link(src: Path, root: str, prefix: str, rel: str, path: str,
-               budget: Budget) -> tuple[str, str, os.stat_result]:
+def _scan_link(
+    src: Path, root: str, prefix: str, rel: str, path: str, budget: Budget
+) -> tuple[str, str, os.stat_result]:
     target = os.readlink(path)
     shown = f"symlink {rel!r} -> {target!r} in {src}"
     resolved = os.path.realpath(path)
@@ -393,8 +454,9 @@ def _copy_source_file(tree: SafeTree, rel: str, path: str, st: os.stat_result, b
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):  # swapped since the scan
-            raise SourceError(f"{file_kind(mode)} {rel!r} in {src}: a Chroma store holds only files and "
-                              "directories; refusing it")
+            raise SourceError(
+                f"{file_kind(mode)} {rel!r} in {src}: a Chroma store holds only files and directories; refusing it"
+            )
 
         def chunks():
             while True:
@@ -413,8 +475,9 @@ def _copy_source_file(tree: SafeTree, rel: str, path: str, st: os.stat_result, b
 
 def _materialize_dir(src: Path, work: Path, *, max_bytes: int | None, max_members: int | None) -> Materialized:
     limit, why = byte_limit(work, explicit=max_bytes)
-    budget = Budget(f"directory {src}", max_bytes=limit, why_bytes=why, max_members=max_members,
-                    verb="holds", noun="entries")
+    budget = Budget(
+        f"directory {src}", max_bytes=limit, why_bytes=why, max_members=max_members, verb="holds", noun="entries"
+    )
     entries = _scan_dir(src, budget)
     before = tree_hash(src)
     dest = work / "store"
@@ -453,7 +516,7 @@ class _S3:
 
 def _parse_s3(url: str) -> tuple[str, str, bool]:
     """``(bucket, key_or_prefix, is_prefix)``; a key without an archive suffix is a prefix."""
-    rest = url[len("s3://"):]
+    rest = url[len("s3://") :]
     bucket, _, key = rest.partition("/")
     if not bucket:
         raise SourceError(f"no bucket in {url!r} (expected s3://bucket/prefix/ or s3://bucket/key.tar.gz)")
@@ -465,8 +528,14 @@ def _parse_s3(url: str) -> tuple[str, str, bool]:
     return bucket, key, True
 
 
-def _s3_client(endpoint_url: str | None, profile: str | None, region: str | None, attempts: int,
-               timeout: float | None = None, notify: Notify | None = None) -> _S3:
+def _s3_client(
+    endpoint_url: str | None,
+    profile: str | None,
+    region: str | None,
+    attempts: int,
+    timeout: float | None = None,
+    notify: Notify | None = None,
+) -> _S3:
     """A client with bounded timeouts and attempts; credentials in ``endpoint_url`` become the key pair."""
     try:
         import boto3
@@ -478,8 +547,10 @@ def _s3_client(endpoint_url: str | None, profile: str | None, region: str | None
     if endpoint_url:
         endpoint_url, user, password = split_credentials(endpoint_url)
         if user is not None and password is None:
-            raise SourceError(f"--endpoint-url {endpoint_url} has a user but no secret in it: write both "
-                              "(http://KEY:SECRET@host) or leave credentials to the environment or --profile")
+            raise SourceError(
+                f"--endpoint-url {endpoint_url} has a user but no secret in it: write both "
+                "(http://KEY:SECRET@host) or leave credentials to the environment or --profile"
+            )
         if user is not None:
             keys = {"aws_access_key_id": user, "aws_secret_access_key": password or ""}
     attempts = max(1, attempts)
@@ -487,8 +558,12 @@ def _s3_client(endpoint_url: str | None, profile: str | None, region: str | None
     read = S3_READ_TIMEOUT if timeout is None else timeout
     try:
         session = boto3.session.Session(profile_name=profile, region_name=region, **keys)
-        config = Config(retries={"total_max_attempts": attempts, "mode": "standard"}, connect_timeout=connect,
-                        read_timeout=read, max_pool_connections=S3_WORKERS * 2)
+        config = Config(
+            retries={"total_max_attempts": attempts, "mode": "standard"},
+            connect_timeout=connect,
+            read_timeout=read,
+            max_pool_connections=S3_WORKERS * 2,
+        )
         client = session.client("s3", endpoint_url=endpoint_url, config=config)
     except BotoCoreError as exc:  # ProfileNotFound, invalid endpoint, no region...
         raise SourceError(f"cannot set up S3 access: {one_line(exc)}") from None
@@ -503,8 +578,13 @@ def _s3_client(endpoint_url: str | None, profile: str | None, region: str | None
 def _report_retries(s3: _S3, notify: Notify) -> None:
     """Tell ``notify`` about every failed attempt that will be retried; never changes what botocore does."""
 
-    def observe(attempts: int = 0, caught_exception: BaseException | None = None, response: Any = None,
-                operation: Any = None, **_: Any) -> None:
+    def observe(
+        attempts: int = 0,
+        caught_exception: BaseException | None = None,
+        response: Any = None,
+        operation: Any = None,
+        **_: Any,
+    ) -> None:
         if attempts >= s3.attempts:
             return None
         if caught_exception is not None:
@@ -533,9 +613,15 @@ def _why(exc: BaseException, s3: _S3) -> str:
 
 def _s3_error(exc: BaseException, where: str, s3: _S3 | None = None) -> SourceError:
     """Map botocore's errors to the few things a user can act on, in one line."""
-    from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError,
-                                     EndpointConnectionError, NoCredentialsError,
-                                     PartialCredentialsError, ReadTimeoutError)
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ReadTimeoutError,
+    )
 
     if isinstance(exc, SourceError):
         return exc
@@ -552,8 +638,13 @@ def _s3_error(exc: BaseException, where: str, s3: _S3 | None = None) -> SourceEr
             return SourceError(f"no objects at {where}: no such key")
         if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
             return SourceError(f"access denied to {where}: {msg}")
-        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
-                    "InvalidToken", "TokenRefreshRequired"):
+        if code in (
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "ExpiredToken",
+            "InvalidToken",
+            "TokenRefreshRequired",
+        ):
             return SourceError(f"access denied to {where}: credentials rejected ({code})")
         if code in ("PreconditionFailed", "412"):
             return SourceError(f"{where} changed while it was being downloaded; retry when nothing writes to it")
@@ -564,11 +655,15 @@ def _s3_error(exc: BaseException, where: str, s3: _S3 | None = None) -> SourceEr
         return SourceError(f"no usable AWS credentials for {where}: {one_line(exc)}")
     if isinstance(exc, ReadTimeoutError):
         wait_s = f"{s3.timeout:g} s" if s3 else "the read timeout"
-        return SourceError(f"S3 endpoint {endpoint} did not answer within {wait_s} ({tries}) for {where}; "
-                           "--s3-timeout sets how long to wait")
+        return SourceError(
+            f"S3 endpoint {endpoint} did not answer within {wait_s} ({tries}) for {where}; "
+            "--s3-timeout sets how long to wait"
+        )
     if isinstance(exc, ConnectTimeoutError):
-        return SourceError(f"cannot reach the S3 endpoint {endpoint} for {where}: connection timed out ({tries}); "
-                           "--s3-timeout sets how long to wait")
+        return SourceError(
+            f"cannot reach the S3 endpoint {endpoint} for {where}: connection timed out ({tries}); "
+            "--s3-timeout sets how long to wait"
+        )
     if isinstance(exc, EndpointConnectionError):
         return SourceError(f"cannot reach the S3 endpoint for {where}: {one_line(exc)}")
     if isinstance(exc, BotoCoreError):
@@ -582,24 +677,27 @@ def _listing_hash(objects: list[dict]) -> str:
     digest = hashlib.sha256()
     for o in sorted(objects, key=lambda o: o["Key"]):
         lm = o.get("LastModified")
-        digest.update(f"{o['Key']}\0{o['Size']}\0{o.get('ETag', '')}\0"
-                      f"{lm.isoformat() if lm else ''}\n".encode())
+        digest.update(f"{o['Key']}\0{o['Size']}\0{o.get('ETag', '')}\0{lm.isoformat() if lm else ''}\n".encode())
     return digest.hexdigest()
 
 
-def _list(s3: _S3, bucket: str, prefix: str, where: str, *, budget: Budget | None = None,
-          max_objects: int | None = None) -> list[dict]:
+def _list(
+    s3: _S3, bucket: str, prefix: str, where: str, *, budget: Budget | None = None, max_objects: int | None = None
+) -> list[dict]:
     """Every object under ``prefix``; stops as soon as a limit is crossed (an endless listing ends here)."""
     limit = MAX_MEMBERS if max_objects is None else max_objects
     try:
         found: list[dict] = []
-        for pages, page in enumerate(s3.client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
-                                                                                          Prefix=prefix), 1):
+        for pages, page in enumerate(
+            s3.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix), 1
+        ):
             # a page is up to 1000 keys; an endpoint that keeps sending near-empty pages with new
             # continuation tokens would otherwise list forever without crossing the object limit
             if pages > limit // 100 + 100:
-                raise SourceError(f"{where}: the listing did not end after {pages - 1} pages holding "
-                                  f"{len(found)} object(s); refusing it")
+                raise SourceError(
+                    f"{where}: the listing did not end after {pages - 1} pages holding "
+                    f"{len(found)} object(s); refusing it"
+                )
             for o in page.get("Contents", []):
                 if o["Key"].endswith("/") and o["Size"] == 0:
                     continue  # "folder" markers made by consoles: not data
@@ -607,8 +705,9 @@ def _list(s3: _S3, bucket: str, prefix: str, where: str, *, budget: Budget | Non
                     budget.member()
                     budget.declare(o["Size"])
                 elif len(found) >= limit:
-                    raise SourceError(f"{where} holds more than {limit} objects; refusing it "
-                                      "(--max-members sets the limit)")
+                    raise SourceError(
+                        f"{where} holds more than {limit} objects; refusing it (--max-members sets the limit)"
+                    )
                 found.append(o)
         return found
     except Exception as exc:  # noqa: BLE001 - mapped to one line
@@ -620,8 +719,7 @@ def _head(s3: _S3, bucket: str, key: str, where: str) -> dict:
         h = s3.client.head_object(Bucket=bucket, Key=key)
     except Exception as exc:  # noqa: BLE001
         raise _s3_error(exc, where, s3) from None
-    return {"Key": key, "Size": h["ContentLength"], "ETag": h.get("ETag", ""),
-            "LastModified": h.get("LastModified")}
+    return {"Key": key, "Size": h["ContentLength"], "ETag": h.get("ETag", ""), "LastModified": h.get("LastModified")}
 
 
 class _Counter:
@@ -643,8 +741,18 @@ class _Stopped(Exception):
     """Another download failed: this one stops at its next chunk instead of finishing for nothing."""
 
 
-def _download(s3: _S3, bucket: str, obj: dict, tree: SafeTree, rel: str, counter: _Counter, budget: Budget,
-              attempts: int, notify: Notify | None, stop: threading.Event) -> None:
+def _download(
+    s3: _S3,
+    bucket: str,
+    obj: dict,
+    tree: SafeTree,
+    rel: str,
+    counter: _Counter,
+    budget: Budget,
+    attempts: int,
+    notify: Notify | None,
+    stop: threading.Event,
+) -> None:
     """Fetch one object into a new file of ``tree`` and verify it; re-fetch on a size or MD5 mismatch.
 
     ``IfMatch`` pins the ETag seen in the listing, so an object rewritten
@@ -678,8 +786,9 @@ def _download(s3: _S3, bucket: str, obj: dict, tree: SafeTree, rel: str, counter
                     if stop.is_set():
                         raise _Stopped()
                     if got + len(chunk) > size:
-                        raise SourceError(f"{where}: the endpoint sent more than the {size} bytes it listed; "
-                                          "refusing it")
+                        raise SourceError(
+                            f"{where}: the endpoint sent more than the {size} bytes it listed; refusing it"
+                        )
                     budget.take(len(chunk))
                     try:
                         write_all(fd, chunk)
@@ -697,8 +806,13 @@ def _download(s3: _S3, bucket: str, obj: dict, tree: SafeTree, rel: str, counter
                 body.close()
             if got != size:
                 problem = f"size mismatch (got {got} bytes, listed {size})"
-            elif (etag and "-" not in etag and resp.get("ServerSideEncryption") != "aws:kms"
-                  and "SSECustomerAlgorithm" not in resp and md5.hexdigest() != etag):
+            elif (
+                etag
+                and "-" not in etag
+                and resp.get("ServerSideEncryption") != "aws:kms"
+                and "SSECustomerAlgorithm" not in resp
+                and md5.hexdigest() != etag
+            ):
                 problem = f"checksum mismatch (md5 {md5.hexdigest()}, ETag {etag})"
             else:
                 lm = obj.get("LastModified")
@@ -713,32 +827,46 @@ def _download(s3: _S3, bucket: str, obj: dict, tree: SafeTree, rel: str, counter
     raise SourceError(f"{where}: {problem} after {max(1, attempts)} attempts")
 
 
-def _materialize_s3(url: str, work: Path, *, endpoint_url: str | None, profile: str | None,
-                    region: str | None, progress: Progress | None, attempts: int, timeout: float | None,
-                    max_bytes: int | None, max_members: int | None, notify: Notify | None) -> Materialized:
+def _materialize_s3(
+    url: str,
+    work: Path,
+    *,
+    endpoint_url: str | None,
+    profile: str | None,
+    region: str | None,
+    progress: Progress | None,
+    attempts: int,
+    timeout: float | None,
+    max_bytes: int | None,
+    max_members: int | None,
+    notify: Notify | None,
+) -> Materialized:
     bucket, key, is_prefix = _parse_s3(url)
     where = f"s3://{bucket}/{key}"
     s3 = _s3_client(endpoint_url, profile, region, attempts, timeout, notify)
     if is_prefix:
         limit, why = byte_limit(work, explicit=max_bytes)
-        budget = Budget(where, max_bytes=limit, why_bytes=why, max_members=max_members, verb="holds",
-                        noun="objects")
+        budget = Budget(where, max_bytes=limit, why_bytes=why, max_members=max_members, verb="holds", noun="objects")
         listed = _list(s3, bucket, key, where, budget=budget)
         if not listed:
             raise SourceError(f"no objects at {where}")
     else:
         listed = [_head(s3, bucket, key, where)]
         free = free_space(work)
-        budget = Budget(where, max_bytes=max(0, free - MARGIN), max_members=1, verb="is",
-                        why_bytes=f"{human(free)} free in {work}, less a {human(MARGIN)} margin")
+        budget = Budget(
+            where,
+            max_bytes=max(0, free - MARGIN),
+            max_members=1,
+            verb="is",
+            why_bytes=f"{human(free)} free in {work}, less a {human(MARGIN)} margin",
+        )
         budget.declare(listed[0]["Size"])
     before = _listing_hash(listed)
     dest_root = work / ("store" if is_prefix else "archive")
     layout = Layout(where, what="key")
     jobs: list[tuple[dict, str]] = []
     for o in listed:
-        rel = safe_relpath(o["Key"][len(key):], label=where, what="key") if is_prefix \
-            else posixpath.basename(key)
+        rel = safe_relpath(o["Key"][len(key) :], label=where, what="key") if is_prefix else posixpath.basename(key)
         if not rel:
             continue
         layout.add_file(rel, o["Key"])  # two keys, one file (a/../b and b), or a file above a folder: refused
@@ -750,8 +878,9 @@ def _materialize_s3(url: str, work: Path, *, endpoint_url: str | None, profile: 
         raise SourceError(f"cannot write the copy of {where} in {work}: {one_line(exc)}") from None
     stop = threading.Event()
     with tree, ThreadPoolExecutor(max_workers=S3_WORKERS, thread_name_prefix="s3-get") as pool:
-        futures = [pool.submit(_download, s3, bucket, o, tree, rel, counter, budget, attempts, notify, stop)
-                   for o, rel in jobs]
+        futures = [
+            pool.submit(_download, s3, bucket, o, tree, rel, counter, budget, attempts, notify, stop) for o, rel in jobs
+        ]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         stop.set()
         for f in pending:
@@ -760,22 +889,22 @@ def _materialize_s3(url: str, work: Path, *, endpoint_url: str | None, profile: 
             exc = f.exception() if f.done() and not f.cancelled() else None
             if exc is not None and not isinstance(exc, _Stopped):
                 raise _s3_error(exc, where, s3) from None
-    after_listing = (_list(s3, bucket, key, where, max_objects=max_members) if is_prefix
-                     else [_head(s3, bucket, key, where)])
+    after_listing = (
+        _list(s3, bucket, key, where, max_objects=max_members) if is_prefix else [_head(s3, bucket, key, where)]
+    )
     after = _listing_hash(after_listing)
     objects = tuple(S3Object(o["Key"], o["Size"], o.get("ETag", "").strip('"')) for o, _ in jobs)
     if is_prefix:
-        return Materialized(path=dest_root, kind="s3", source_hash_before=before,
-                            source_hash_after=after, objects=objects)
+        return Materialized(
+            path=dest_root, kind="s3", source_hash_before=before, source_hash_after=after, objects=objects
+        )
     archive = dest_root / jobs[0][1]
     with _open_regular(archive) as fh:
         kind = archives.archive_kind(archive.name, fh)
     if kind is None:
         raise SourceError(f"{where} is not a supported archive (.tar, .tar.gz, .tgz, .zip)")
-    path = _extract_file(archive, kind, work / "extracted", label=where, max_bytes=max_bytes,
-                         max_members=max_members)
-    return Materialized(path=path, kind="s3", source_hash_before=before,
-                        source_hash_after=after, objects=objects)
+    path = _extract_file(archive, kind, work / "extracted", label=where, max_bytes=max_bytes, max_members=max_members)
+    return Materialized(path=path, kind="s3", source_hash_before=before, source_hash_after=after, objects=objects)
 
 
 _one_line = one_line

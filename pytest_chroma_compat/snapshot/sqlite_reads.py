@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from ..errors import CompatError
+from pytest_chroma_compat.common.errors import CompatError
 
 SQLITE_FILE = "chroma.sqlite3"
 
@@ -30,7 +30,7 @@ def guard(conn: sqlite3.Connection, seconds: float = READ_SECONDS) -> sqlite3.Co
     timeout nor SIGTERM could stop one before; the handler is called every few thousand
     steps, and whatever it raises is swallowed by sqlite3, hence the polling.
     """
-    from .. import interrupts
+    from pytest_chroma_compat.common import interrupts
 
     deadline = time.monotonic() + seconds
 
@@ -47,11 +47,14 @@ def guard(conn: sqlite3.Connection, seconds: float = READ_SECONDS) -> sqlite3.Co
 
 def check_stopped(exc: sqlite3.DatabaseError) -> StoreUnreadable:
     """The error to raise for an aborted query: an interruption goes on as one, a deadline is named."""
-    from .. import interrupts
+    from pytest_chroma_compat.common import interrupts
 
     interrupts.raise_if_stopping()
     if "interrupted" in str(exc).lower():
-        return StoreUnreadable(f"reading {SQLITE_FILE} took longer than {READ_SECONDS:.0f} s: a crafted or "
-                               "damaged database (e.g. a recursive view); refusing it")
-    return StoreUnreadable(f"{SQLITE_FILE} cannot be read as a Chroma database ({exc}); "
-                           "the store is damaged or not a Chroma store")
+        return StoreUnreadable(
+            f"reading {SQLITE_FILE} took longer than {READ_SECONDS:.0f} s: a crafted or "
+            "damaged database (e.g. a recursive view); refusing it"
+        )
+    return StoreUnreadable(
+        f"{SQLITE_FILE} cannot be read as a Chroma database ({exc}); the store is damaged or not a Chroma store"
+    )

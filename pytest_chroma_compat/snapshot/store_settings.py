@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from ..releases import _load_toml
+from pytest_chroma_compat.engine.releases import _load_toml
 
 TABLE = Path(__file__).with_name("store_settings.toml")
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -53,8 +53,10 @@ def _migration_hash_digest(conn: sqlite3.Connection) -> tuple[str | None, str]:
         mix = ", ".join(f"{n} {k}" for k, n in sorted(seen.items()))
         return None, f"migration hashes of mixed or unknown kinds ({mix}): no one setting opens this store"
     algo = next(iter(seen))
-    return algo, (f"{len(rows)} of {len(rows)} migration hashes are {algo.upper()} digests"
-                  f" ({confirmed} checked against the SQL the store records)")
+    return algo, (
+        f"{len(rows)} of {len(rows)} migration hashes are {algo.upper()} digests"
+        f" ({confirmed} checked against the SQL the store records)"
+    )
 
 
 READERS: dict[str, Callable[[sqlite3.Connection], tuple[str | None, str]]] = {
@@ -70,15 +72,22 @@ def detect(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
     out = {}
     for row in table():
         value, evidence = READERS[row["detect"]](conn)
-        out[row["name"]] = {"value": value, "default": row["default"], "versions": row["versions"],
-                            "evidence": evidence}
+        out[row["name"]] = {
+            "value": value,
+            "default": row["default"],
+            "versions": row["versions"],
+            "evidence": evidence,
+        }
     return out
 
 
 def to_open(detected: dict[str, dict[str, Any]] | None) -> dict[str, str]:
     """The settings a worker must open the store with: those whose value is not the default."""
-    return {name: s["value"] for name, s in (detected or {}).items()
-            if isinstance(s, dict) and s.get("value") not in (None, s.get("default"))}
+    return {
+        name: s["value"]
+        for name, s in (detected or {}).items()
+        if isinstance(s, dict) and s.get("value") not in (None, s.get("default"))
+    }
 
 
 def describe(settings: dict[str, str]) -> str:
@@ -109,7 +118,13 @@ def restrict(wr: dict[str, Any], detected: dict[str, dict[str, Any]] | None) -> 
     readers = [v for v in wr.get("readers") or [] if v in able]
     dropped = [v for v in wr["versions"] if v not in able]
     span = dropped[0] if len(dropped) == 1 else f"{dropped[0]}-{dropped[-1]}"
-    return {**wr, "first": able[0], "last": able[-1], "versions": able, "readers": readers,
-            "source_release": readers[0] if readers else wr.get("source_release"), "settings": wanted,
-            "evidence": f"{wr.get('evidence', '')}; created with {describe(wanted)}, which chromadb {span} "
-                        "cannot take"}
+    return {
+        **wr,
+        "first": able[0],
+        "last": able[-1],
+        "versions": able,
+        "readers": readers,
+        "source_release": readers[0] if readers else wr.get("source_release"),
+        "settings": wanted,
+        "evidence": f"{wr.get('evidence', '')}; created with {describe(wanted)}, which chromadb {span} cannot take",
+    }

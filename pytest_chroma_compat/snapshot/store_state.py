@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import CompatError
-from .sqlite_reads import check_stopped, guard
+from pytest_chroma_compat.common.errors import CompatError
+from pytest_chroma_compat.snapshot.sqlite_reads import check_stopped, guard
 
 SQLITE_FILE = "chroma.sqlite3"
 #: SQLite's lock bytes (os_unix.c): PENDING, RESERVED, then the 510-byte SHARED range
@@ -40,10 +40,14 @@ JOURNAL_MAGIC = bytes.fromhex("d9d505f920a163d7")
 #: a writer between two statements holds its lock for milliseconds: look a few times
 SAMPLES, INTERVAL = 5, 0.02
 
-ROLLED_BACK = ("the store had a hot journal (a writer stopped mid-transaction); rolled back on the private copy, "
-               "as the release itself would")
-WAL_APPLIED = ("the store had {n} bytes in SQLite's write-ahead log ({name}-wal) not yet checkpointed; applied on "
-               "the private copy, as the release itself would")
+ROLLED_BACK = (
+    "the store had a hot journal (a writer stopped mid-transaction); rolled back on the private copy, "
+    "as the release itself would"
+)
+WAL_APPLIED = (
+    "the store had {n} bytes in SQLite's write-ahead log ({name}-wal) not yet checkpointed; applied on "
+    "the private copy, as the release itself would"
+)
 
 
 class LiveWriter(CompatError):
@@ -87,8 +91,10 @@ class WriteLock:
 
     def message(self) -> str:
         who = f"pid {self.pid}" if self.pid > 0 else "a process (in another PID namespace or host)"
-        return (f"another process is writing to this store ({who} holds a write lock on {self.file}); "
-                "validate a quiescent snapshot or stop the writer")
+        return (
+            f"another process is writing to this store ({who} holds a write lock on {self.file}); "
+            "validate a quiescent snapshot or stop the writer"
+        )
 
 
 def _flock(kind: int, start: int, length: int) -> tuple[bytes, str] | None:
@@ -192,8 +198,10 @@ def recover(copy: Path) -> list[str]:
     journal = db.with_name(f"{SQLITE_FILE}-journal")
     named = super_journal(journal)  # whether or not it looks hot: the releases' SQLite decides that later
     if named is not None:
-        raise StoreRefused(f"{journal.name} names a super-journal ({named!r}), which no Chroma release writes and "
-                           "SQLite would read and delete when rolling back: a crafted store; refusing it")
+        raise StoreRefused(
+            f"{journal.name} names a super-journal ({named!r}), which no Chroma release writes and "
+            "SQLite would read and delete when rolling back: a crafted store; refusing it"
+        )
     if not hot and not wal_bytes:
         return []
     conn = guard(sqlite3.connect(str(db), isolation_level=None))

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from ..errors import CompatError
-from .data_checks import STATUS, Asked, explain
-from .result import Check
+from pytest_chroma_compat.common.errors import CompatError
+from pytest_chroma_compat.snapshot.data_checks import STATUS, Asked, explain
+from pytest_chroma_compat.snapshot.result import Check
 
 MAX_FILTERS = 500
 MAX_FILE_BYTES = 5_000_000
@@ -47,14 +48,19 @@ class UserFilter:
     origin: str
 
     def as_dict(self) -> dict:
-        return {"where": self.where, "where_document": self.where_document, "collection": self.collection,
-                "origin": self.origin}
+        return {
+            "where": self.where,
+            "where_document": self.where_document,
+            "collection": self.collection,
+            "origin": self.origin,
+        }
 
 
 def checked(item: Any, origin: str) -> UserFilter:
     if not isinstance(item, dict):
-        raise CompatError(f"{origin}: a filter must be an object with where / where_document, not "
-                          f"{type(item).__name__}")
+        raise CompatError(
+            f"{origin}: a filter must be an object with where / where_document, not {type(item).__name__}"
+        )
     unknown = sorted(set(item) - set(KEYS))
     if unknown:
         raise CompatError(f"{origin}: unknown field(s) {', '.join(unknown)}; a filter has {', '.join(KEYS)}")
@@ -71,7 +77,7 @@ def checked(item: Any, origin: str) -> UserFilter:
 
 def load(path: str | Path) -> list[UserFilter]:
     """``--filters FILE``: a JSON list of filters; a clear one-line error (exit 2) for anything else."""
-    from ..plain_names import size_at_most
+    from pytest_chroma_compat.common.plain_names import size_at_most
 
     p = Path(path)
     size_at_most(p, MAX_FILE_BYTES, "--filters file")  # a FIFO would hang the read, /dev/zero fill memory
@@ -86,13 +92,14 @@ def load(path: str | Path) -> list[UserFilter]:
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list) or not data:
-        raise CompatError(f"--filters {path}: expected a JSON list of filters ({{\"where\": ...}})")
+        raise CompatError(f'--filters {path}: expected a JSON list of filters ({{"where": ...}})')
     if len(data) > MAX_FILTERS:
         raise CompatError(f"--filters {path}: {len(data)} filters; at most {MAX_FILTERS}")
     return [checked(item, f"{p.name}[{i}]") for i, item in enumerate(data)]
 
 
 # -- extraction from the user's code -----------------------------------------------------------------------
+
 
 class NotLiteral(Exception):
     """Part of the filter is computed at run time."""
@@ -115,8 +122,10 @@ def _value(node: ast.AST, literals: dict, env: dict, depth: int = 0) -> Any:
     if isinstance(node, ast.Dict):
         if any(k is None for k in node.keys):
             raise NotLiteral("**")
-        return {_value(k, literals, env, depth + 1): _value(v, literals, env, depth + 1)
-                for k, v in zip(node.keys, node.values)}
+        return {
+            _value(k, literals, env, depth + 1): _value(v, literals, env, depth + 1)
+            for k, v in zip(node.keys, node.values)
+        }
     if isinstance(node, (ast.List, ast.Tuple)):
         return [_value(e, literals, env, depth + 1) for e in node.elts]
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
@@ -151,14 +160,14 @@ def _literals(tree: ast.AST) -> dict[str, ast.AST]:
 
 def _read(path: Path) -> str:
     """The file's text as the scan reads it (regular files only, bounded)."""
-    from ..scan.engine import read_source
+    from pytest_chroma_compat.usercode.scan.reader import read_source
 
     return read_source(path, MAX_FILE_BYTES)
 
 
 def _modules(root: str | Path) -> Iterator[_Module]:
     """The Python files under ``root`` that the scan would read (``scan.engine.python_files``), parsed."""
-    from ..scan.engine import python_files
+    from pytest_chroma_compat.usercode.scan.reader import python_files
 
     for n, path in enumerate(python_files([str(root)])):
         if n >= MAX_PY_FILES:
@@ -173,7 +182,7 @@ def _modules(root: str | Path) -> Iterator[_Module]:
 def _filter_calls(tree: ast.AST) -> Iterator[tuple[ast.Call, dict[str, ast.AST]]]:
     """Every ``x.get/query/delete/...(where=..., where_document=...)``: the user named these files,
     so any receiver counts."""
-    from ..scan.finder import FILTER_CALLS
+    from pytest_chroma_compat.usercode.scan.finder import FILTER_CALLS
 
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in FILTER_CALLS:
@@ -242,8 +251,13 @@ def extract(root: str | Path) -> tuple[list[UserFilter], int]:
     for m in modules:
         for node in ast.walk(m.tree):
             if isinstance(node, ast.Call):
-                name = node.func.id if isinstance(node.func, ast.Name) else \
-                    node.func.attr if isinstance(node.func, ast.Attribute) else None
+                name = (
+                    node.func.id
+                    if isinstance(node.func, ast.Name)
+                    else node.func.attr
+                    if isinstance(node.func, ast.Attribute)
+                    else None
+                )
                 if name in functions:
                     callers.setdefault(name, []).append((node, m))
     for m in modules:
@@ -289,30 +303,58 @@ def from_option(path: str | Path) -> tuple[list[UserFilter], int]:
 
 # -- per collection ----------------------------------------------------------------------------------------
 
+
 def asked_for(filters: list[UserFilter], collection: str, label: str) -> list[Asked]:
     """The user's filters that apply to one collection (no ``collection``: every one)."""
-    return [Asked(f.where, f.where_document, CHECK, origin=f.origin) for f in filters
-            if f.collection is None or f.collection in (collection, label)]
+    return [
+        Asked(f.where, f.where_document, CHECK, origin=f.origin)
+        for f in filters
+        if f.collection is None or f.collection in (collection, label)
+    ]
 
 
 def result(label: str, judged: list, versions: tuple[str, str], seconds: float = 0.0) -> Check | None:
     """One Check per collection for the user's filters: the worst outcome first, every filter in the evidence."""
     if not judged:
         return None
-    rows = [{**a.clause(), "origin": a.origin, "outcome": what, "source": s, "target": t,
-             "expected from the data": None if a.expected is None else
-             {k: a.expected.get(k) for k in ("count", "sample", "uncertain")}} for a, what, s, t in judged]
+    rows = [
+        {
+            **a.clause(),
+            "origin": a.origin,
+            "outcome": what,
+            "source": s,
+            "target": t,
+            "expected from the data": None
+            if a.expected is None
+            else {k: a.expected.get(k) for k in ("count", "sample", "uncertain")},
+        }
+        for a, what, s, t in judged
+    ]
     statuses = [STATUS[what][1] for _, what, _, _ in judged]
     status = next((st for st in ("fail", "pre-existing", "info") if st in statuses), "pass")
     evidence = {"filters": rows}
     if status == "pass":
-        return Check(CHECK, "pass", f"{len(judged)} filter(s) of yours answer on chromadb {versions[1]} as the data "
-                                    f"says (and as {versions[0]} does)", label, evidence, seconds)
+        return Check(
+            CHECK,
+            "pass",
+            f"{len(judged)} filter(s) of yours answer on chromadb {versions[1]} as the data "
+            f"says (and as {versions[0]} does)",
+            label,
+            evidence,
+            seconds,
+        )
     bad = [(a, what, s, t) for a, what, s, t in judged if STATUS[what][1] == status]
     a, what, s, t = bad[0]
     kinds = sorted({w for _, w, _, _ in bad})
-    return Check(CHECK, status, f"{len(bad)} of {len(judged)} filter(s) of yours ({', '.join(kinds)}); first, "
-                                f"from {a.origin}: {explain(a, what, s, t, versions)}", label, evidence, seconds)
+    return Check(
+        CHECK,
+        status,
+        f"{len(bad)} of {len(judged)} filter(s) of yours ({', '.join(kinds)}); first, "
+        f"from {a.origin}: {explain(a, what, s, t, versions)}",
+        label,
+        evidence,
+        seconds,
+    )
 
 
 def unknown_collections(filters: list[UserFilter], names: set[str]) -> list[str]:

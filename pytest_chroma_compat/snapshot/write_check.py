@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import time
 
-from ..client import Collection
-from ..write_probe import WriteProbe, probe
-from .result import Check
+from pytest_chroma_compat.engine.client import Collection
+from pytest_chroma_compat.roundtrip.write_probe import WriteProbe, probe
+from pytest_chroma_compat.snapshot.result import Check
 
 
 def dimension_for(records: int | None, recorded: int | None) -> int | None:
@@ -30,8 +30,14 @@ def dimension_for(records: int | None, recorded: int | None) -> int | None:
     return records or recorded or None
 
 
-def write_check(label: str, target: Collection, dimension: int | None, *, source: Collection | None = None,
-                source_version: str | None = None) -> Check:
+def write_check(
+    label: str,
+    target: Collection,
+    dimension: int | None,
+    *,
+    source: Collection | None = None,
+    source_version: str | None = None,
+) -> Check:
     """Write through every call on the target's copy; on a failure, the same on the source's copy."""
     started = time.monotonic()
     after = probe(target, dimension)
@@ -49,8 +55,10 @@ def write_check(label: str, target: Collection, dimension: int | None, *, source
 def _attribute(after: WriteProbe, before: WriteProbe, source_version: str | None) -> tuple[str, str]:
     who = f"chromadb {source_version or '?'}"
     if before.failed and before.first_kind == after.first_kind:
-        return "pre-existing", (f"pre-existing in this store: {after.detail}; {who} fails the same way on its own "
-                                f"copy before the upgrade, so it will still be there after it")
+        return "pre-existing", (
+            f"pre-existing in this store: {after.detail}; {who} fails the same way on its own "
+            f"copy before the upgrade, so it will still be there after it"
+        )
     if before.failed:
         return "fail", f"{after.detail} ({who} on its own copy fails otherwise: {before.detail})"
     return "fail", f"{after.detail}; {who} writes to its own copy without trouble"

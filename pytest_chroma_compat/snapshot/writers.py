@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from packaging.version import Version
 
-from .. import pins, releases
+from pytest_chroma_compat.engine import pins, releases
 
 TABLE = Path(__file__).with_name("writers.json")
 LEGACY_SERIES = "0.3"
@@ -64,9 +65,16 @@ READER_RULE = "the newest candidate that opens the store"
 
 def _range(versions: list[str], evidence: str, **extra: Any) -> dict[str, Any]:
     usable = _usable(versions) or versions
-    return {"first": versions[0], "last": versions[-1], "versions": versions,
-            "source_release": usable[-1], "readers": usable[::-1], "reader_rule": READER_RULE,
-            "evidence": evidence, **extra}
+    return {
+        "first": versions[0],
+        "last": versions[-1],
+        "versions": versions,
+        "source_release": usable[-1],
+        "readers": usable[::-1],
+        "reader_rule": READER_RULE,
+        "evidence": evidence,
+        **extra,
+    }
 
 
 def legacy_range() -> dict[str, Any]:
@@ -140,23 +148,39 @@ def writer_range(signals: dict[str, list[str]] | Iterable[str]) -> dict[str, Any
     unknown = sorted(have - everything)
     if unknown:
         last = table[-1]["versions"][-1]
-        return {"first": None, "last": None, "versions": [], "source_release": None, "readers": [],
-                "reader_rule": READER_RULE, "exact": False, "unknown": unknown,
-                "evidence": f"migrations no measured release (up to {last}) applies: {', '.join(unknown)}; "
-                            "written by a newer release"}
+        return {
+            "first": None,
+            "last": None,
+            "versions": [],
+            "source_release": None,
+            "readers": [],
+            "reader_rule": READER_RULE,
+            "exact": False,
+            "unknown": unknown,
+            "evidence": f"migrations no measured release (up to {last}) applies: {', '.join(unknown)}; "
+            "written by a newer release",
+        }
     supersets = [v for g in table if have <= set(g["migrations"]) for v in g["versions"]]
-    return _range(supersets, f"{len(have)} migrations applied, newest {newest}; no release has exactly "
-                             "this set (opened by an older release after a newer one?)", exact=False, unknown=[])
+    return _range(
+        supersets,
+        f"{len(have)} migrations applied, newest {newest}; no release has exactly "
+        "this set (opened by an older release after a newer one?)",
+        exact=False,
+        unknown=[],
+    )
 
 
 def describe(wr: dict[str, Any]) -> str:
-    """"one of chromadb 1.0.0-1.2.2 (evidence: ...)": the range, never one release stated as the writer."""
+    """ "one of chromadb 1.0.0-1.2.2 (evidence: ...)": the range, never one release stated as the writer."""
     versions = wr.get("versions") or [v for v in (wr.get("first"), wr.get("last")) if v]
     if not versions:
         return f"unknown ({wr.get('evidence', 'no evidence')})"
     count = f" ({len(versions)} releases)" if wr.get("versions") else ""
-    who = f"chromadb {versions[0]}" if versions[0] == versions[-1] else \
-        f"one of chromadb {versions[0]}-{versions[-1]}{count}"
+    who = (
+        f"chromadb {versions[0]}"
+        if versions[0] == versions[-1]
+        else f"one of chromadb {versions[0]}-{versions[-1]}{count}"
+    )
     return f"{who} (evidence: {wr.get('evidence', 'none')})"
 
 
@@ -179,17 +203,19 @@ def unknown_to(version: str, migrations: Iterable[str]) -> list[str] | None:
 
 # -- measurement ---------------------------------------------------------------------------------
 
+
 def measure_one(version: str) -> dict[str, list[str]]:
     """Write a one-record store with ``version`` and read back every signal it leaves (``signals.py``)."""
     import numpy as np
 
-    from ..client import Release
-    from . import signals
+    from pytest_chroma_compat.engine.client import Release
+    from pytest_chroma_compat.snapshot import signals
 
     with tempfile.TemporaryDirectory(prefix=f"writers-{version}-") as tmp, Release(version) as release:
         client = release.persistent(Path(tmp) / "store")
         client.create_collection("writers-probe").add(
-            ids=["a"], embeddings=np.ones((1, 3), dtype=np.float32), documents=["a"], metadatas=[{"k": 1}])
+            ids=["a"], embeddings=np.ones((1, 3), dtype=np.float32), documents=["a"], metadatas=[{"k": 1}]
+        )
         client.close()
         release.close()
         return signals.read_path(Path(tmp) / "store")
@@ -204,10 +230,20 @@ def build_table(measured: dict[str, dict[str, list[str]]]) -> dict[str, Any]:
             out[-1]["versions"].append(version)
             out[-1]["last"] = version
         else:
-            out.append({"first": version, "last": version, "versions": [version], "migrations": sig["migrations"],
-                        "signals": sig})
-    return {"measured": date.today().isoformat(), "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
-            "groups": out}
+            out.append(
+                {
+                    "first": version,
+                    "last": version,
+                    "versions": [version],
+                    "migrations": sig["migrations"],
+                    "signals": sig,
+                }
+            )
+    return {
+        "measured": date.today().isoformat(),
+        "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
+        "groups": out,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

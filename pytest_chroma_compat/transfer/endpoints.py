@@ -21,9 +21,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import releases
-from ..errors import CompatError
-from ..scopes import DEFAULT_SCOPE, Scope
+from pytest_chroma_compat.common.errors import CompatError
+from pytest_chroma_compat.common.scopes import DEFAULT_SCOPE, Scope
+from pytest_chroma_compat.engine import releases
 
 #: where each era answers its version (1.x: v2 only; 0.4-0.5: v1; 0.6: both)
 VERSION_PATHS = ("/api/v2/version", "/api/v1/version")
@@ -90,9 +90,11 @@ def parse_url(spec: str, header_flag: str = "--target-header") -> tuple[str, int
         # refused, not dropped: a server that needs them would answer "forbidden" with no word why, and
         # a URL is printed, logged and seen in `ps`; the message never repeats them
         where = f"{parts.scheme}://{parts.hostname or ''}" + (f":{parts.port}" if _port_ok(parts) else "")
-        raise TransferError(f"{where}: credentials in the URL (user:password@) are not used; give the host as "
-                            f"http://host:port and the credentials as a header, e.g. {header_flag} "
-                            "'Authorization: Basic $CREDENTIALS' or 'Authorization: Bearer $TOKEN'")
+        raise TransferError(
+            f"{where}: credentials in the URL (user:password@) are not used; give the host as "
+            f"http://host:port and the credentials as a header, e.g. {header_flag} "
+            "'Authorization: Basic $CREDENTIALS' or 'Authorization: Bearer $TOKEN'"
+        )
     if parts.scheme == "https":
         raise TransferError(f"{spec}: https servers are not supported yet (use http:// on a trusted network)")
     if parts.path not in ("", "/") or parts.query or not parts.hostname:
@@ -125,16 +127,18 @@ _AUTH_TYPES = re.compile(r"Auth|Unauthori[sz]ed|Forbidden")
 _AUTH_WORDS = re.compile(r"\b(401|403)\b|Unauthori[sz]ed|Forbidden|[Aa]uthenticat|[Aa]uthori[sz]")
 
 
-def auth_refusal(exc: Exception, side: "Side", flag: str) -> "TransferError | None":
+def auth_refusal(exc: Exception, side: Side, flag: str) -> TransferError | None:
     """The one-line refusal for an error that says the server refused our credentials, else None."""
     kind = getattr(exc, "qualified_type", type(exc).__name__)
     message = getattr(exc, "message", str(exc)).splitlines()[0][:120] if str(exc) else ""
     if not (_AUTH_TYPES.search(kind) or _AUTH_WORDS.search(message)):
         return None
     given = "refused the credentials given with" if side.headers else "needs credentials: pass them with"
-    return TransferError(f"the {side.role} server {side.host}:{side.port} {given} {flag} ({kind}: {message}); "
-                         f"e.g. {flag} 'Authorization: Bearer $TOKEN' (or 'X-Chroma-Token: $TOKEN', as the "
-                         "server is configured)")
+    return TransferError(
+        f"the {side.role} server {side.host}:{side.port} {given} {flag} ({kind}: {message}); "
+        f"e.g. {flag} 'Authorization: Bearer $TOKEN' (or 'X-Chroma-Token: $TOKEN', as the "
+        "server is configured)"
+    )
 
 
 def parse_database(text: str) -> Scope:
@@ -144,8 +148,9 @@ def parse_database(text: str) -> Scope:
     return (None, None) if (tenant, database) == ("default_tenant", "default_database") else (tenant, database)
 
 
-def server_version(host: str, port: int, headers: dict[str, str], timeout: float = 10.0,
-                   header_flag: str = "--target-header") -> str:
+def server_version(
+    host: str, port: int, headers: dict[str, str], timeout: float = 10.0, header_flag: str = "--target-header"
+) -> str:
     """The version the server reports; what answers decides the API era, not a guess.
     A server (or the proxy before it) that answers only 401/403 needs credentials: said so, with the flag."""
     problems = []
@@ -169,8 +174,10 @@ def server_version(host: str, port: int, headers: dict[str, str], timeout: float
         problems.append(f"{path}: answered {body[:60]!r}")
     if problems and all(p.endswith(("HTTP 401", "HTTP 403")) for p in problems):
         given = "refused the credentials given with" if headers else "needs credentials: pass them with"
-        raise TransferError(f"the server http://{host}:{port} {given} {header_flag} ({'; '.join(problems)}); "
-                            f"e.g. {header_flag} 'Authorization: Bearer $TOKEN'")
+        raise TransferError(
+            f"the server http://{host}:{port} {given} {header_flag} ({'; '.join(problems)}); "
+            f"e.g. {header_flag} 'Authorization: Bearer $TOKEN'"
+        )
     raise TransferError(f"http://{host}:{port} does not say which Chroma release it is ({'; '.join(problems)})")
 
 
@@ -194,12 +201,15 @@ def server_release(reported: str, given: str | None, role: str, flag: str) -> tu
     series = SpecifierSet(ambiguous["series"])
     if given:
         if given not in series:
-            raise TransferError(f"the {role} server reports {reported} ({ambiguous['why']}), so it is not "
-                                f"{flag} {given}")
+            raise TransferError(
+                f"the {role} server reports {reported} ({ambiguous['why']}), so it is not {flag} {given}"
+            )
         return catalogued(given, role, flag), f"{flag}; the server reports {reported} ({ambiguous['why']})"
     newest = max((v for v in releases.versions() if v in series), key=_key)
-    return newest, (f"the server reports {reported} ({ambiguous['why']}); talked to with chromadb {newest}'s "
-                    f"client; pass {flag} to name the server's release")
+    return newest, (
+        f"the server reports {reported} ({ambiguous['why']}); talked to with chromadb {newest}'s "
+        f"client; pass {flag} to name the server's release"
+    )
 
 
 def _key(version: str) -> object:
@@ -212,6 +222,8 @@ def catalogued(version: str, role: str, flag: str) -> str:
     try:
         releases.lookup(version)
     except CompatError as exc:
-        raise TransferError(f"the {role} is chromadb {version}, which this harness cannot install ({exc}); "
-                            f"pass {flag} with the nearest release") from None
+        raise TransferError(
+            f"the {role} is chromadb {version}, which this harness cannot install ({exc}); "
+            f"pass {flag} with the nearest release"
+        ) from None
     return version

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import leftovers, paths
-from .endpoints import TransferError
+from pytest_chroma_compat.engine import cache_dirs, leftovers
+from pytest_chroma_compat.transfer.endpoints import TransferError
 
 #: a journal saying it began more than this far in the future was not written by us
 _CLOCK_SLACK = 86400.0
@@ -31,8 +31,11 @@ def damaged(stored: dict[str, Any]) -> str:
     checked for its type and range, so a crafted or corrupted file is a refusal, never an exit 3
     and never an offset that skips records (the offset is also checked against the target: move.py)."""
     started = stored.get("started")
-    if isinstance(started, bool) or not isinstance(started, (int, float)) or \
-            not 0 <= started <= time.time() + _CLOCK_SLACK:
+    if (
+        isinstance(started, bool)
+        or not isinstance(started, (int, float))
+        or not 0 <= started <= time.time() + _CLOCK_SLACK
+    ):
         return f"started is {str(started)[:40]!r}, not a time"
     collections = stored.get("collections")
     if not isinstance(collections, dict):
@@ -54,7 +57,7 @@ def damaged(stored: dict[str, Any]) -> str:
 
 def location(source: str, target: str) -> Path:
     key = hashlib.sha256(f"{source}\0{target}".encode()).hexdigest()[:16]
-    return paths.scratch_dir() / "transfers" / f"{key}.json"
+    return cache_dirs.scratch_dir() / "transfers" / f"{key}.json"
 
 
 class Journal:
@@ -72,8 +75,10 @@ class Journal:
             if isinstance(stored, dict) and stored.get("source") == source and stored.get("target") == target:
                 damage = damaged(stored)
                 if damage:  # read from a file: never trusted to steer a resume (issue 24, attack pass)
-                    raise TransferError(f"this command's resume journal {path} is damaged ({damage}); delete it "
-                                        "and the partly written target, then run the command again")
+                    raise TransferError(
+                        f"this command's resume journal {path} is damaged ({damage}); delete it "
+                        "and the partly written target, then run the command again"
+                    )
                 self.data, self.resumed = stored, True
 
     def entry(self, label: str) -> dict[str, Any] | None:

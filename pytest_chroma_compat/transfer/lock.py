@@ -15,13 +15,13 @@ import hashlib
 import os
 from pathlib import Path
 
-from .. import paths
-from .endpoints import TransferError
+from pytest_chroma_compat.engine import cache_dirs
+from pytest_chroma_compat.transfer.endpoints import TransferError
 
 
 def location(target: str) -> Path:
     key = hashlib.sha256(target.encode()).hexdigest()[:16]
-    return paths.scratch_dir() / "transfers" / f"{key}.lock"
+    return cache_dirs.scratch_dir() / "transfers" / f"{key}.lock"
 
 
 def hold(target: str, label: str) -> int:
@@ -43,8 +43,10 @@ def hold(target: str, label: str) -> int:
                 holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
             finally:
                 os.close(fd)
-            raise TransferError(f"another migrate (pid {holder}) is writing to {label}; wait for it to finish, or "
-                                "stop it and run the same command again to resume its work") from None
+            raise TransferError(
+                f"another migrate (pid {holder}) is writing to {label}; wait for it to finish, or "
+                "stop it and run the same command again to resume its work"
+            ) from None
         if _same_file(path, fd):
             break
         os.close(fd)  # the holder before us removed it as we opened it: lock the file that is there now

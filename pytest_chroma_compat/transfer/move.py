@@ -30,17 +30,17 @@ from typing import Any, Callable
 
 from packaging.specifiers import SpecifierSet
 
-from .. import leftovers, paths
-from ..client import Client, Collection, Release
-from ..errors import ChromaError
-from ..migrate import detect_format, groups_by_fields
-from ..progress import Progress
-from ..scopes import DEFAULT_SCOPE, Scope, Selection, scope_label, store_scopes
-from . import endpoints, lock, verify
-from .endpoints import Side, TransferError
-from .journal import Journal, location
+from pytest_chroma_compat.common.errors import ChromaError
+from pytest_chroma_compat.common.progress import Progress
+from pytest_chroma_compat.common.scopes import DEFAULT_SCOPE, Scope, Selection, scope_label, store_scopes
+from pytest_chroma_compat.engine import cache_dirs, leftovers
+from pytest_chroma_compat.engine.client import Client, Collection, Release
+from pytest_chroma_compat.roundtrip.paths import detect_format, groups_by_fields
+from pytest_chroma_compat.transfer import endpoints, lock, verify
+from pytest_chroma_compat.transfer.endpoints import Side, TransferError
+from pytest_chroma_compat.transfer.journal import Journal, location
 
-RELEASE_SIDE = str(Path(__file__).resolve().parent.parent / "release_side")
+RELEASE_SIDE = str(Path(__file__).resolve().parent.parent / "engine" / "release_side")
 OPS = "chroma_compat_transfer_ops"
 BATCH = 1000
 MAX_READERS = 3
@@ -58,9 +58,16 @@ SETTINGS_RULES: tuple[dict, ...] = (
     {"source": "<1.0.0", "target": "", "carry": "metadata"},
 )
 #: 1.x configuration key -> the 0.x metadata key that means the same
-HNSW_METADATA = {"space": "hnsw:space", "ef_construction": "hnsw:construction_ef", "ef_search": "hnsw:search_ef",
-                 "max_neighbors": "hnsw:M", "num_threads": "hnsw:num_threads", "resize_factor": "hnsw:resize_factor",
-                 "batch_size": "hnsw:batch_size", "sync_threshold": "hnsw:sync_threshold"}
+HNSW_METADATA = {
+    "space": "hnsw:space",
+    "ef_construction": "hnsw:construction_ef",
+    "ef_search": "hnsw:search_ef",
+    "max_neighbors": "hnsw:M",
+    "num_threads": "hnsw:num_threads",
+    "resize_factor": "hnsw:resize_factor",
+    "batch_size": "hnsw:batch_size",
+    "sync_threshold": "hnsw:sync_threshold",
+}
 CONFIG_SECTIONS = ("hnsw", "spann")
 
 
@@ -93,10 +100,16 @@ class Outcome:
 
     def as_dict(self) -> dict[str, Any]:
         side = lambda s: {"spec": s.spec, "kind": s.kind, "version": s.version, "evidence": s.evidence}  # noqa: E731
-        return {"source": side(self.source), "target": side(self.target), "copied": self.copied,
-                "resumed": self.resumed, "notes": self.notes, "seconds": round(self.seconds, 2),
-                "verified": [v.as_dict() for v in self.verified] if self.verified else None,
-                "ok": not self.differences}
+        return {
+            "source": side(self.source),
+            "target": side(self.target),
+            "copied": self.copied,
+            "resumed": self.resumed,
+            "notes": self.notes,
+            "seconds": round(self.seconds, 2),
+            "verified": [v.as_dict() for v in self.verified] if self.verified else None,
+            "ok": not self.differences,
+        }
 
 
 def carry_rule(source: str, target: str) -> str:
@@ -111,8 +124,11 @@ def settings_for(rule: str, info: dict) -> dict[str, Any]:
     metadata = dict(info.get("metadata") or {})
     config = info.get("configuration") or {}
     if rule == "configuration" and not any(k.startswith("hnsw:") for k in metadata):
-        carried = {s: {k: v for k, v in config[s].items() if v is not None}
-                   for s in CONFIG_SECTIONS if isinstance(config.get(s), dict)}
+        carried = {
+            s: {k: v for k, v in config[s].items() if v is not None}
+            for s in CONFIG_SECTIONS
+            if isinstance(config.get(s), dict)
+        }
         return {"metadata": metadata or None, "configuration": carried or None}
     if rule == "config-to-metadata" and isinstance(config.get("hnsw"), dict):
         for key, value in config["hnsw"].items():
@@ -124,11 +140,22 @@ def settings_for(rule: str, info: dict) -> dict[str, Any]:
 class Mover:
     """One ``migrate`` run; a context manager that closes every worker and removes the private copy."""
 
-    def __init__(self, source: str, target: str, *, source_version: str | None = None,
-                 target_version: str | None = None, source_headers: dict | None = None,
-                 target_headers: dict | None = None, databases: list[Scope] | None = None,
-                 collections: list[str] | None = None, batch_size: int = BATCH, timeout: float | None = None,
-                 progress: Progress | None = None, say: Callable[[str], None] = lambda s: None) -> None:
+    def __init__(
+        self,
+        source: str,
+        target: str,
+        *,
+        source_version: str | None = None,
+        target_version: str | None = None,
+        source_headers: dict | None = None,
+        target_headers: dict | None = None,
+        databases: list[Scope] | None = None,
+        collections: list[str] | None = None,
+        batch_size: int = BATCH,
+        timeout: float | None = None,
+        progress: Progress | None = None,
+        say: Callable[[str], None] = lambda s: None,
+    ) -> None:
         self.stack = ExitStack()
         self._releases: dict[tuple[str, str], Release] = {}
         self.progress, self.say, self.batch_size = progress, say, batch_size
@@ -138,8 +165,9 @@ class Mover:
         try:  # a refusal here (a bad target, an unreadable source) must not leave the private copy behind
             # one run per target (transfer/lock.py): taken before the source is copied or a side is opened
             key = endpoints.identity(target)
-            held = lock.hold(key, target if not endpoints.is_url(target) else
-                             "server {}:{}".format(*endpoints.parse_url(target)))
+            held = lock.hold(
+                key, target if not endpoints.is_url(target) else "server {}:{}".format(*endpoints.parse_url(target))
+            )
             self.stack.callback(lock.release, key, held)
             self.source = self._source(source, source_version, source_headers or {})
             self.target = self._target(target, target_version, target_headers or {})
@@ -147,7 +175,7 @@ class Mover:
             self.stack.close()
             raise
 
-    def __enter__(self) -> "Mover":
+    def __enter__(self) -> Mover:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -167,13 +195,13 @@ class Mover:
             side = self._server("source", spec, version, headers, "--source-version")
             side.scopes = self.databases or [DEFAULT_SCOPE]
             return side
-        from ..snapshot import inventory, sources, store_state
+        from pytest_chroma_compat.snapshot import inventory, sources, store_state
 
         try:
             store_state.refuse_live_writer(spec)
         except store_state.LiveWriter as exc:
             raise TransferError(str(exc)) from None
-        work = Path(tempfile.mkdtemp(prefix=leftovers.prefix("migrate"), dir=paths.scratch_dir()))
+        work = Path(tempfile.mkdtemp(prefix=leftovers.prefix("migrate"), dir=cache_dirs.scratch_dir()))
         self.stack.callback(shutil.rmtree, work, True)
         copy = sources.materialize(spec, work)
         try:
@@ -183,18 +211,25 @@ class Mover:
         side = Side("source", spec, "directory", path=copy.path)
         wr = inv.get("writer_range") or {}
         if version:
-            side.version, side.evidence = endpoints.catalogued(version, "source", "--source-version"), "--source-version"
+            side.version, side.evidence = (
+                endpoints.catalogued(version, "source", "--source-version"),
+                "--source-version",
+            )
         elif wr.get("source_release"):
             side.version = wr["source_release"]
-            side.readers = [v for v in wr.get("readers") or [] if v != side.version][:MAX_READERS - 1]
+            side.readers = [v for v in wr.get("readers") or [] if v != side.version][: MAX_READERS - 1]
             side.evidence = f"written by one of chromadb {wr.get('first')}-{wr.get('last')} ({wr.get('evidence')})"
         else:
-            raise TransferError(f"{spec}: cannot tell which release wrote this store "
-                                f"({wr.get('evidence', 'no evidence')}); pass --source-version")
+            raise TransferError(
+                f"{spec}: cannot tell which release wrote this store "
+                f"({wr.get('evidence', 'no evidence')}); pass --source-version"
+            )
         scopes, unplaced = store_scopes(inv)
         if unplaced:
-            self.say(f"migrate: skipped {len(unplaced)} collection(s) in no database the store lists: "
-                     f"{', '.join(unplaced[:5])}")
+            self.say(
+                f"migrate: skipped {len(unplaced)} collection(s) in no database the store lists: "
+                f"{', '.join(unplaced[:5])}"
+            )
         side.scopes = [s for s in scopes if self.databases is None or s in self.databases]
         return side
 
@@ -223,20 +258,25 @@ class Mover:
             raise TransferError(f"{spec}: the target directory is the source or inside it")
         fmt = detect_format(path) if path.exists() else "empty"
         if fmt not in ("empty", "sqlite"):
-            raise TransferError(f"{spec}: the target directory holds files that are not a Chroma store "
-                                f"({fmt}); give an empty or new directory")
+            raise TransferError(
+                f"{spec}: the target directory holds files that are not a Chroma store "
+                f"({fmt}); give an empty or new directory"
+            )
         resumed = None
         if fmt == "sqlite" and not version:
             version = resumed = self._interrupted_target_version(path)
             if version is None:
-                raise TransferError(f"{spec}: the target is an existing store; pass --target-version (the release "
-                                    "that will open it)")
+                raise TransferError(
+                    f"{spec}: the target is an existing store; pass --target-version (the release that will open it)"
+                )
         side = Side("target", spec, "directory", path=path)
         if resumed:
             side.version, side.evidence = resumed, "the release the interrupted run of this command wrote it with"
         elif version:
-            side.version, side.evidence = endpoints.catalogued(version, "target", "--target-version"), \
-                "--target-version"
+            side.version, side.evidence = (
+                endpoints.catalogued(version, "target", "--target-version"),
+                "--target-version",
+            )
         else:
             side.version, side.evidence = self.source.version, "the source's release (no --target-version)"
         return side
@@ -283,8 +323,9 @@ class Mover:
 
     def run(self, *, check: bool = False) -> Outcome:
         started = time.monotonic()
-        journal = Journal(location(self.source.identity, self.target.identity), self.source.identity,
-                          self.target.identity)
+        journal = Journal(
+            location(self.source.identity, self.target.identity), self.source.identity, self.target.identity
+        )
         out = Outcome(self.source, self.target, resumed=journal.resumed)
         rule = carry_rule(self.source.version, self.target.version)
         sources: list[tuple[Scope, Client, list[Planned]]] = []
@@ -310,8 +351,10 @@ class Mover:
         if journal.resumed:
             done = sum(p.done for *_, plan in sources for p in plan)
             total = sum(len(plan) for *_, plan in sources)
-            self.say(f"migrate: resuming the run begun {time.ctime(journal.data['started'])}: {done} of {total} "
-                     "collection(s) done")
+            self.say(
+                f"migrate: resuming the run begun {time.ctime(journal.data['started'])}: {done} of {total} "
+                "collection(s) done"
+            )
         if self.target.kind == "directory" and detect_format(self.target.path) == "empty":  # type: ignore[arg-type]
             self._initialize(self.target.path)  # type: ignore[arg-type]
         target_release = self._release(self.target.version, "target")
@@ -345,8 +388,10 @@ class Mover:
         if staging.is_dir() and not staging.is_symlink() and detect_format(staging) in ("sqlite", "empty"):
             shutil.rmtree(staging, ignore_errors=True)  # a killed run's half-made store (nothing else)
         elif staging.exists() or staging.is_symlink():
-            raise TransferError(f"{staging} is in the way (migrate creates a new target store there first); "
-                                "move it, or choose another target")
+            raise TransferError(
+                f"{staging} is in the way (migrate creates a new target store there first); "
+                "move it, or choose another target"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with Release(self.target.version, **({"timeout": self.timeout} if self.timeout else {})) as release:
@@ -373,15 +418,17 @@ class Mover:
                 continue
             for item in planned:
                 if item.name in present and journal.entry(item.label) is None:
-                    raise TransferError(f"the target already holds collection {item.label}: migrate never "
-                                        "merges into a collection it did not create (delete it there, or pick "
-                                        "another target)")
+                    raise TransferError(
+                        f"the target already holds collection {item.label}: migrate never "
+                        "merges into a collection it did not create (delete it there, or pick "
+                        "another target)"
+                    )
 
     def _full_disk(self) -> str:
-        """"the target's disk is full: ..." when a directory target has (nearly) no room left, else ""."""
+        """ "the target's disk is full: ..." when a directory target has (nearly) no room left, else ""."""
         if self.target.kind != "directory" or self.target.path is None:
             return ""
-        from ..snapshot.safecopy import free_space, human
+        from pytest_chroma_compat.snapshot.safecopy import free_space, human
 
         free = free_space(Path(self.target.path))
         if free >= FULL_DISK_BYTES:
@@ -403,8 +450,10 @@ class Mover:
             held = 0
         if item.resume_from <= min(held, item.total) and (not item.done or held == item.total == item.resume_from):
             return
-        self.say(f"migrate: the journal says {item.resume_from} of {item.total} records of {item.label} were copied"
-                 f"{' (done)' if item.done else ''}, but the target holds {held}: copying it again from the start")
+        self.say(
+            f"migrate: the journal says {item.resume_from} of {item.total} records of {item.label} were copied"
+            f"{' (done)' if item.done else ''}, but the target holds {held}: copying it again from the start"
+        )
         item.resume_from, item.done = 0, False
         journal.data["collections"][item.label].update(copied=0, done=False)
 
@@ -421,8 +470,9 @@ class Mover:
             journal.save()
             if fresh or item.name not in tgt.list_collection_names():
                 info = self._describe(src, item.name)
-                tgt.release.run(f"{OPS}:create", client=tgt, sys_path=[RELEASE_SIDE], name=item.name,
-                                **settings_for(rule, info))
+                tgt.release.run(
+                    f"{OPS}:create", client=tgt, sys_path=[RELEASE_SIDE], name=item.name, **settings_for(rule, info)
+                )
         journal.begin(item.label, item.total)
         journal.save()
         source_col, target_col = src.get_collection(item.name), Collection(tgt, {"name": item.name, "id": ""})
@@ -437,10 +487,14 @@ class Mover:
                 except ChromaError as exc:  # the target release's refusal: not a harness bug, and resumable
                     full = self._full_disk()
                     if full:  # the release's own words ("Error purging logs") do not say why: we do
-                        raise TransferError(f"{full}; {item.label} stopped after {copied} records; free space and "
-                                            "rerun the same command (it resumes)") from None
-                    raise TransferError(f"chromadb {self.target.version} refused records of {item.label} "
-                                        f"(after {copied} copied): {str(exc).splitlines()[0][:300]}") from None
+                        raise TransferError(
+                            f"{full}; {item.label} stopped after {copied} records; free space and "
+                            "rerun the same command (it resumes)"
+                        ) from None
+                    raise TransferError(
+                        f"chromadb {self.target.version} refused records of {item.label} "
+                        f"(after {copied} copied): {str(exc).splitlines()[0][:300]}"
+                    ) from None
             copied += len(page["ids"])
             journal.advance(item.label, copied)
             if self.progress:
@@ -451,9 +505,15 @@ class Mover:
     def _verify(self, item: Planned, src: Client, tgt: Client) -> verify.Verified:
         label = f"verify {item.label}"
         tick = (lambda done, total: self.progress(label, done, total)) if self.progress else None  # noqa: E731
-        return verify.collection(item.label, src.get_collection(item.name), tgt.get_collection(item.name),
-                                 self._describe(src, item.name), self._describe(tgt, item.name), tick,
-                                 control=self._control)
+        return verify.collection(
+            item.label,
+            src.get_collection(item.name),
+            tgt.get_collection(item.name),
+            self._describe(src, item.name),
+            self._describe(tgt, item.name),
+            tick,
+            control=self._control,
+        )
 
     def _control(self, records: dict, space: str) -> dict:
         """``records`` as the target release returns them after writing them itself into a fresh
@@ -465,8 +525,12 @@ class Mover:
         with release.ephemeral() as client:
             name = f"control-{uuid.uuid4().hex[:12]}"
             col = client.create_collection(name, metadata={"hnsw:space": space})
-            batch = {"ids": ids, "embeddings": np.asarray(records["embeddings"], dtype=np.float64),
-                     "documents": records["documents"], "metadatas": records["metadatas"]}
+            batch = {
+                "ids": ids,
+                "embeddings": np.asarray(records["embeddings"], dtype=np.float64),
+                "documents": records["documents"],
+                "metadatas": records["metadatas"],
+            }
             for group in groups_by_fields(batch):
                 col.add(**group)
             got = col.get(ids=ids, include=["embeddings", "documents", "metadatas"])
@@ -474,11 +538,14 @@ class Mover:
         rows = [{rid: k for k, rid in enumerate(got["ids"])}[rid] for rid in ids]
         vectors = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(got["ids"]), -1)
         pick = lambda values: None if values is None else [values[k] for k in rows]  # noqa: E731
-        return {"ids": ids, "embeddings": vectors[rows], "documents": pick(got.get("documents")),
-                "metadatas": pick(got.get("metadatas"))}
+        return {
+            "ids": ids,
+            "embeddings": vectors[rows],
+            "documents": pick(got.get("documents")),
+            "metadatas": pick(got.get("metadatas")),
+        }
 
 
 def _inside(path: Path, other: Path) -> bool:
     a, b = path.resolve(), other.resolve()
     return a == b or b in a.parents
-

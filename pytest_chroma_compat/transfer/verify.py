@@ -3,7 +3,7 @@
 Why read by id, in sorted id order: the two releases return records in
 different orders (``get()`` order changed twice, docs/contracts.md), so both
 are asked for the same ids page by page and each summarizes its page where it
-read it (``worker/fingerprint.py``, the digest ``validate`` computes). Equal
+read it (``engine/worker/fingerprint.py``, the digest ``validate`` computes). Equal
 digests mean bit-identical ids, documents, metadata (types included) and
 float32 vectors; a count check catches records the target has and the source
 does not. Collection metadata and the distance space are compared too: a
@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..client import Collection
-from ..worker import fingerprint as fp
+from pytest_chroma_compat.engine.client import Collection
+from pytest_chroma_compat.engine.worker import fingerprint as fp
 
 PAGE = 500
 ID_PAGE = 5000
@@ -71,9 +71,11 @@ def _field_change(name: str, rid: str, left: Any, right: Any) -> str:
 
 def _fields(rec: dict, i: int) -> dict[str, Any]:
     vec = rec["embeddings"]
-    return {"document": None if rec["documents"] is None else rec["documents"][i],
-            "metadata": None if rec["metadatas"] is None else rec["metadatas"][i],
-            "embedding": None if vec is None else vec[i]}
+    return {
+        "document": None if rec["documents"] is None else rec["documents"][i],
+        "metadata": None if rec["metadatas"] is None else rec["metadatas"][i],
+        "embedding": None if vec is None else vec[i],
+    }
 
 
 def _same(name: str, left: Any, right: Any) -> bool:
@@ -88,8 +90,9 @@ def _records(reply: dict) -> dict:
     return rec
 
 
-def _compare_page(src: Collection, tgt: Collection, chunk: list[str], space: str,
-                  control: Control | None, replaced: dict[str, dict]) -> tuple[str | None, list[str]]:
+def _compare_page(
+    src: Collection, tgt: Collection, chunk: list[str], space: str, control: Control | None, replaced: dict[str, dict]
+) -> tuple[str | None, list[str]]:
     """Why a page's hashes differ: ``(the first unexplained change, [])``, or ``(None, changes)`` when
     every changed record comes back from a fresh collection of the target release, written by that
     release itself, exactly as the target holds it (``control``): the release's write path changed
@@ -114,10 +117,12 @@ def _compare_page(src: Collection, tgt: Collection, chunk: list[str], space: str
     if control is None:
         return first, []
     rows = [i for i, _, _ in changed]
-    subset = {"ids": [a["ids"][k] for k in rows],
-              "embeddings": None if a["embeddings"] is None else a["embeddings"][rows],
-              "documents": None if a["documents"] is None else [a["documents"][k] for k in rows],
-              "metadatas": None if a["metadatas"] is None else [a["metadatas"][k] for k in rows]}
+    subset = {
+        "ids": [a["ids"][k] for k in rows],
+        "embeddings": None if a["embeddings"] is None else a["embeddings"][rows],
+        "documents": None if a["documents"] is None else [a["documents"][k] for k in rows],
+        "metadatas": None if a["metadatas"] is None else [a["metadatas"][k] for k in rows],
+    }
     own = control(subset, space)
     explained = []
     for k, (i, j, names) in enumerate(changed):
@@ -134,11 +139,11 @@ def _expected_digest(src: Collection, ids: list[str], replaced: dict[str, dict])
     release changes on write replaced by its own values, summarized here as the worker does it.
     Each page's hash as computed here is checked against the worker's first, so the host and the
     worker agree on every byte before the digest means anything."""
-    from ..worker import wire
+    from pytest_chroma_compat.engine.worker import wire
 
     digest = fp.Digest()
     for start in range(0, len(ids), PAGE):
-        chunk = ids[start:start + PAGE]
+        chunk = ids[start : start + PAGE]
         reply = src._call("fingerprint", ids=chunk, records=True)
         rec = _records(reply)
         if rec["embeddings"] is not None:
@@ -161,27 +166,36 @@ def _settings(metadata: dict | None) -> dict:
     return {k: v for k, v in (metadata or {}).items() if not k.startswith(SETTINGS_PREFIX)}
 
 
-def collection(label: str, src: Collection, tgt: Collection, source_info: dict, target_info: dict,
-               progress: Callable[[int, int], None] | None = None, control: Control | None = None) -> Verified:
+def collection(
+    label: str,
+    src: Collection,
+    tgt: Collection,
+    source_info: dict,
+    target_info: dict,
+    progress: Callable[[int, int], None] | None = None,
+    control: Control | None = None,
+) -> Verified:
     out = Verified(label, source_space=source_info["space"], target_space=target_info["space"])
     ids = sorted(_ids(src))
     out.source_count, out.target_count = len(ids), tgt.count()
     if out.source_space != out.target_space:
         out.differences.append(f"distance space {out.source_space} on the source, {out.target_space} on the target")
     if _settings(source_info["metadata"]) != _settings(target_info["metadata"]):
-        out.differences.append(f"collection metadata {_settings(source_info['metadata'])!r} on the source, "
-                               f"{_settings(target_info['metadata'])!r} on the target")
+        out.differences.append(
+            f"collection metadata {_settings(source_info['metadata'])!r} on the source, "
+            f"{_settings(target_info['metadata'])!r} on the target"
+        )
     token = f"verify-{uuid.uuid4().hex}"
     first: str | None = None
     replaced: dict[str, dict] = {}
     for start in range(0, len(ids), PAGE):
-        chunk = ids[start:start + PAGE]
+        chunk = ids[start : start + PAGE]
         a = src._call("fingerprint", ids=chunk, digest=token)
         b = tgt._call("fingerprint", ids=chunk, digest=token)
         if a["hash"] != b["hash"] and first is None:
             first, explained = _compare_page(src, tgt, chunk, out.target_space, control, replaced)
             out.release_changes += len(explained)
-            out.release_examples.extend(explained[:3 - len(out.release_examples)])
+            out.release_examples.extend(explained[: 3 - len(out.release_examples)])
         if progress:
             progress(start + len(chunk), len(ids))
     out.source_digest = src.client.worker.call("take_digest", token=token) or "empty"
@@ -191,8 +205,10 @@ def collection(label: str, src: Collection, tgt: Collection, source_info: dict, 
     elif replaced:
         out.expected_digest = _expected_digest(src, ids, replaced)
         if out.expected_digest != out.target_digest:
-            out.differences.append(f"the target's digest {out.target_digest} is not the source's as the target "
-                                   f"release stores it ({out.expected_digest})")
+            out.differences.append(
+                f"the target's digest {out.target_digest} is not the source's as the target "
+                f"release stores it ({out.expected_digest})"
+            )
     elif out.source_digest != out.target_digest:
         out.differences.append("the digests differ")
     if out.target_count != out.source_count:
