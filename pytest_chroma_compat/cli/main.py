@@ -13,6 +13,7 @@ import atexit
 import errno
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Callable
 
@@ -88,6 +89,10 @@ def entry() -> None:
     interrupts.exit_on_signal(code)
     # the interpreter's own exit sets the default handlers back before tearing down its modules (tens of
     # ms): a signal in that window killed us with -15 after a clean run. Exit as it would, minus that.
+    # as the interpreter would: non-daemon threads joined (a pool's threads told to finish), then atexit
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
